@@ -1,0 +1,40 @@
+# Third-party dependencies, each exposed as one target so the static build can swap
+# the libraries underneath without touching the targets that use them.
+find_package(PkgConfig REQUIRED)
+find_package(OpenSSL 3 REQUIRED)
+find_package(Threads REQUIRED)
+find_package(Boost 1.74 REQUIRED)          # header-only: Asio and Beast
+find_package(yaml-cpp REQUIRED)
+find_package(CLI11 REQUIRED)
+find_path(RAPIDJSON_INCLUDE_DIR rapidjson/document.h REQUIRED)
+
+add_library(tenantdb_rapidjson INTERFACE)
+target_include_directories(tenantdb_rapidjson SYSTEM INTERFACE "${RAPIDJSON_INCLUDE_DIR}")
+# Keys and values may hold NULs and arbitrary bytes; size_t lengths everywhere.
+target_compile_definitions(tenantdb_rapidjson INTERFACE RAPIDJSON_HAS_STDSTRING=1)
+add_library(tenantdb::rapidjson ALIAS tenantdb_rapidjson)
+
+add_library(tenantdb_asio INTERFACE)
+target_link_libraries(tenantdb_asio INTERFACE Boost::headers Threads::Threads OpenSSL::SSL)
+target_compile_definitions(tenantdb_asio INTERFACE BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW)
+add_library(tenantdb::asio ALIAS tenantdb_asio)
+
+if(TENANTDB_STATIC)
+  include(StaticDeps)
+else()
+  pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)
+  pkg_check_modules(MARIADB REQUIRED IMPORTED_TARGET libmariadb)
+  pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+  add_library(tenantdb_pq INTERFACE)
+  target_link_libraries(tenantdb_pq INTERFACE PkgConfig::PQ)
+  add_library(tenantdb_mariadb INTERFACE)
+  target_link_libraries(tenantdb_mariadb INTERFACE PkgConfig::MARIADB)
+  add_library(tenantdb_curl INTERFACE)
+  target_link_libraries(tenantdb_curl INTERFACE PkgConfig::CURL)
+  add_library(tenantdb_yaml INTERFACE)
+  target_link_libraries(tenantdb_yaml INTERFACE yaml-cpp)
+endif()
+add_library(tenantdb::pq ALIAS tenantdb_pq)
+add_library(tenantdb::mariadb ALIAS tenantdb_mariadb)
+add_library(tenantdb::curl ALIAS tenantdb_curl)
+add_library(tenantdb::yaml ALIAS tenantdb_yaml)
