@@ -1,0 +1,82 @@
+#pragma once
+/// \file
+/// The connector: address and admin credentials of a shared database server, as a
+/// platform team keeps them in one Kubernetes Secret.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "tenantdb/secret.hpp"
+
+namespace tenantdb {
+
+/// Database engine family. MariaDB and MySQL speak one protocol and share an engine.
+enum class engine_type { postgres, mysql };
+
+/// How the connection to the database server is protected. verify_full is the default:
+/// the server's certificate chain and host name are checked.
+enum class tls_mode {
+  disable,      ///< no TLS (explicit opt-out only)
+  allow,        ///< PostgreSQL "allow": TLS only if the server insists
+  prefer,       ///< PostgreSQL "prefer": TLS if the server offers it, unverified
+  require,      ///< TLS, certificate not verified
+  verify_ca,    ///< TLS, chain verified, host name not checked
+  verify_full,  ///< TLS, chain and host name verified
+};
+
+/// Where and how to reach a database server, without credentials.
+struct server_address {
+  engine_type type = engine_type::postgres;
+  bool mariadb = false;       ///< the connector said "mariadb" (affects only messages)
+  std::string host;
+  std::uint16_t port = 0;
+  tls_mode tls = tls_mode::verify_full;
+  /// PEM CA bundle to verify the server with; empty means the system's CA bundle.
+  std::string ca_pem;
+  /// PostgreSQL database the admin connects to (default "postgres"); unused for MySQL.
+  std::string admin_database;
+};
+
+/// A parsed, validated connector.
+struct connector {
+  server_address server;
+  std::string admin_user;
+  secret admin_password;
+};
+
+/// Raw connector data: Secret keys to values (already base64-decoded).
+using connector_data = std::map<std::string, std::string, std::less<>>;
+
+/// Validates and normalises connector data. Accepts this project's keys (type, host,
+/// port, adminUser, adminPassword, sslMode, tls, caCert, database) and the vCluster
+/// Platform connector's (endpoint, user, password, type, caCert, sslMode). Throws
+/// tenantdb::error (kind connector, about = the key) with one line naming the key and
+/// what is wrong; secret values are never quoted. `data` is wiped on return.
+connector parse_connector(connector_data&& data);
+
+/// Reads a connector from a Secret volume directory (one file per key; hidden entries
+/// such as ..data are skipped) or from a file holding a Kubernetes Secret manifest or a
+/// flat map, in YAML or JSON. Throws tenantdb::error (connector) on unreadable input.
+connector_data read_connector_path(const std::filesystem::path& path);
+
+/// The system CA bundle used when a connector verifies TLS but has no caCert:
+/// $SSL_CERT_FILE if set, else Debian's /etc/ssl/certs/ca-certificates.crt.
+std::string system_ca_file();
+
+/// Default port of an engine.
+std::uint16_t default_port(engine_type type) noexcept;
+
+/// "postgres" or "mysql" ("mariadb" when the connector said so).
+std::string_view engine_name(const server_address& server) noexcept;
+
+/// libpq's name of a TLS mode ("verify-full", ...).
+std::string_view to_string(tls_mode mode) noexcept;
+
+/// Throws tenantdb::error (connector) unless `pem` holds at least one parseable X.509
+/// certificate and nothing that is not PEM.
+void validate_ca_pem(std::string_view pem, std::string_view key);
+
+}  // namespace tenantdb
