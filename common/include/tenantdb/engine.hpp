@@ -1,0 +1,78 @@
+#pragma once
+/// \file
+/// The database engines behind one small interface. PostgreSQL and MySQL/MariaDB each
+/// implement it in their own file; nothing outside them knows an engine's SQL.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "tenantdb/connector.hpp"
+#include "tenantdb/naming.hpp"
+#include "tenantdb/secret.hpp"
+
+namespace tenantdb {
+
+/// A user name and its password.
+struct login {
+  std::string user;
+  secret password;
+};
+
+/// An open connection as the connector's admin. Every method is idempotent: calling it
+/// again, or after a crash half-way, converges on the same state. "Already exists" is
+/// success. Errors are tenantdb::error with the server's SQLSTATE or errno, marked
+/// retryable when the connection dropped or the server is starting up.
+class admin_session {
+public:
+  admin_session() = default;
+  admin_session(const admin_session&) = delete;
+  admin_session& operator=(const admin_session&) = delete;
+  virtual ~admin_session() = default;
+
+  /// Creates the tenant's database if missing (on PostgreSQL owned by a NOLOGIN role of
+  /// the same name, with CONNECT revoked from PUBLIC). Does not touch an existing one's data.
+  virtual void ensure_database(const tenant_names& names) = 0;
+
+  /// Creates the login account if missing, with `initial_password`. An existing account
+  /// keeps its password. Returns true if it was created.
+  virtual bool ensure_user(const std::string& user, const secret& initial_password) = 0;
+
+  /// Sets the account's password (on PostgreSQL sent as a SCRAM verifier made here).
+  virtual void set_password(const std::string& user, const secret& password) = 0;
+
+  /// Gives the account what it needs to create and use tables in the tenant's database,
+  /// and nothing else.
+  virtual void grant(const tenant_names& names, const std::string& user) = 0;
+
+  /// True if the account exists.
+  virtual bool user_exists(const std::string& user) = 0;
+
+  /// The server's version string, for logs.
+  virtual std::string server_version() = 0;
+};
+
+/// Connection timeouts for every engine call.
+struct db_timeouts {
+  std::chrono::seconds connect{10};
+  std::chrono::seconds statement{30};
+};
+
+/// Connects as the admin. Throws tenantdb::error: database (auth refused, permission),
+/// retryable unavailable (refused, DNS, server starting), connector (TLS verification
+/// failed: wrong CA or host name).
+std::unique_ptr<admin_session> connect_admin(const server_address& server, const login& admin,
+                                             const db_timeouts& timeouts = {});
+
+/// Logs in as the tenant to its database and runs a statement there. Throws
+/// tenantdb::error kind verification if the credentials are refused.
+void verify_login(const server_address& server, const login& tenant_login,
+                  const std::string& database, const db_timeouts& timeouts = {});
+
+/// Logs in as `current` and changes that account's own password to `next`, without admin
+/// rights (PostgreSQL ALTER ROLE, MySQL/MariaDB SET PASSWORD).
+void change_own_password(const server_address& server, const login& current,
+                         const std::string& database, const secret& next,
+                         const db_timeouts& timeouts = {});
+
+}  // namespace tenantdb

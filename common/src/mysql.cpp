@@ -1,0 +1,614 @@
+// MySQL / MariaDB engine over MariaDB Connector/C.
+//
+// Each tenant gets one database and login accounts 'user'@'%' holding ALL PRIVILEGES on
+// that database only (no GRANT OPTION, nothing on *.*). GRANT reads '_' and '%' in a
+// database name as wildcards, so the name is escaped there: otherwise a grant on
+// vcluster_x would also cover vclusterYx. Passwords travel in SQL literals escaped by
+// mysql_real_escape_string; statements holding them are wiped and never quoted in errors.
+
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engines.hpp"
+#include "tenantdb/error.hpp"
+#include "tenantdb/secret.hpp"
+#include "unique_fd.hpp"
+
+namespace tenantdb::detail {
+namespace {
+
+struct mysql_deleter {
+  void operator()(MYSQL* m) const noexcept { mysql_close(m); }
+};
+using mysql_ptr = std::unique_ptr<MYSQL, mysql_deleter>;
+
+struct result_deleter {
+  void operator()(MYSQL_RES* r) const noexcept { mysql_free_result(r); }
+};
+using result_ptr = std::unique_ptr<MYSQL_RES, result_deleter>;
+
+/// Who is logging in: decides how a refused login is reported.
+enum class party { admin, tenant };
+
+/// A std::string wiped when it goes out of scope (statements holding a password).
+class wiped_string {
+public:
+  wiped_string() = default;
+  wiped_string(const wiped_string&) = delete;
+  wiped_string& operator=(const wiped_string&) = delete;
+  ~wiped_string() { wipe(value); }
+  std::string value;
+};
+
+std::once_flag library_once;
+
+/// mysql_library_init is not thread-safe, and mysql_init calls it on first use.
+void init_library() {
+  std::call_once(library_once, [] {
+    if (mysql_library_init(0, nullptr, nullptr) != 0)
+      throw error(error_kind::internal, "could not initialise the MariaDB client library");
+  });
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, 80)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (text.size() > 80) out += "...";
+  return out;
+}
+
+std::string one_line(const char* message) {
+  std::string out;
+  if (message == nullptr) return out;
+  for (const char* p = message; *p != '\0'; ++p) out += (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+std::string endpoint(const server_address& server) {
+  const bool ipv6 = server.host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(server.port);
+}
+
+std::string product(const server_address& server) { return server.mariadb ? "MariaDB" : "MySQL"; }
+
+// MySQL/MariaDB database names are limited to 64 characters.
+bool is_identifier(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  if (name[0] < 'a' || name[0] > 'z') return false;
+  for (const char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+void check_identifier(const server_address& server, std::string_view name, std::string_view what) {
+  if (!is_identifier(name))
+    throw error(error_kind::usage, product(server) + " " + std::string(what) + " \"" + printable(name) +
+                                       "\" is not a valid tenantdb name: expected [a-z][a-z0-9_]{0,63}");
+}
+
+void check_password(const secret& password, std::string_view whose) {
+  if (password.empty()) throw error(error_kind::usage, "the password of " + std::string(whose) + " is empty");
+  if (password.reveal().find('\0') != std::string::npos)
+    throw error(error_kind::usage, "the password of " + std::string(whose) + " contains a NUL byte");
+}
+
+/// `name` in backticks, backticks doubled.
+std::string quote_ident(std::string_view name) {
+  std::string out = "`";
+  for (const char c : name) {
+    if (c == '`') out += '`';
+    out += c;
+  }
+  out += '`';
+  return out;
+}
+
+/// A database name for GRANT ... ON `db`.*: '_' and '%' escaped so they match only
+/// themselves, then quoted.
+std::string quote_grant_database(std::string_view name) {
+  std::string escaped;
+  for (const char c : name) {
+    if (c == '_' || c == '%' || c == '\\') escaped += '\\';
+    escaped += c;
+  }
+  return quote_ident(escaped);
+}
+
+/// Appends 'value' escaped with the connection's character set and sql_mode.
+void append_literal(MYSQL* m, std::string& out, std::string_view value) {
+  std::string buffer(value.size() * 2 + 1, '\0');
+  const unsigned long n =
+      mysql_real_escape_string(m, buffer.data(), value.data(), static_cast<unsigned long>(value.size()));
+  if (n == static_cast<unsigned long>(-1)) {
+    wipe(buffer);
+    throw error(error_kind::internal, "could not escape a string for the MySQL/MariaDB connection");
+  }
+  out += '\'';
+  out.append(buffer.data(), n);
+  out += '\'';
+  wipe(buffer);
+}
+
+/// The connector's CA in a private temporary file for the lifetime of a connect call:
+/// Connector/C takes CA certificates from files only.
+class temp_ca_file {
+public:
+  explicit temp_ca_file(std::string_view pem) {
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string dir = (tmpdir != nullptr && *tmpdir != '\0') ? tmpdir : "/tmp";
+    std::string name = dir + "/tenantdb-ca-XXXXXX";
+    std::vector<char> buffer(name.begin(), name.end());
+    buffer.push_back('\0');
+    unique_fd fd(::mkstemp(buffer.data()));  // 0600
+    if (!fd)
+      throw error(error_kind::internal, "cannot create a temporary file for the CA certificate in " + dir + ": " +
+                                            std::strerror(errno) + " (mount a writable /tmp or set TMPDIR)");
+    path_.assign(buffer.data());
+    ::fchmod(fd.get(), S_IRUSR | S_IWUSR);
+    std::size_t done = 0;
+    while (done < pem.size()) {
+      const ssize_t n = ::write(fd.get(), pem.data() + done, pem.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int saved = errno;
+        remove();
+        throw error(error_kind::internal,
+                    "cannot write the CA certificate to a temporary file in " + dir + ": " + std::strerror(saved));
+      }
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  temp_ca_file(const temp_ca_file&) = delete;
+  temp_ca_file& operator=(const temp_ca_file&) = delete;
+  ~temp_ca_file() { remove(); }
+
+  const std::string& path() const noexcept { return path_; }
+  void remove() noexcept {
+    if (!path_.empty()) ::unlink(path_.c_str());
+    path_.clear();
+  }
+
+private:
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Connecting
+// ---------------------------------------------------------------------------------------
+
+bool is_transient_errno(unsigned code) {
+  switch (code) {
+    case CR_SOCKET_CREATE_ERROR:       // 2001
+    case CR_CONNECTION_ERROR:          // 2002
+    case CR_CONN_HOST_ERROR:           // 2003
+    case CR_UNKNOWN_HOST:              // 2005
+    case CR_SERVER_GONE_ERROR:         // 2006
+    case CR_SERVER_LOST:               // 2013
+    case CR_SERVER_LOST_EXTENDED:      // 2055
+    case ER_CON_COUNT_ERROR:           // 1040
+    case ER_TOO_MANY_USER_CONNECTIONS: // 1203
+    case ER_SERVER_SHUTDOWN:           // 1053
+    case ER_CONNECTION_KILLED:         // 1927
+      return true;
+    default:
+      return false;
+  }
+}
+
+[[noreturn]] void throw_connect_failure(const server_address& server, const std::string& user,
+                                        const std::string& database, party who, unsigned code,
+                                        const std::string& detail) {
+  const std::string at = endpoint(server);
+  const std::string name = product(server);
+  const std::string said = " (" + std::to_string(code) + ": " + detail + ")";
+  const std::string text = lower(detail);
+
+  if (code == CR_SSL_CONNECTION_ERROR || code == 3159 /* MySQL: insecure transport prohibited */) {
+    throw error(error_kind::connector, "TLS with " + name + " at " + at + " failed: check caCert and tls in the connector" + said)
+        .db_errno(code)
+        .about("caCert");
+  }
+  if (is_transient_errno(code) || contains(text, "server is starting") || contains(text, "is starting up") ||
+      (code >= 2000 && code < 3000 && code != CR_AUTH_PLUGIN_CANNOT_LOAD && code != CR_OUT_OF_MEMORY)) {
+    throw error(error_kind::unavailable, "cannot reach " + name + " at " + at + said).db_errno(code).retryable();
+  }
+
+  if (who == party::admin) {
+    std::string message;
+    if (code == ER_ACCESS_DENIED_ERROR || code == 1698 /* ER_ACCESS_DENIED_NO_PASSWORD_ERROR */) {
+      message = name + " refused the admin login \"" + user + "\" at " + at +
+                ": check adminUser/adminPassword in the connector";
+      // require_secure_transport answers plain-text logins with "access denied" too.
+      if (server.tls == tls_mode::disable) message += " (or the server requires TLS, which tls=disable turns off)";
+    }
+    else if (code == ER_HOST_IS_BLOCKED)
+      message = name + " at " + at + " blocks this host after too many failed connections: run FLUSH HOSTS there";
+    else
+      message = name + " at " + at + " refused the admin login \"" + user + "\"";
+    error e(error_kind::database, message + said);
+    e.db_errno(code);
+    if (code == ER_ACCESS_DENIED_ERROR || code == 1698) e.about("adminPassword");
+    throw e;
+  }
+  throw error(error_kind::verification,
+              name + " at " + at + " refused the login \"" + user + "\" to database \"" + database + "\"" + said)
+      .db_errno(code);
+}
+
+template <typename T>
+void set_option(MYSQL* m, mysql_option option, const T* value, const char* what) {
+  if (mysql_optionsv(m, option, value) != 0)
+    throw error(error_kind::internal, std::string("could not set the MariaDB client option ") + what);
+}
+
+/// Connects; `database` may be empty (no default database).
+mysql_ptr open_connection(const server_address& server, const login& who_login, const std::string& database,
+                          const db_timeouts& timeouts, party who) {
+  check_password(who_login.password, who == party::admin ? "the admin" : "\"" + printable(who_login.user) + "\"");
+  if (who_login.user.empty() || who_login.user.find('\0') != std::string::npos)
+    throw error(error_kind::usage, "the " + product(server) + " user name is empty or holds a NUL byte");
+  if (database.find('\0') != std::string::npos)
+    throw error(error_kind::usage, "the " + product(server) + " database name holds a NUL byte");
+
+  init_library();
+  mysql_ptr conn(mysql_init(nullptr));
+  if (!conn) throw error(error_kind::internal, "the MariaDB client library could not allocate a connection");
+  MYSQL* m = conn.get();
+
+  const auto clamp = [](long long seconds) {
+    return static_cast<unsigned>(std::clamp<long long>(seconds, 1, 24 * 3600));
+  };
+  const unsigned connect_timeout = clamp(timeouts.connect.count());
+  const unsigned io_timeout = clamp(timeouts.statement.count());
+  const unsigned tcp = MYSQL_PROTOCOL_TCP;
+  const unsigned no_local_infile = 0;
+  set_option(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout, "connect timeout");
+  set_option(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout, "read timeout");
+  set_option(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout, "write timeout");
+  // "localhost" would otherwise mean the Unix socket.
+  set_option(m, MYSQL_OPT_PROTOCOL, &tcp, "protocol");
+  set_option(m, MYSQL_OPT_LOCAL_INFILE, &no_local_infile, "local infile");
+  set_option(m, MYSQL_SET_CHARSET_NAME, "utf8mb4", "charset");
+
+  // Connector/C 3.3: use_ssl (MYSQL_OPT_SSL_ENFORCE) asks for TLS but falls back to plain
+  // text if the server has none, unless the host name is verified; a configured CA makes
+  // it check the chain. So verify-ca sets the CA only, verify-full also the host check,
+  // and every mode from require up is checked for a cipher after connecting.
+  const bool want_tls = server.tls != tls_mode::disable;
+  const bool verify = server.tls == tls_mode::verify_ca || server.tls == tls_mode::verify_full;
+  const bool must_tls = server.tls == tls_mode::require || verify;
+  const my_bool use_ssl = want_tls ? 1 : 0;
+  set_option(m, MYSQL_OPT_SSL_ENFORCE, &use_ssl, "TLS");
+  std::optional<temp_ca_file> ca;
+  if (verify) {
+    std::string ca_path;
+    if (!server.ca_pem.empty()) {
+      ca.emplace(server.ca_pem);
+      ca_path = ca->path();
+    } else {
+      ca_path = system_ca_file();
+    }
+    set_option(m, MYSQL_OPT_SSL_CA, ca_path.c_str(), "TLS CA");
+    const my_bool check_host = server.tls == tls_mode::verify_full ? 1 : 0;
+    set_option(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &check_host, "TLS host name verification");
+  }
+
+  const char* db = database.empty() ? nullptr : database.c_str();
+  MYSQL* connected = mysql_real_connect(m, server.host.c_str(), who_login.user.c_str(),
+                                        who_login.password.reveal().c_str(), db, server.port, nullptr, 0);
+  if (ca) ca->remove();  // read during the handshake
+  if (connected == nullptr)
+    throw_connect_failure(server, who_login.user, database, who, mysql_errno(m), one_line(mysql_error(m)));
+
+  if (must_tls && mysql_get_ssl_cipher(m) == nullptr)
+    throw error(error_kind::connector, product(server) + " at " + endpoint(server) + " did not negotiate TLS although tls=" +
+                                           std::string(to_string(server.tls)) +
+                                           ": enable TLS on the server, or set tls in the connector")
+        .about("tls");
+  return conn;
+}
+
+// ---------------------------------------------------------------------------------------
+// Running statements
+// ---------------------------------------------------------------------------------------
+
+struct statement {
+  statement(std::string what_, std::string privilege_ = {}, bool sensitive_ = false,
+            std::vector<unsigned> tolerated_ = {})
+      : what(std::move(what_)), privilege(std::move(privilege_)), sensitive(sensitive_),
+        tolerated(std::move(tolerated_)) {}
+  std::string what;                 ///< "create database \"x\""
+  std::string privilege;            ///< named when the server says the admin lacks it
+  bool sensitive;                   ///< holds a password: never quote the server's text
+  std::vector<unsigned> tolerated;  ///< errnos that mean "already done"
+};
+
+bool is_permission_errno(unsigned code) {
+  switch (code) {
+    case ER_DBACCESS_DENIED_ERROR:     // 1044
+    case ER_ACCESS_DENIED_ERROR:       // 1045
+    case ER_TABLEACCESS_DENIED_ERROR:  // 1142
+    case ER_COLUMNACCESS_DENIED_ERROR: // 1143
+    case ER_SPECIFIC_ACCESS_DENIED_ERROR:  // 1227
+    case ER_CANT_CREATE_USER_WITH_GRANT:   // 1410
+    case ER_PASSWORD_NOT_ALLOWED:      // 1132
+    case ER_PASSWORD_ANONYMOUS_USER:   // 1131
+    case ER_PROCACCESS_DENIED_ERROR:   // 1370
+    case 1698:                         // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+      return true;
+    default:
+      return false;
+  }
+}
+
+[[noreturn]] void throw_statement_failure(MYSQL* m, const server_address& server, const statement& st, party who,
+                                          const std::string& actor) {
+  const unsigned code = mysql_errno(m);
+  const std::string name = product(server);
+  // Server text may quote the statement ("near '...'"), so not for password statements.
+  const std::string server_text = st.sensitive ? std::string() : one_line(mysql_error(m));
+
+  if (is_transient_errno(code) || (code >= 2000 && code < 3000)) {
+    throw error(error_kind::unavailable, "lost the connection to " + name + " while trying to " + st.what +
+                                             (server_text.empty() ? "" : ": " + server_text) + " (errno " +
+                                             std::to_string(code) + ")")
+        .db_errno(code)
+        .retryable();
+  }
+
+  std::string message;
+  if (is_permission_errno(code) && who == party::admin) {
+    message = "the " + name + " admin \"" + actor + "\" may not " + st.what;
+    if (!st.privilege.empty()) message += ": it needs " + st.privilege;
+  } else if (code == 1819 /* ER_NOT_VALID_PASSWORD */) {
+    message = name + " could not " + st.what + ": the password does not satisfy the server's password policy";
+  } else if (st.sensitive && code == ER_CANNOT_USER) {
+    message = name + " could not " + st.what + ": the account does not exist or cannot be changed";
+  } else {
+    message = name + " could not " + st.what;
+  }
+  if (!server_text.empty()) message += ": " + server_text;
+  message += " (errno " + std::to_string(code) + ")";
+
+  error e(who == party::admin ? error_kind::database : error_kind::verification, message);
+  e.db_errno(code);
+  if (code == ER_LOCK_DEADLOCK || code == ER_LOCK_WAIT_TIMEOUT) e.retryable();
+  throw e;
+}
+
+/// Runs one statement and discards any result. Returns false if it failed with a
+/// tolerated errno.
+bool run(MYSQL* m, const server_address& server, const std::string& sql, const statement& st, party who,
+         const std::string& actor) {
+  if (mysql_real_query(m, sql.data(), static_cast<unsigned long>(sql.size())) != 0) {
+    const unsigned code = mysql_errno(m);
+    if (std::find(st.tolerated.begin(), st.tolerated.end(), code) != st.tolerated.end()) return false;
+    throw_statement_failure(m, server, st, who, actor);
+  }
+  const result_ptr res(mysql_store_result(m));
+  if (!res && mysql_field_count(m) != 0) throw_statement_failure(m, server, st, who, actor);
+  return true;
+}
+
+using row = std::vector<std::optional<std::string>>;
+
+std::vector<row> query(MYSQL* m, const server_address& server, const std::string& sql, const statement& st,
+                       party who, const std::string& actor) {
+  if (mysql_real_query(m, sql.data(), static_cast<unsigned long>(sql.size())) != 0)
+    throw_statement_failure(m, server, st, who, actor);
+  const result_ptr res(mysql_store_result(m));
+  std::vector<row> rows;
+  if (!res) {
+    if (mysql_field_count(m) != 0) throw_statement_failure(m, server, st, who, actor);
+    return rows;
+  }
+  const unsigned fields = mysql_num_fields(res.get());
+  while (MYSQL_ROW r = mysql_fetch_row(res.get())) {
+    const unsigned long* lengths = mysql_fetch_lengths(res.get());
+    row out;
+    for (unsigned i = 0; i < fields; ++i) {
+      if (r[i] == nullptr)
+        out.emplace_back();
+      else
+        out.emplace_back(std::string(r[i], lengths[i]));
+    }
+    rows.push_back(std::move(out));
+  }
+  return rows;
+}
+
+bool is_mariadb(MYSQL* m) {
+  const char* info = mysql_get_server_info(m);
+  return info != nullptr && contains(info, "MariaDB");
+}
+
+/// 'user'@'%' with the user name escaped as a literal.
+std::string account(MYSQL* m, const std::string& user) {
+  std::string out;
+  append_literal(m, out, user);
+  out += "@'%'";
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// The admin session
+// ---------------------------------------------------------------------------------------
+
+class mysql_admin_session final : public admin_session {
+public:
+  mysql_admin_session(mysql_ptr conn, server_address server, std::string admin_user)
+      : conn_(std::move(conn)), server_(std::move(server)), admin_(std::move(admin_user)) {}
+
+  void ensure_database(const tenant_names& names) override {
+    check_identifier(server_, names.database, "database");
+    run(conn_.get(), server_,
+        "CREATE DATABASE IF NOT EXISTS " + quote_ident(names.database) + " CHARACTER SET utf8mb4",
+        {"create database \"" + names.database + "\"", "the CREATE privilege", false, {ER_DB_CREATE_EXISTS}},
+        party::admin, admin_);
+  }
+
+  bool ensure_user(const std::string& user, const secret& initial_password) override {
+    check_identifier(server_, user, "user");
+    check_password(initial_password, "\"" + user + "\"");
+    if (user_exists(user)) return false;
+    MYSQL* m = conn_.get();
+    wiped_string sql;
+    sql.value = "CREATE USER IF NOT EXISTS " + account(m, user) + " IDENTIFIED BY ";
+    append_literal(m, sql.value, initial_password.reveal());
+    // Unless the connector itself allows plain text, the tenant may never log in without TLS.
+    if (server_.tls != tls_mode::disable && server_.tls != tls_mode::allow && server_.tls != tls_mode::prefer)
+      sql.value += " REQUIRE SSL";
+    if (!run(m, server_, sql.value,
+             {"create the account \"" + user + "\"", "the CREATE USER privilege", true, {ER_CANNOT_USER}}, party::admin,
+             admin_))
+      return false;
+    // IF NOT EXISTS turns a lost race into a note: the account was made by someone else.
+    return mysql_warning_count(m) == 0;
+  }
+
+  void set_password(const std::string& user, const secret& password) override {
+    check_identifier(server_, user, "user");
+    check_password(password, "\"" + user + "\"");
+    MYSQL* m = conn_.get();
+    wiped_string sql;
+    sql.value = "ALTER USER " + account(m, user) + " IDENTIFIED BY ";
+    append_literal(m, sql.value, password.reveal());
+    run(m, server_, sql.value, {"set the password of \"" + user + "\"", "the CREATE USER privilege", true},
+        party::admin, admin_);
+  }
+
+  void grant(const tenant_names& names, const std::string& user) override {
+    check_identifier(server_, names.database, "database");
+    check_identifier(server_, user, "user");
+    MYSQL* m = conn_.get();
+    // MySQL 8 with partial_revokes reads '_' and '%' literally, and "\_" would then
+    // name another database.
+    const std::string target = literal_grant_names() ? quote_ident(names.database)
+                                                     : quote_grant_database(names.database);
+    run(m, server_, "GRANT ALL PRIVILEGES ON " + target + ".* TO " + account(m, user),
+        {"grant \"" + user + "\" access to database \"" + names.database + "\"",
+         "ALL PRIVILEGES on that database WITH GRANT OPTION"},
+        party::admin, admin_);
+  }
+
+  bool user_exists(const std::string& user) override {
+    check_identifier(server_, user, "user");
+    MYSQL* m = conn_.get();
+    std::string sql = "SELECT 1 FROM mysql.user WHERE User = ";
+    append_literal(m, sql, user);
+    sql += " AND Host = '%'";
+    return !query(m, server_, sql, {"look up the account \"" + user + "\"", "SELECT on mysql.user"}, party::admin,
+                  admin_)
+                .empty();
+  }
+
+  std::string server_version() override {
+    const char* info = mysql_get_server_info(conn_.get());
+    const std::string version = info != nullptr ? info : "";
+    return (contains(version, "MariaDB") ? "MariaDB " : "MySQL ") + version;
+  }
+
+private:
+  bool literal_grant_names() {
+    if (!partial_revokes_) {
+      partial_revokes_ = false;
+      if (!is_mariadb(conn_.get())) {
+        const auto rows = query(conn_.get(), server_, "SELECT @@GLOBAL.partial_revokes",
+                                {"read partial_revokes"}, party::admin, admin_);
+        partial_revokes_ = !rows.empty() && !rows[0].empty() && rows[0][0] && *rows[0][0] == "1";
+      }
+    }
+    return *partial_revokes_;
+  }
+
+  mysql_ptr conn_;
+  server_address server_;
+  std::string admin_;
+  std::optional<bool> partial_revokes_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------
+
+std::unique_ptr<admin_session> connect_mysql_admin(const server_address& server, const login& admin,
+                                                   const db_timeouts& timeouts) {
+  mysql_ptr conn = open_connection(server, admin, std::string(), timeouts, party::admin);
+  return std::make_unique<mysql_admin_session>(std::move(conn), server, admin.user);
+}
+
+void mysql_verify_login(const server_address& server, const login& tenant_login, const std::string& database,
+                        const db_timeouts& timeouts) {
+  if (database.empty()) throw error(error_kind::usage, "verify_login needs the tenant's database name");
+  mysql_ptr conn = open_connection(server, tenant_login, database, timeouts, party::tenant);
+  MYSQL* m = conn.get();
+  const std::string& user = tenant_login.user;
+
+  const auto rows = query(m, server, "SELECT DATABASE()", {"read the current database as \"" + user + "\""},
+                          party::tenant, user);
+  const std::string current = (!rows.empty() && !rows[0].empty() && rows[0][0]) ? *rows[0][0] : "";
+  if (current != database)
+    throw error(error_kind::verification, product(server) + " logged \"" + user + "\" into database \"" +
+                                              printable(current) + "\" instead of \"" + database + "\"");
+  run(m, server, "CREATE TEMPORARY TABLE tenantdb_login_probe (x INT)",
+      {"create a table in database \"" + database + "\" as \"" + user + "\""}, party::tenant, user);
+  run(m, server, "DROP TEMPORARY TABLE tenantdb_login_probe", {"drop the probe table as \"" + user + "\""},
+      party::tenant, user);
+}
+
+void mysql_change_own_password(const server_address& server, const login& current, const std::string& database,
+                               const secret& next, const db_timeouts& timeouts) {
+  check_password(next, "\"" + printable(current.user) + "\"");
+  mysql_ptr conn = open_connection(server, current, database, timeouts, party::tenant);
+  MYSQL* m = conn.get();
+  wiped_string sql;
+  // MariaDB lets any account SET PASSWORD for itself; MySQL 8 uses ALTER USER for that.
+  if (is_mariadb(m)) {
+    sql.value = "SET PASSWORD = PASSWORD(";
+    append_literal(m, sql.value, next.reveal());
+    sql.value += ")";
+  } else {
+    sql.value = "ALTER USER CURRENT_USER() IDENTIFIED BY ";
+    append_literal(m, sql.value, next.reveal());
+  }
+  try {
+    run(m, server, sql.value, {"change the password of \"" + current.user + "\"", "", true}, party::tenant,
+        current.user);
+  } catch (error& e) {
+    // A refused statement is the server's doing, not a failed login.
+    if (e.kind() != error_kind::verification) throw;
+    error copy(error_kind::database, e.what());
+    copy.db_errno(e.db_errno()).retryable(e.is_retryable());
+    throw copy;
+  }
+}
+
+}  // namespace tenantdb::detail

@@ -1,0 +1,678 @@
+// PostgreSQL engine over libpq.
+//
+// Passwords reach the server only as SCRAM verifiers computed here
+// (PQencryptPasswordConn); connection parameters go through keyword arrays, never a
+// conninfo string or the environment. The tenant's database and every object in it
+// belong to a NOLOGIN group role named like the database; login roles are members with
+// `role` preset to the group, so whatever one login creates the other can use.
+
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "engines.hpp"
+#include "tenantdb/error.hpp"
+#include "tenantdb/secret.hpp"
+#include "unique_fd.hpp"
+
+namespace tenantdb::detail {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------
+
+struct conn_deleter {
+  void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
+};
+using conn_ptr = std::unique_ptr<PGconn, conn_deleter>;
+
+struct result_deleter {
+  void operator()(PGresult* res) const noexcept { PQclear(res); }
+};
+using result_ptr = std::unique_ptr<PGresult, result_deleter>;
+
+/// Who is logging in: decides how a refused login is reported.
+enum class party { admin, tenant };
+
+/// A std::string wiped when it goes out of scope (statements holding a verifier).
+class wiped_string {
+public:
+  wiped_string() = default;
+  wiped_string(const wiped_string&) = delete;
+  wiped_string& operator=(const wiped_string&) = delete;
+  ~wiped_string() { wipe(value); }
+  std::string value;
+};
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+/// A name as it may appear in a message: printable ASCII only, bounded.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, 80)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (text.size() > 80) out += "...";
+  return out;
+}
+
+/// libpq's multi-line messages as one line.
+std::string one_line(const char* message) {
+  std::string out;
+  if (message == nullptr) return out;
+  bool line_break = false;
+  bool space = false;
+  for (const char* p = message; *p != '\0'; ++p) {
+    const char c = *p;
+    if (c == '\n' || c == '\r') {
+      line_break = true;
+      continue;
+    }
+    if (c == '\t') {
+      space = true;
+      continue;
+    }
+    if (!out.empty()) {
+      if (line_break)
+        out += "; ";
+      else if (space)
+        out += ' ';
+    }
+    line_break = space = false;
+    out += c;
+  }
+  return out;
+}
+
+std::string endpoint(const server_address& server) {
+  const bool ipv6 = server.host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(server.port);
+}
+
+// PostgreSQL's identifier limit is 63 bytes; tenantdb's names are lowercase ASCII.
+bool is_identifier(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (name[0] < 'a' || name[0] > 'z') return false;
+  for (const char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+void check_identifier(std::string_view name, std::string_view what) {
+  if (!is_identifier(name))
+    throw error(error_kind::usage, "PostgreSQL " + std::string(what) + " \"" + printable(name) +
+                                       "\" is not a valid tenantdb name: expected [a-z][a-z0-9_]{0,62}");
+}
+
+void check_password(const secret& password, std::string_view whose) {
+  if (password.empty()) throw error(error_kind::usage, "the password of " + std::string(whose) + " is empty");
+  if (password.reveal().find('\0') != std::string::npos)
+    throw error(error_kind::usage, "the password of " + std::string(whose) + " contains a NUL byte");
+}
+
+/// PQescapeIdentifier; the name must have passed check_identifier.
+std::string quote_ident(PGconn* conn, const std::string& name) {
+  char* quoted = PQescapeIdentifier(conn, name.data(), name.size());
+  if (quoted == nullptr)
+    throw error(error_kind::internal, "could not quote a PostgreSQL identifier: " + one_line(PQerrorMessage(conn)));
+  std::string out(quoted);
+  PQfreemem(quoted);
+  return out;
+}
+
+/// PQescapeLiteral; the copy libpq made is wiped before it is freed.
+void append_literal(PGconn* conn, std::string& out, std::string_view value) {
+  char* quoted = PQescapeLiteral(conn, value.data(), value.size());
+  if (quoted == nullptr)
+    throw error(error_kind::internal, "could not quote a PostgreSQL literal: " + one_line(PQerrorMessage(conn)));
+  out += quoted;
+  OPENSSL_cleanse(quoted, std::strlen(quoted));
+  PQfreemem(quoted);
+}
+
+/// The SCRAM-SHA-256 verifier of `password`, computed on the client.
+void append_scram_verifier_literal(PGconn* conn, std::string& out, const secret& password, const std::string& user) {
+  char* verifier = PQencryptPasswordConn(conn, password.reveal().c_str(), user.c_str(), "scram-sha-256");
+  if (verifier == nullptr)
+    throw error(error_kind::internal,
+                "could not compute the SCRAM verifier of a password: " + one_line(PQerrorMessage(conn)));
+  try {
+    append_literal(conn, out, verifier);
+  } catch (...) {
+    OPENSSL_cleanse(verifier, std::strlen(verifier));
+    PQfreemem(verifier);
+    throw;
+  }
+  OPENSSL_cleanse(verifier, std::strlen(verifier));
+  PQfreemem(verifier);
+}
+
+/// The connector's CA in a private temporary file for the lifetime of a connect call:
+/// libpq takes CA certificates from files only.
+class temp_ca_file {
+public:
+  explicit temp_ca_file(std::string_view pem) {
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string dir = (tmpdir != nullptr && *tmpdir != '\0') ? tmpdir : "/tmp";
+    std::string name = dir + "/tenantdb-ca-XXXXXX";
+    std::vector<char> buffer(name.begin(), name.end());
+    buffer.push_back('\0');
+    unique_fd fd(::mkstemp(buffer.data()));  // 0600
+    if (!fd)
+      throw error(error_kind::internal, "cannot create a temporary file for the CA certificate in " + dir + ": " +
+                                            std::strerror(errno) + " (mount a writable /tmp or set TMPDIR)");
+    path_.assign(buffer.data());
+    ::fchmod(fd.get(), S_IRUSR | S_IWUSR);
+    std::size_t done = 0;
+    while (done < pem.size()) {
+      const ssize_t n = ::write(fd.get(), pem.data() + done, pem.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int saved = errno;
+        remove();
+        throw error(error_kind::internal,
+                    "cannot write the CA certificate to a temporary file in " + dir + ": " + std::strerror(saved));
+      }
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  temp_ca_file(const temp_ca_file&) = delete;
+  temp_ca_file& operator=(const temp_ca_file&) = delete;
+  ~temp_ca_file() { remove(); }
+
+  const std::string& path() const noexcept { return path_; }
+  void remove() noexcept {
+    if (!path_.empty()) ::unlink(path_.c_str());
+    path_.clear();
+  }
+
+private:
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Connecting
+// ---------------------------------------------------------------------------------------
+
+void ignore_notice(void* /*arg*/, const char* /*message*/) {}
+
+/// Maps a failed connection attempt to a tenantdb::error. libpq exposes no SQLSTATE for
+/// connection failures, so the server's (English) message decides; anything unknown that
+/// the server said (FATAL) is a refusal, anything else a network problem worth retrying.
+[[noreturn]] void throw_connect_failure(const server_address& server, const std::string& user,
+                                        const std::string& database, party who, const std::string& detail) {
+  const std::string text = lower(detail);
+  const std::string at = endpoint(server);
+  const std::string said = " (libpq: " + detail + ")";
+
+  // TLS: the connector's caCert or sslMode does not fit the server. Retrying cannot help.
+  if (contains(text, "certificate") || contains(text, "does not support ssl") ||
+      contains(text, "ssl negotiation") || contains(text, "tlsv1 alert") || contains(text, "wrong version number") ||
+      contains(text, "sslmode value")) {
+    throw error(error_kind::connector, "TLS with PostgreSQL at " + at + " failed: check caCert and sslMode in the connector" + said)
+        .about("caCert");
+  }
+
+  struct transient {
+    std::string_view needle;
+    std::string_view sqlstate;
+  };
+  static constexpr transient transients[] = {
+      {"the database system is starting up", "57P03"},
+      {"the database system is shutting down", "57P03"},
+      {"the database system is in recovery mode", "57P03"},
+      {"the database system is not yet accepting connections", "57P03"},
+      {"the database system is not accepting connections", "57P03"},
+      {"too many clients", "53300"},
+      {"remaining connection slots are reserved", "53300"},
+      {"too many connections", "53300"},
+      {"terminating connection due to administrator command", "57P01"},
+      {"connection refused", ""},
+      {"timeout expired", ""},
+      {"could not translate host name", ""},
+      {"temporary failure in name resolution", ""},
+      {"server closed the connection", ""},
+      {"no route to host", ""},
+      {"network is unreachable", ""},
+      {"connection reset", ""},
+      {"could not receive data", ""},
+      {"could not send data", ""},
+      {"could not connect to server", ""},
+      {"ssl syscall error", ""},
+      {"ssl connection has been closed unexpectedly", ""},
+  };
+  for (const auto& t : transients) {
+    if (contains(text, t.needle)) {
+      error e(error_kind::unavailable, "cannot reach PostgreSQL at " + at + said);
+      e.retryable();
+      if (!t.sqlstate.empty()) e.sqlstate(std::string(t.sqlstate));
+      throw e;
+    }
+  }
+
+  std::string sqlstate;
+  if (contains(text, "password authentication failed") || contains(text, "authentication failed"))
+    sqlstate = "28P01";
+  else if (contains(text, "no pg_hba.conf entry") || (contains(text, "role \"") && contains(text, "does not exist")) ||
+           contains(text, "not permitted to log in") || contains(text, "fe_sendauth"))
+    sqlstate = "28000";
+  else if (contains(text, "database \"") && contains(text, "does not exist"))
+    sqlstate = "3D000";
+  else if (contains(text, "permission denied"))
+    sqlstate = "42501";
+
+  const bool server_said_no = contains(text, "fatal") || !sqlstate.empty();
+  if (!server_said_no) {
+    throw error(error_kind::unavailable, "cannot reach PostgreSQL at " + at + said).retryable();
+  }
+
+  if (who == party::admin) {
+    std::string message;
+    if (sqlstate == "28P01" || (sqlstate == "28000" && !contains(text, "pg_hba")))
+      message = "PostgreSQL refused the admin login \"" + user + "\" at " + at +
+                ": check adminUser/adminPassword in the connector";
+    else if (sqlstate == "28000")
+      message = "PostgreSQL at " + at + " has no pg_hba.conf entry for the admin login \"" + user +
+                "\": allow this client there, or check sslMode in the connector";
+    else if (sqlstate == "3D000")
+      message = "PostgreSQL at " + at + " has no database \"" + database +
+                "\" for the admin to connect to: check the connector's database key";
+    else if (sqlstate == "42501")
+      message = "PostgreSQL at " + at + " denied the admin \"" + user + "\" access to database \"" + database +
+                "\": grant it CONNECT";
+    else
+      message = "PostgreSQL at " + at + " refused the admin login \"" + user + "\"";
+    error e(error_kind::database, message + said);
+    if (!sqlstate.empty()) e.sqlstate(sqlstate);
+    if (sqlstate == "28P01" || sqlstate == "28000") e.about("adminPassword");
+    throw e;
+  }
+  error e(error_kind::verification,
+          "PostgreSQL at " + at + " refused the login \"" + user + "\" to database \"" + database + "\"" + said);
+  if (!sqlstate.empty()) e.sqlstate(sqlstate);
+  throw e;
+}
+
+conn_ptr open_connection(const server_address& server, const login& who_login, const std::string& database,
+                         const db_timeouts& timeouts, party who) {
+  check_password(who_login.password, who == party::admin ? "the admin" : "\"" + printable(who_login.user) + "\"");
+  if (who_login.user.empty() || who_login.user.find('\0') != std::string::npos)
+    throw error(error_kind::usage, "the PostgreSQL user name is empty or holds a NUL byte");
+  if (database.find('\0') != std::string::npos)
+    throw error(error_kind::usage, "the PostgreSQL database name holds a NUL byte");
+
+  const bool verify = server.tls == tls_mode::verify_ca || server.tls == tls_mode::verify_full;
+  std::optional<temp_ca_file> ca;
+  std::string root_cert;
+  if (verify) {
+    if (!server.ca_pem.empty()) {
+      ca.emplace(server.ca_pem);
+      root_cert = ca->path();
+    } else {
+      root_cert = system_ca_file();
+    }
+  }
+
+  const std::string port = std::to_string(server.port);
+  const std::string sslmode(to_string(server.tls));
+  const auto connect_seconds = std::max<long long>(1, timeouts.connect.count());
+  const std::string connect_timeout = std::to_string(connect_seconds);
+  const std::string options =
+      "-c statement_timeout=" + std::to_string(std::max<long long>(0, timeouts.statement.count()) * 1000);
+
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+  auto add = [&](const char* key, const std::string& value) {
+    keys.push_back(key);
+    values.push_back(value.c_str());
+  };
+  add("host", server.host);
+  add("port", port);
+  add("dbname", database);
+  add("user", who_login.user);
+  add("password", who_login.password.reveal());
+  add("sslmode", sslmode);
+  if (!root_cert.empty()) add("sslrootcert", root_cert);
+  add("connect_timeout", connect_timeout);
+  add("options", options);
+  static const std::string application_name = "tenantdb";
+  static const std::string gss_disable = "disable";
+  add("application_name", application_name);
+  // No Kerberos probing: a stray credential cache must not change how we log in.
+  add("gssencmode", gss_disable);
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+
+  // expand_dbname = 0: a database name is never parsed as a conninfo string.
+  conn_ptr conn(PQconnectdbParams(keys.data(), values.data(), 0));
+  if (ca) ca->remove();  // libpq loaded it during the handshake
+  if (!conn) throw error(error_kind::internal, "libpq could not allocate a connection");
+  if (PQstatus(conn.get()) != CONNECTION_OK)
+    throw_connect_failure(server, who_login.user, database, who, one_line(PQerrorMessage(conn.get())));
+  PQsetNoticeProcessor(conn.get(), ignore_notice, nullptr);
+  return conn;
+}
+
+// ---------------------------------------------------------------------------------------
+// Running statements
+// ---------------------------------------------------------------------------------------
+
+/// What a statement is for, in the user's words, and what the admin needs to run it.
+struct statement {
+  statement(std::string what_, std::string privilege_ = {}, bool sensitive_ = false,
+            std::vector<std::string_view> tolerated_ = {})
+      : what(std::move(what_)), privilege(std::move(privilege_)), sensitive(sensitive_),
+        tolerated(std::move(tolerated_)) {}
+  std::string what;                         ///< "create database \"x\""
+  std::string privilege;                    ///< "CREATEDB": named when the server says 42501
+  bool sensitive;                           ///< holds a verifier: never quote the server's text
+  std::vector<std::string_view> tolerated;  ///< SQLSTATEs that mean "already done"
+};
+
+bool is_retryable_sqlstate(std::string_view state) {
+  if (state.size() != 5) return false;
+  const std::string_view cls = state.substr(0, 2);
+  return cls == "08" || cls == "53" || state == "40001" || state == "40P01" || state == "55006" ||
+         state == "55P03" || state == "57P01" || state == "57P02" || state == "57P03" || state == "57014";
+}
+
+/// Throws the error for a failed statement.
+[[noreturn]] void throw_statement_failure(PGconn* conn, const PGresult* res, const statement& st, party who,
+                                          const std::string& actor) {
+  if (PQstatus(conn) == CONNECTION_BAD) {
+    throw error(error_kind::unavailable,
+                "lost the connection to PostgreSQL while trying to " + st.what + ": " + one_line(PQerrorMessage(conn)))
+        .retryable()
+        .sqlstate("08006");
+  }
+  const char* state_ptr = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string state = state_ptr != nullptr ? state_ptr : "";
+  const char* primary = res != nullptr ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  // Only the primary message: libpq's full message may quote the statement text.
+  std::string server_text = st.sensitive ? std::string() : one_line(primary);
+
+  std::string message;
+  error_kind kind = who == party::admin ? error_kind::database : error_kind::verification;
+  if (state == "42501" && who == party::admin) {
+    message = "the PostgreSQL admin \"" + actor + "\" may not " + st.what;
+    if (!st.privilege.empty()) message += ": it needs " + st.privilege;
+  } else {
+    message = "PostgreSQL could not " + st.what;
+    // Password statements carry no server text; say what the SQLSTATE means instead.
+    if (st.sensitive && state == "42704") message += ": the role does not exist";
+    if (st.sensitive && state == "42501") message += ": permission denied";
+  }
+  if (!server_text.empty()) message += ": " + server_text;
+  if (!state.empty()) message += " (SQLSTATE " + state + ")";
+
+  const bool retry = is_retryable_sqlstate(state);
+  if (retry && (state.starts_with("08") || state.starts_with("57P"))) kind = error_kind::unavailable;
+  error e(kind, message);
+  if (!state.empty()) e.sqlstate(state);
+  e.retryable(retry);
+  throw e;
+}
+
+/// "tuple concurrently updated": two sessions changed the same catalog row (GRANT,
+/// ALTER ROLE SET) at once. Running the statement again converges.
+bool is_concurrent_update(const PGresult* res) {
+  const char* primary = res != nullptr ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  return primary != nullptr && contains(primary, "concurrently updated");
+}
+
+/// Runs `sql`; "already exists" SQLSTATEs in st.tolerated count as success. Returns
+/// false if a tolerated error occurred.
+bool run(PGconn* conn, const std::string& sql, const statement& st, party who, const std::string& actor) {
+  for (int attempt = 0;; ++attempt) {
+    result_ptr res(PQexec(conn, sql.c_str()));
+    const ExecStatusType status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return true;
+    if (res) {
+      const char* state = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
+      if (state != nullptr)
+        for (const auto tolerated : st.tolerated)
+          if (tolerated == state) return false;
+      if (attempt < 5 && is_concurrent_update(res.get()) && PQstatus(conn) == CONNECTION_OK) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+        continue;
+      }
+    }
+    throw_statement_failure(conn, res.get(), st, who, actor);
+  }
+}
+
+/// Runs a query with text parameters and returns its result (TUPLES_OK).
+result_ptr query(PGconn* conn, const char* sql, std::initializer_list<const std::string*> params,
+                 const statement& st, party who, const std::string& actor) {
+  std::vector<const char*> values;
+  for (const std::string* p : params) values.push_back(p->c_str());
+  result_ptr res(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
+  if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) throw_statement_failure(conn, res.get(), st, who, actor);
+  return res;
+}
+
+bool query_is_true(PGconn* conn, const char* sql, std::initializer_list<const std::string*> params,
+                   const statement& st, party who, const std::string& actor) {
+  const result_ptr res = query(conn, sql, params, st, who, actor);
+  if (PQntuples(res.get()) == 0 || PQgetisnull(res.get(), 0, 0)) return false;
+  const std::string_view v = PQgetvalue(res.get(), 0, 0);
+  return v == "t" || v == "1";
+}
+
+// ---------------------------------------------------------------------------------------
+// The admin session
+// ---------------------------------------------------------------------------------------
+
+class postgres_admin_session final : public admin_session {
+public:
+  postgres_admin_session(conn_ptr conn, std::string admin_user)
+      : conn_(std::move(conn)), admin_(std::move(admin_user)) {
+    const char* su = PQparameterStatus(conn_.get(), "is_superuser");
+    superuser_ = su != nullptr && std::string_view(su) == "on";
+  }
+
+  void ensure_database(const tenant_names& names) override {
+    const std::string& db = names.database;
+    check_identifier(db, "database");
+    PGconn* c = conn_.get();
+    const std::string group = quote_ident(c, db);
+
+    // 1. The NOLOGIN group role that owns the database and everything in it.
+    if (!role_exists(db)) {
+      run(c, "CREATE ROLE " + group + " NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT",
+          {"create the group role \"" + db + "\"", "CREATEROLE", false, {"42710", "23505"}}, party::admin, admin_);
+    }
+
+    // 2. PostgreSQL 15 lets a non-superuser create a database owned by a role only if
+    //    it is a member of that role.
+    if (!superuser_) {
+      const bool member = query_is_true(c, "SELECT pg_has_role(current_user, $1, 'MEMBER')", {&db},
+                                        {"check the admin's membership in \"" + db + "\""}, party::admin, admin_);
+      if (!member)
+        run(c, "GRANT " + group + " TO CURRENT_USER",
+            {"join the group role \"" + db + "\" (needed to create a database owned by it)", "CREATEROLE", false,
+             {"23505"}},
+            party::admin, admin_);
+    }
+
+    // 3. The database.
+    const bool exists = query_is_true(c, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", {&db},
+                                      {"look up database \"" + db + "\""}, party::admin, admin_);
+    if (!exists) {
+      run(c, "CREATE DATABASE " + group + " OWNER " + group,
+          {"create database \"" + db + "\"", "CREATEDB (and membership in the role \"" + db + "\")", false,
+           {"42P04", "23505"}},
+          party::admin, admin_);
+    }
+
+    // 4. No other tenant may connect. Checked first: concurrent REVOKEs on one database
+    //    race on its catalog row.
+    const bool public_has_access = query_is_true(
+        c,
+        "SELECT d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0) "
+        "FROM pg_database d WHERE d.datname = $1",
+        {&db}, {"read the privileges of database \"" + db + "\""}, party::admin, admin_);
+    if (public_has_access) {
+      run(c, "REVOKE ALL ON DATABASE " + group + " FROM PUBLIC",
+          {"revoke PUBLIC's access to database \"" + db + "\"", "ownership of the database (membership in \"" + db + "\")"},
+          party::admin, admin_);
+    }
+  }
+
+  bool ensure_user(const std::string& user, const secret& initial_password) override {
+    check_identifier(user, "role");
+    check_password(initial_password, "\"" + user + "\"");
+    if (role_exists(user)) return false;
+    PGconn* c = conn_.get();
+    wiped_string sql;
+    sql.value = "CREATE ROLE " + quote_ident(c, user) +
+                " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD ";
+    append_scram_verifier_literal(c, sql.value, initial_password, user);
+    return run(c, sql.value, {"create the login role \"" + user + "\"", "CREATEROLE", true, {"42710", "23505"}},
+               party::admin, admin_);
+  }
+
+  void set_password(const std::string& user, const secret& password) override {
+    check_identifier(user, "role");
+    check_password(password, "\"" + user + "\"");
+    PGconn* c = conn_.get();
+    wiped_string sql;
+    sql.value = "ALTER ROLE " + quote_ident(c, user) + " PASSWORD ";
+    append_scram_verifier_literal(c, sql.value, password, user);
+    run(c, sql.value, {"set the password of role \"" + user + "\"", "CREATEROLE", true}, party::admin, admin_);
+  }
+
+  void grant(const tenant_names& names, const std::string& user) override {
+    const std::string& db = names.database;
+    check_identifier(db, "database");
+    check_identifier(user, "role");
+    PGconn* c = conn_.get();
+    const std::string group = quote_ident(c, db);
+    const std::string login = quote_ident(c, user);
+
+    const bool member = query_is_true(c, "SELECT pg_has_role($1, $2, 'MEMBER')", {&user, &db},
+                                      {"check whether \"" + user + "\" is a member of \"" + db + "\""}, party::admin,
+                                      admin_);
+    if (!member)
+      run(c, "GRANT " + group + " TO " + login,
+          {"grant the role \"" + db + "\" to \"" + user + "\"", "CREATEROLE", false, {"23505"}}, party::admin, admin_);
+
+    // Every session of the login acts as the group role, so all objects it creates are
+    // owned by the group and usable by the tenant's other login.
+    const std::string setting = "role=" + db;
+    const bool preset = query_is_true(
+        c,
+        "SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+        "WHERE r.rolname = $1 AND s.setdatabase = 0 AND $2 = ANY (s.setconfig))",
+        {&user, &setting}, {"read the settings of role \"" + user + "\""}, party::admin, admin_);
+    if (!preset) {
+      std::string sql = "ALTER ROLE " + login + " SET role = ";
+      append_literal(c, sql, db);
+      run(c, sql, {"preset the role of \"" + user + "\" to \"" + db + "\"", "CREATEROLE", false, {"23505"}},
+          party::admin, admin_);
+    }
+  }
+
+  bool user_exists(const std::string& user) override {
+    check_identifier(user, "role");
+    return role_exists(user);
+  }
+
+  std::string server_version() override {
+    const char* v = PQparameterStatus(conn_.get(), "server_version");
+    return std::string("PostgreSQL ") + (v != nullptr ? v : std::to_string(PQserverVersion(conn_.get())));
+  }
+
+private:
+  bool role_exists(const std::string& role) {
+    return query_is_true(conn_.get(), "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", {&role},
+                         {"look up role \"" + role + "\""}, party::admin, admin_);
+  }
+
+  conn_ptr conn_;
+  std::string admin_;
+  bool superuser_ = false;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------
+
+std::unique_ptr<admin_session> connect_postgres_admin(const server_address& server, const login& admin,
+                                                      const db_timeouts& timeouts) {
+  const std::string database = server.admin_database.empty() ? std::string("postgres") : server.admin_database;
+  conn_ptr conn = open_connection(server, admin, database, timeouts, party::admin);
+  return std::make_unique<postgres_admin_session>(std::move(conn), admin.user);
+}
+
+void postgres_verify_login(const server_address& server, const login& tenant_login, const std::string& database,
+                           const db_timeouts& timeouts) {
+  conn_ptr conn = open_connection(server, tenant_login, database, timeouts, party::tenant);
+  PGconn* c = conn.get();
+  const std::string& user = tenant_login.user;
+
+  const result_ptr res =
+      query(c, "SELECT current_database()", {}, {"read the current database as \"" + user + "\""}, party::tenant, user);
+  const std::string current = PQntuples(res.get()) == 1 ? PQgetvalue(res.get(), 0, 0) : "";
+  if (current != database)
+    throw error(error_kind::verification, "PostgreSQL logged \"" + user + "\" into database \"" + printable(current) +
+                                              "\" instead of \"" + database + "\"");
+
+  // Proves the login may create tables in its database; nothing is left behind.
+  run(c, "BEGIN", {"begin a transaction as \"" + user + "\""}, party::tenant, user);
+  run(c, "CREATE TABLE tenantdb_login_probe (x int)",
+      {"create a table in database \"" + database + "\" as \"" + user + "\"", "", false, {"42P07"}}, party::tenant,
+      user);
+  run(c, "ROLLBACK", {"roll back the probe transaction as \"" + user + "\""}, party::tenant, user);
+}
+
+void postgres_change_own_password(const server_address& server, const login& current, const std::string& database,
+                                  const secret& next, const db_timeouts& timeouts) {
+  check_password(next, "\"" + printable(current.user) + "\"");
+  conn_ptr conn = open_connection(server, current, database, timeouts, party::tenant);
+  PGconn* c = conn.get();
+  const std::string& user = current.user;
+
+  // The login's sessions act as the group role (ALTER ROLE ... SET role); a role may
+  // change only its own password, so drop back to the login role first.
+  run(c, "SET ROLE NONE", {"reset the current role of \"" + user + "\""}, party::tenant, user);
+  wiped_string sql;
+  sql.value = "ALTER ROLE CURRENT_USER PASSWORD ";
+  append_scram_verifier_literal(c, sql.value, next, user);
+  try {
+    run(c, sql.value, {"change the password of \"" + user + "\"", "", true}, party::tenant, user);
+  } catch (error& e) {
+    // A refused statement is the server's doing, not a failed login.
+    if (e.kind() != error_kind::verification) throw;
+    error copy(error_kind::database, e.what());
+    copy.sqlstate(e.sqlstate()).retryable(e.is_retryable());
+    throw copy;
+  }
+}
+
+}  // namespace tenantdb::detail
