@@ -34,8 +34,10 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Shows a non-secret value in a message: printable ASCII only, cut short.
+// Shows a non-secret value in a message: printable ASCII only, cut short. A value that
+// looks like it embeds credentials (user:password@host) is not shown at all.
 std::string show(std::string_view value) {
+  if (value.find('@') != std::string_view::npos) return "(value not shown: it contains '@')";
   std::string out = "\"";
   for (char c : value.substr(0, 40)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
   if (value.size() > 40) out += "...";
@@ -155,22 +157,39 @@ std::string system_ca_file() {
 
 void validate_ca_pem(std::string_view pem, std::string_view key) {
   if (pem.size() > max_ca_bytes) fail(key, "is larger than 1 MiB");
-  if (pem.find("-----BEGIN CERTIFICATE-----") == std::string_view::npos)
+  static constexpr std::string_view begin = "-----BEGIN CERTIFICATE-----";
+  static constexpr std::string_view end = "-----END CERTIFICATE-----";
+  const auto blank = [](std::string_view text) {
+    return std::all_of(text.begin(), text.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+  };
+  // Only certificate blocks separated by white space: a private key or stray text pasted
+  // into caCert would otherwise be published to every workload.
+  int count = 0;
+  std::size_t pos = 0;
+  while (true) {
+    const auto b = pem.find(begin, pos);
+    if (b == std::string_view::npos) {
+      if (!blank(pem.substr(pos))) fail(key, "holds text that is not a PEM certificate (only CERTIFICATE blocks are allowed)");
+      break;
+    }
+    if (!blank(pem.substr(pos, b - pos)))
+      fail(key, "holds text that is not a PEM certificate (only CERTIFICATE blocks are allowed)");
+    const auto e = pem.find(end, b);
+    if (e == std::string_view::npos) fail(key, "has a certificate without its END line");
+    const std::string_view block = pem.substr(b, e + end.size() - b);
+    BIO* bio = BIO_new_mem_buf(block.data(), static_cast<int>(block.size()));
+    if (bio == nullptr) throw error(error_kind::internal, "out of memory reading " + std::string(key));
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    ERR_clear_error();
+    if (cert == nullptr) fail(key, "holds a certificate that does not parse as PEM X.509");
+    X509_free(cert);
+    ++count;
+    pos = e + end.size();
+  }
+  if (count == 0)
     fail(key, "must hold PEM certificates (-----BEGIN CERTIFICATE-----); base64-decode it once more if it is "
               "doubly encoded");
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (bio == nullptr) throw error(error_kind::internal, "out of memory reading " + std::string(key));
-  int count = 0;
-  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-    ++count;
-    X509_free(cert);
-  }
-  const unsigned long err = ERR_peek_last_error();
-  BIO_free(bio);
-  // Reading stops with "no start line" at the end of the input; anything else is damage.
-  const bool clean_end = err == 0 || ERR_GET_REASON(err) == PEM_R_NO_START_LINE;
-  ERR_clear_error();
-  if (count == 0 || !clean_end) fail(key, "holds a certificate that does not parse as PEM X.509");
 }
 
 connector parse_connector(connector_data&& data) {
@@ -344,30 +363,51 @@ connector_data read_connector_path(const std::filesystem::path& path) {
       throw error(error_kind::connector, "connector key \"" + key + "\" must be a string").about(key);
     return value.Scalar();
   };
-  const bool manifest = root["data"] || root["stringData"] || root["kind"];
-  if (manifest) {
-    if (const auto d = root["data"]; d && d.IsMap()) {
-      for (const auto& kv : d) {
-        const std::string key = kv.first.as<std::string>();
-        std::string encoded = scalar(kv.second, key);
-        auto decoded = base64_decode(encoded);
-        wipe(encoded);
-        if (!decoded)
-          throw error(error_kind::connector, "connector key \"" + key + "\" under data is not valid base64 (use stringData for plain text)")
-              .about(key);
-        data[key] = std::move(*decoded);
+  const auto key_of = [&](const YAML::Node& node) {
+    if (!node.IsScalar())
+      throw error(error_kind::connector, path.string() + " has a key that is not a string").about("--connector-file");
+    return node.Scalar();
+  };
+  // Within one map a repeated key is a mistake; which value wins must not be a guess.
+  const auto put = [&](connector_data& into, const std::string& key, std::string value) {
+    if (!into.emplace(key, std::move(value)).second)
+      throw error(error_kind::connector, "connector key \"" + key + "\" appears twice in " + path.string()).about(key);
+  };
+  try {
+    const bool manifest = root["data"] || root["stringData"] || root["kind"];
+    if (manifest) {
+      if (const auto d = root["data"]; d && d.IsMap()) {
+        for (const auto& kv : d) {
+          const std::string key = key_of(kv.first);
+          std::string encoded = scalar(kv.second, key);
+          auto decoded = base64_decode(encoded);
+          wipe(encoded);
+          if (!decoded)
+            throw error(error_kind::connector,
+                        "connector key \"" + key + "\" under data is not valid base64 (use stringData for plain text)")
+                .about(key);
+          put(data, key, std::move(*decoded));
+        }
+      }
+      // stringData overrides data, as the API server merges them.
+      if (const auto sd = root["stringData"]; sd && sd.IsMap()) {
+        connector_data plain;
+        for (const auto& kv : sd) {
+          const std::string key = key_of(kv.first);
+          put(plain, key, scalar(kv.second, key));
+        }
+        for (auto& [k, v] : plain) data[k] = std::move(v);
+      }
+    } else {
+      for (const auto& kv : root) {
+        const std::string key = key_of(kv.first);
+        put(data, key, scalar(kv.second, key));
       }
     }
-    if (const auto s = root["stringData"]; s && s.IsMap())
-      for (const auto& kv : s) {
-        const std::string key = kv.first.as<std::string>();
-        data[key] = scalar(kv.second, key);
-      }
-  } else {
-    for (const auto& kv : root) {
-      const std::string key = kv.first.as<std::string>();
-      data[key] = scalar(kv.second, key);
-    }
+  } catch (const YAML::Exception& e) {
+    throw error(error_kind::connector, path.string() + " could not be read as a connector (line " +
+                                           std::to_string(e.mark.line + 1) + ")")
+        .about("--connector-file");
   }
   if (data.empty())
     throw error(error_kind::connector, path.string() + " holds no connector keys").about("--connector-file");

@@ -49,14 +49,20 @@ secret kine_data_source(const data_source_parts& parts) {
 }
 
 std::string mask_dsn(std::string_view text) {
-  // scheme://user:password@  and  user:password@tcp(  — the password is between the
-  // first ':' after the user and the last '@' before the host.
-  static const std::regex url(R"(^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)(.*)(@[^@]*)$)");
-  static const std::regex go(R"(^([^:/@]*:)(.*)(@(tcp|unix)\(.*)$)");
-  const std::string s(text);
+  // scheme://user:password@ and user:password@tcp( anywhere in the text. The password
+  // runs to the last '@' before the host; a URL's is percent-encoded and holds no '@'.
+  static const std::regex url(R"(([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^\s]*(@[^@\s]*))");
+  static const std::regex go(R"((^|[\s"'=])([^:/@\s"'=]*:)(?!//)[^\s]*(@(tcp|unix)\())");
+  // A bare DSN: the password is everything between the user's ':' and the last '@',
+  // spaces included.
+  static const std::regex bare_url(R"(^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)(.*)(@[^@]*)$)");
+  static const std::regex bare_go(R"(^([^:/@]*:)(?!//)(.*)(@(tcp|unix)\(.*)$)");
+  const std::string whole(text);
   std::smatch m;
-  if (std::regex_match(s, m, url) || std::regex_match(s, m, go)) return m[1].str() + "***" + m[3].str();
-  return s;
+  if (std::regex_match(whole, m, bare_url) || std::regex_match(whole, m, bare_go)) return m[1].str() + "***" + m[3].str();
+  // Inside a message a DSN ends at white space.
+  std::string s = std::regex_replace(whole, url, "$1***$2");
+  return std::regex_replace(s, go, "$1$2***$3");
 }
 
 }  // namespace tenantdb

@@ -34,13 +34,16 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
     if (number > (std::numeric_limits<std::int64_t>::max() / 4 - total) / unit_ms) throw bad();
     total += number * unit_ms;
   }
-  if (total <= 0) throw bad();
+  // Ten years: far beyond any sensible setting, and safe to add to a steady_clock time.
+  constexpr std::int64_t max_ms = 10LL * 365 * 86'400'000;
+  if (total <= 0 || total > max_ms) throw bad();
   return std::chrono::milliseconds(total);
 }
 
 std::string format_duration(std::chrono::milliseconds d) {
   std::int64_t ms = d.count();
   if (ms == 0) return "0s";
+  if (ms < 0) return "-" + format_duration(-d);
   std::string out;
   const struct { std::int64_t size; const char* name; } units[] = {
       {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};

@@ -1,6 +1,8 @@
 #include "tenantdb/log.hpp"
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
@@ -152,10 +154,16 @@ void write(level lvl, std::string_view message, std::initializer_list<field> fie
       append_json_string(line, *s);
     } else if (const auto* i = std::get_if<std::int64_t>(&f.value)) {
       line.append(std::to_string(*i));
+    } else if (const auto* u = std::get_if<std::uint64_t>(&f.value)) {
+      line.append(std::to_string(*u));
     } else if (const auto* d = std::get_if<double>(&f.value)) {
-      char buf[32];
-      const int n = std::snprintf(buf, sizeof buf, "%.6g", *d);
-      line.append(buf, static_cast<std::size_t>(n));
+      if (!std::isfinite(*d)) {
+        line.append("null");  // JSON has no NaN or infinity
+      } else {
+        char buf[32];
+        const auto res = std::to_chars(buf, buf + sizeof buf, *d);
+        line.append(buf, static_cast<std::size_t>(res.ptr - buf));
+      }
     } else {
       line.append(std::get<bool>(f.value) ? "true" : "false");
     }

@@ -108,9 +108,13 @@ void validate_tenant(const tenant& t) {
         .about("--tenant");
   if (!is_valid_utf8(t.name))
     throw error(error_kind::usage, "the tenant name is not valid UTF-8").about("--tenant");
-  for (char c : t.name)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+  for (std::size_t i = 0; i < t.name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(t.name[i]);
+    // C0, DEL, and C1 (U+0080-U+009F, UTF-8 C2 80-C2 9F), which terminals act on.
+    const bool c1 = c == 0xC2 && i + 1 < t.name.size() && static_cast<unsigned char>(t.name[i + 1]) <= 0x9F;
+    if (c < 0x20 || c == 0x7f || c1)
       throw error(error_kind::usage, "the tenant name contains a control character").about("--tenant");
+  }
   if (!is_dns1123_label(t.namespace_name))
     throw error(error_kind::usage,
                 "the namespace must be a Kubernetes namespace name (lowercase letters, digits and '-', at most 63): "

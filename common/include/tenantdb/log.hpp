@@ -22,14 +22,14 @@ level parse_level(std::string_view text);
 /// One key/value pair of a log line.
 struct field {
   std::string_view key;
-  std::variant<std::string_view, std::int64_t, double, bool> value;
+  std::variant<std::string_view, std::int64_t, std::uint64_t, double, bool> value;
   field(std::string_view k, std::string_view v) : key(k), value(v) {}
   field(std::string_view k, const std::string& v) : key(k), value(std::string_view(v)) {}
   field(std::string_view k, const char* v) : key(k), value(std::string_view(v)) {}
   field(std::string_view k, std::int64_t v) : key(k), value(v) {}
   field(std::string_view k, int v) : key(k), value(std::int64_t{v}) {}
   field(std::string_view k, unsigned v) : key(k), value(std::int64_t{v}) {}
-  field(std::string_view k, std::uint64_t v) : key(k), value(static_cast<std::int64_t>(v)) {}
+  field(std::string_view k, std::uint64_t v) : key(k), value(v) {}
   field(std::string_view k, double v) : key(k), value(v) {}
   field(std::string_view k, bool v) : key(k), value(v) {}
 };
