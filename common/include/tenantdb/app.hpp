@@ -1,0 +1,36 @@
+#pragma once
+/// \file
+/// What both binaries do around their real work: error triage into exit codes, finding
+/// the Kubernetes API, and reading the connector.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "tenantdb/connector.hpp"
+#include "tenantdb/kube.hpp"
+
+namespace tenantdb {
+
+/// Runs `body` and turns what it throws into one error log line and a documented exit
+/// code. Returns the process exit code.
+int run_main(const std::function<int()>& body);
+
+/// `--kubeconfig` (or $KUBECONFIG) if given, else the in-cluster configuration.
+kube_config find_kube_config(const std::string& kubeconfig_path);
+
+/// The namespace to work in: `flag`, else $POD_NAMESPACE, else `fallback`.
+std::string resolve_namespace(const std::string& flag, const std::string& fallback);
+
+/// Reads the connector from the API: `reference` is NAME or NAMESPACE/NAME, the
+/// namespace defaulting to `default_namespace`. Transient API failures are retried
+/// until `deadline`.
+connector_data fetch_connector(kube_client& client, const std::string& reference, const std::string& default_namespace,
+                               std::chrono::steady_clock::time_point deadline);
+
+/// The binaries' version string.
+const char* version() noexcept;
+
+}  // namespace tenantdb

@@ -1,0 +1,79 @@
+#pragma once
+/// \file
+/// The tenant's credentials and the places they are kept: the credentials Secret's data
+/// and a directory on a shared volume laid out like a Kubernetes Secret volume.
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+
+#include "tenantdb/connector.hpp"
+#include "tenantdb/engine.hpp"
+#include "tenantdb/secret.hpp"
+
+namespace tenantdb {
+
+/// Keys of the credentials Secret and files. `standbyUser`/`standbyPassword` hold the
+/// dual strategy's idle account; they stay in the Secret and are never written to the
+/// workload's directory.
+namespace keys {
+inline constexpr const char* database = "database";
+inline constexpr const char* user = "user";
+inline constexpr const char* password = "password";
+inline constexpr const char* host = "host";
+inline constexpr const char* port = "port";
+inline constexpr const char* type = "type";
+inline constexpr const char* data_source = "dataSource";
+inline constexpr const char* ca_cert = "caCert";
+inline constexpr const char* ssl_mode = "sslMode";
+inline constexpr const char* standby_user = "standbyUser";
+inline constexpr const char* standby_password = "standbyPassword";
+}  // namespace keys
+
+/// What the workload needs to log in, plus the dual strategy's idle account.
+struct credentials {
+  server_address server;
+  std::string database;
+  login active;
+  std::optional<login> standby;
+};
+
+/// Flat key → value map, values secret because password and dataSource are.
+using credential_data = std::map<std::string, secret>;
+
+/// The Secret's data. `ca_file` is where the workload will find caCert (used in the
+/// PostgreSQL dataSource's sslrootcert).
+credential_data to_data(const credentials& creds, const std::string& ca_file);
+
+/// Reads back what to_data wrote; std::nullopt if a required key is missing or invalid
+/// (a damaged Secret is treated like a lost one, never trusted half-way).
+std::optional<credentials> from_data(const credential_data& data, const server_address& server);
+
+/// The keys the workload sees (everything but the standby account).
+credential_data workload_view(const credential_data& data);
+
+/// Options for the credential directory.
+struct directory_options {
+  mode_t file_mode = 0440;
+  mode_t dir_mode = 0750;
+};
+
+/// Publishes `data` into `dir` the way kubelet updates a Secret volume: files go into a
+/// new hidden timestamped directory, which is fsynced; then the `..data` symlink is
+/// swapped to it with an atomic rename, each key is a symlink `key -> ..data/key`, and
+/// the previous data directory is removed. A reader that opens `dir/key` sees either the
+/// whole old set or the whole new set, never a mix. Temp entries are removed on failure.
+/// Keys not in `data` disappear. Throws tenantdb::error (output) naming the path.
+void publish_directory(const std::filesystem::path& dir, const credential_data& data,
+                       const directory_options& options = {});
+
+/// Reads a directory written by publish_directory (or a Secret volume) back into a map.
+/// Returns an empty map if the directory has no ..data link.
+credential_data read_directory(const std::filesystem::path& dir);
+
+/// The credentials as one JSON object, as the init prints with --print-json.
+secret to_json(const credential_data& data);
+
+}  // namespace tenantdb

@@ -1,0 +1,97 @@
+#pragma once
+/// \file
+/// A small Kubernetes API client: Secrets (and Leases) over HTTPS with libcurl.
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "tenantdb/secret.hpp"
+
+namespace tenantdb {
+
+/// How to reach and authenticate to the API server.
+struct kube_config {
+  std::string server;                  ///< https://host:port
+  std::string ca_pem;                  ///< CA bundle for the API server's certificate
+  std::filesystem::path token_file;    ///< re-read before each request (projected tokens rotate)
+  secret token;                        ///< static bearer token (kubeconfig), if no token_file
+  std::string client_cert_pem;         ///< client certificate auth (kubeconfig)
+  secret client_key_pem;
+  std::string namespace_name;          ///< the pod's namespace or the context's
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{15000};
+};
+
+/// In-cluster configuration: KUBERNETES_SERVICE_HOST/PORT, the service-account token,
+/// CA and namespace under /var/run/secrets/kubernetes.io/serviceaccount (or `sa_dir`).
+/// Throws tenantdb::error (kubernetes) naming what is missing.
+kube_config in_cluster_config(const std::filesystem::path& sa_dir =
+                                  "/var/run/secrets/kubernetes.io/serviceaccount");
+
+/// Reads a kubeconfig file: the current context (or `context`), its cluster's server and
+/// CA, and its user's token or client certificate. Throws tenantdb::error (kubernetes)
+/// naming the kubeconfig key that is missing or wrong; refuses insecure-skip-tls-verify
+/// and exec/auth-provider users.
+kube_config load_kubeconfig(const std::filesystem::path& path, const std::string& context = {});
+
+/// A Secret as the client sees it. `data` values are decoded bytes.
+struct secret_object {
+  std::string namespace_name;
+  std::string name;
+  std::string resource_version;   ///< empty on create; the precondition on update
+  std::string uid;                ///< sent on update when set: a precondition too
+  std::string type = "Opaque";    ///< immutable once created
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::map<std::string, secret> data;
+};
+
+/// Raw HTTP answer.
+struct kube_response {
+  long status = 0;
+  std::string body;
+};
+
+/// The client. Errors are tenantdb::error with http_status set: kind kubernetes for 4xx
+/// (401/403 with the API's message and a hint pointing at manifests/, 404, 409, 422),
+/// retryable kind unavailable for connection failures, timeouts, 429 and 5xx.
+class kube_client {
+public:
+  explicit kube_client(kube_config config);
+  ~kube_client();
+  kube_client(const kube_client&) = delete;
+  kube_client& operator=(const kube_client&) = delete;
+
+  const kube_config& config() const noexcept { return config_; }
+
+  /// GET; std::nullopt on 404.
+  std::optional<secret_object> get_secret(const std::string& ns, const std::string& name);
+  /// POST; throws with http_status 409 (AlreadyExists) if it exists.
+  secret_object create_secret(const secret_object& object);
+  /// PUT conditional on object.resource_version; throws with http_status 409 (Conflict)
+  /// if it changed meanwhile.
+  secret_object update_secret(const secret_object& object);
+
+  /// One request; throws only for transport failures. For callers of other resources.
+  kube_response request(const std::string& method, const std::string& path,
+                        const std::string& body = {},
+                        const std::string& content_type = "application/json");
+
+private:
+  kube_response perform(const std::string& method, const std::string& path, const std::string& body,
+                        const std::string& content_type, const std::string& what);
+
+  struct impl;
+  kube_config config_;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Turns a non-2xx response into a tenantdb::error naming `what` (e.g. `get secret
+/// "ns/x"`), using the Status body's message and reason.
+[[noreturn]] void throw_api_error(const kube_response& response, const std::string& what);
+
+}  // namespace tenantdb

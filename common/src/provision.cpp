@@ -1,0 +1,211 @@
+#include "tenantdb/provision.hpp"
+
+#include <thread>
+
+#include "tenantdb/error.hpp"
+#include "tenantdb/log.hpp"
+#include "tenantdb/password.hpp"
+#include "tenantdb/retry.hpp"
+#include "tenantdb/rotation.hpp"
+
+namespace tenantdb {
+namespace {
+
+// Writers that lose a race adopt the winner's credentials and go round again; more
+// rounds than this mean something keeps rewriting the store, which a retry may outlast.
+constexpr int max_store_rounds = 8;
+
+// How long a run waits before it declares stored credentials lost, in case a racing run
+// claimed the store and is about to set the password.
+constexpr std::chrono::milliseconds settle_time{500};
+
+
+bool login_works(const server_address& server, const login& l, const std::string& database, const db_timeouts& t) {
+  try {
+    verify_login(server, l, database, t);
+    return true;
+  } catch (const error& e) {
+    if (e.kind() != error_kind::verification) throw;  // unreachable server etc.: not a verdict
+    log::info("stored credentials do not log in", {{"user", l.user}, {"reason", e.what()}});
+    return false;
+  }
+}
+
+// Stored credentials are trusted only if they name exactly the accounts this tenant has.
+bool consistent(const credentials& c, const tenant_names& names, rotation_strategy strategy) {
+  if (c.database != names.database) return false;
+  const bool a_active = c.active.user == names.user_a;
+  if (!a_active && c.active.user != names.user_b) return false;
+  if (strategy == rotation_strategy::in_place) return true;
+  return c.standby && c.standby->user == (a_active ? names.user_b : names.user_a);
+}
+
+bool same(const credential_data& a, const credential_data& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, v] : a) {
+    const auto it = b.find(k);
+    if (it == b.end() || !(it->second == v)) return false;
+  }
+  return true;
+}
+
+struct run {
+  const connector& conn;
+  credential_store& store;
+  const provision_options& opts;
+  tenant_names names;
+  std::unique_ptr<admin_session> admin;
+  provision_result result;
+
+  std::vector<login> accounts(const credentials& c) const {
+    std::vector<login> out{c.active};
+    if (c.standby) out.push_back(*c.standby);
+    return out;
+  }
+
+  // Accounts exist (created with the stored password when missing) and hold the grants.
+  void ensure_accounts(const credentials& c) {
+    for (const auto& account : accounts(c)) {
+      if (admin->ensure_user(account.user, account.password))
+        log::info("created login account", {{"user", account.user}});
+      admin->grant(names, account.user);
+    }
+  }
+
+  credentials fresh_credentials() const {
+    credentials c;
+    c.server = conn.server;
+    c.database = names.database;
+    c.active = login{names.user_a, generate_password(opts.password_length)};
+    if (opts.strategy == rotation_strategy::dual) c.standby = login{names.user_b, generate_password(opts.password_length)};
+    return c;
+  }
+
+  // Sets every account's password to what the store holds, logs in, and confirms that the
+  // store did not change meanwhile. Returns false if it did: the caller goes round again.
+  bool apply_and_confirm(const credentials& c, const std::string& version) {
+    for (const auto& account : accounts(c)) {
+      if (!admin->ensure_user(account.user, account.password)) admin->set_password(account.user, account.password);
+      admin->grant(names, account.user);
+    }
+    result.password_set = true;
+    if (!login_works(conn.server, c.active, c.database, opts.timeouts)) {
+      const auto now = store.load();
+      if (now && now->version != version) return false;
+      throw error(error_kind::verification, "the tenant \"" + c.active.user +
+                                                "\" cannot log in with the password just set; check the server's "
+                                                "authentication rules (pg_hba.conf / account host)")
+          .about(c.active.user);
+    }
+    const auto now = store.load();
+    return now && now->version == version;
+  }
+
+  bool round() {
+    auto stored = store.load();
+    std::optional<credentials> creds;
+    if (stored) {
+      creds = from_data(stored->data, conn.server);
+      if (creds && !consistent(*creds, names, opts.strategy)) {
+        log::warn("stored credentials do not match this tenant's accounts; replacing them",
+                  {{"store", store.describe()}});
+        creds.reset();
+      }
+    }
+
+    if (!creds) {
+      // Nothing usable stored: claim the store with fresh credentials first, then make the
+      // database agree. A writer that loses the claim adopts the winner's next round.
+      credentials fresh = fresh_credentials();
+      const auto data = to_data(fresh, opts.ca_file);
+      const auto version = stored ? store.replace(data, {}, stored->version) : store.create(data, {});
+      if (!version) return false;
+      result.store_written = true;
+      log::info(stored ? "replaced unusable stored credentials" : "stored new credentials", {{"store", store.describe()}});
+      if (!apply_and_confirm(fresh, *version)) return false;
+      result.data = to_data(fresh, opts.ca_file);
+      return true;
+    }
+
+    ensure_accounts(*creds);
+    if (!login_works(conn.server, creds->active, creds->database, opts.timeouts)) {
+      // Another run may have claimed the store and not yet set the password: give it a
+      // moment, and go round again if the store moved on.
+      std::this_thread::sleep_for(settle_time);
+      const auto again = store.load();
+      if (!again || again->version != stored->version) return false;
+      if (login_works(conn.server, creds->active, creds->database, opts.timeouts)) return false;
+      // Lost credentials: the account's password changed behind our back. A fresh
+      // password replaces it, claimed in the store before the database is touched.
+      credentials fresh = *creds;
+      fresh.active.password = generate_password(opts.password_length);
+      const auto version = store.replace(to_data(fresh, opts.ca_file), stored->annotations, stored->version);
+      if (!version) return false;
+      result.store_written = true;
+      log::warn("stored password no longer worked; set a fresh one", {{"user", fresh.active.user}});
+      if (!apply_and_confirm(fresh, *version)) return false;
+      result.data = to_data(fresh, opts.ca_file);
+      return true;
+    }
+
+    // The standby of the dual strategy must work too, unless a sidecar is rotating it
+    // (the protocol empties the annotation when it is done).
+    const auto rotating = stored->annotations.find(annotations::rotation);
+    const bool rotation_in_flight = rotating != stored->annotations.end() && !rotating->second.empty();
+    if (creds->standby && !rotation_in_flight &&
+        !login_works(conn.server, *creds->standby, creds->database, opts.timeouts)) {
+      admin->set_password(creds->standby->user, creds->standby->password);
+      log::warn("standby account's password was reset to the stored one", {{"user", creds->standby->user}});
+    }
+
+    // Everything works. Rewrite the store only if what it should say changed (a moved
+    // server, a new CA, another CA path); passwords stay.
+    auto desired = to_data(*creds, opts.ca_file);
+    if (!same(desired, stored->data)) {
+      if (!store.replace(desired, stored->annotations, stored->version)) return false;
+      result.store_written = true;
+      log::info("updated stored credentials", {{"store", store.describe()}});
+    } else {
+      // Report only what the store still holds: a racer may have replaced it meanwhile.
+      const auto now = store.load();
+      if (!now || now->version != stored->version) return false;
+    }
+    result.data = std::move(desired);
+    return true;
+  }
+
+  void once() {
+    admin = connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, opts.timeouts);
+    log::info("connected as admin", {{"engine", engine_name(conn.server)}, {"host", conn.server.host},
+                                     {"port", static_cast<int>(conn.server.port)}, {"version", admin->server_version()}});
+    admin->ensure_database(names);
+    for (int i = 0; i < max_store_rounds; ++i)
+      if (round()) return;
+    throw error(error_kind::unavailable, store.describe() + " kept changing while provisioning; will retry").retryable();
+  }
+};
+
+}  // namespace
+
+rotation_strategy parse_strategy(std::string_view text) {
+  if (text == "dual") return rotation_strategy::dual;
+  if (text == "in-place") return rotation_strategy::in_place;
+  throw error(error_kind::usage, "--strategy must be dual or in-place").about("--strategy");
+}
+
+provision_result provision(const connector& conn, credential_store& store, const provision_options& options) {
+  validate_tenant(options.who);
+  validate_name_prefix(options.name_prefix);
+  run r{conn, store, options, derive_names(options.who, options.name_prefix), nullptr, {}};
+  r.result.names = r.names;
+  log::info("provisioning", {{"tenant", options.who.name}, {"namespace", options.who.namespace_name},
+                             {"database", r.names.database}, {"store", store.describe()}});
+  retry_until(options.deadline, "provision tenant database", [&] {
+    r.result.password_set = false;
+    r.result.store_written = false;
+    r.once();
+  });
+  return std::move(r.result);
+}
+
+}  // namespace tenantdb

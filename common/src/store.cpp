@@ -1,0 +1,181 @@
+#include "tenantdb/store.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tenantdb/error.hpp"
+#include "tenantdb/kube.hpp"
+#include "unique_fd.hpp"
+
+namespace tenantdb {
+namespace {
+
+constexpr int http_conflict = 409;
+
+class secret_store final : public credential_store {
+public:
+  secret_store(kube_client& client, std::string ns, std::string name, std::map<std::string, std::string> labels)
+      : client_(client), ns_(std::move(ns)), name_(std::move(name)), labels_(std::move(labels)) {}
+
+  std::optional<stored_credentials> load() override {
+    auto object = client_.get_secret(ns_, name_);
+    if (!object) return std::nullopt;
+    stored_credentials out{object->data, object->resource_version, object->annotations};
+    last_ = std::move(object);
+    return out;
+  }
+
+  std::optional<std::string> create(const credential_data& data,
+                                    const std::map<std::string, std::string>& annotations) override {
+    secret_object object;
+    object.namespace_name = ns_;
+    object.name = name_;
+    object.labels = labels_;
+    object.annotations = annotations;
+    object.data = data;
+    try {
+      last_ = client_.create_secret(object);
+      return last_->resource_version;
+    } catch (const error& e) {
+      if (e.http_status() == http_conflict) return std::nullopt;  // AlreadyExists: another writer won
+      throw;
+    }
+  }
+
+  std::optional<std::string> replace(const credential_data& data,
+                                     const std::map<std::string, std::string>& annotations,
+                                     const std::string& version) override {
+    secret_object object;
+    // Keep labels and annotations others put on the Secret; PUT replaces the whole object.
+    if (last_ && last_->resource_version == version) {
+      object.labels = last_->labels;
+      object.annotations = last_->annotations;
+    }
+    for (const auto& [k, v] : labels_) object.labels[k] = v;
+    for (const auto& [k, v] : annotations) object.annotations[k] = v;
+    object.namespace_name = ns_;
+    object.name = name_;
+    object.resource_version = version;
+    object.data = data;
+    try {
+      last_ = client_.update_secret(object);
+      return last_->resource_version;
+    } catch (const error& e) {
+      if (e.http_status() == http_conflict) return std::nullopt;  // Conflict: changed since `version`
+      if (e.http_status() == 404) return std::nullopt;            // deleted meanwhile: next load sees that
+      throw;
+    }
+  }
+
+  std::string describe() const override { return "secret " + ns_ + "/" + name_; }
+
+private:
+  kube_client& client_;
+  std::string ns_;
+  std::string name_;
+  std::map<std::string, std::string> labels_;
+  std::optional<secret_object> last_;
+};
+
+// Annotations ride along as a hidden file (readers of Secret volumes skip dotfiles) so
+// local mode keeps rotation state too.
+constexpr const char* annotations_key = ".tenantdb-annotations";
+
+class directory_store final : public credential_store {
+public:
+  directory_store(std::filesystem::path dir, directory_options options) : dir_(std::move(dir)), options_(options) {}
+
+  std::optional<stored_credentials> load() override {
+    auto guard = lock();
+    return load_locked();
+  }
+
+  std::optional<std::string> create(const credential_data& data,
+                                    const std::map<std::string, std::string>& annotations) override {
+    auto guard = lock();
+    if (load_locked()) return std::nullopt;
+    publish_directory(dir_, with_annotations(data, annotations), options_);
+    return current_version();
+  }
+
+  std::optional<std::string> replace(const credential_data& data,
+                                     const std::map<std::string, std::string>& annotations,
+                                     const std::string& version) override {
+    auto guard = lock();
+    const auto current = load_locked();
+    if (!current || current->version != version) return std::nullopt;
+    publish_directory(dir_, with_annotations(data, annotations), options_);
+    return current_version();
+  }
+
+  std::string describe() const override { return "directory " + dir_.string(); }
+
+private:
+  unique_fd lock() {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    const auto path = dir_ / "..tenantdb.store.lock";
+    unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd || ::flock(fd.get(), LOCK_EX) != 0)
+      throw error(error_kind::output, "cannot lock " + path.string() + ": " + std::strerror(errno)).about(dir_.string());
+    return fd;
+  }
+
+  // The data directory ..data points at names the generation.
+  std::string current_version() const {
+    char target[4096];
+    const ssize_t n = ::readlink((dir_ / "..data").c_str(), target, sizeof target - 1);
+    return n <= 0 ? std::string() : std::string(target, static_cast<std::size_t>(n));
+  }
+
+  std::optional<stored_credentials> load_locked() {
+    stored_credentials out;
+    out.version = current_version();
+    if (out.version.empty()) return std::nullopt;
+    out.data = read_directory(dir_);
+    if (auto it = out.data.find(annotations_key); it != out.data.end()) {
+      // One "key=value" per line; keys and values never hold newlines.
+      const std::string& text = it->second.reveal();
+      std::size_t start = 0;
+      while (start < text.size()) {
+        const auto end = text.find('\n', start);
+        const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (const auto eq = line.find('='); eq != std::string::npos) out.annotations[line.substr(0, eq)] = line.substr(eq + 1);
+        if (end == std::string::npos) break;
+        start = end + 1;
+      }
+      out.data.erase(it);
+    }
+    return out;
+  }
+
+  static credential_data with_annotations(const credential_data& data, const std::map<std::string, std::string>& annotations) {
+    credential_data out = data;
+    if (!annotations.empty()) {
+      std::string text;
+      for (const auto& [k, v] : annotations) text += k + "=" + v + "\n";
+      out[annotations_key] = secret(std::move(text));
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  directory_options options_;
+};
+
+}  // namespace
+
+std::unique_ptr<credential_store> make_secret_store(kube_client& client, std::string namespace_name, std::string name,
+                                                    std::map<std::string, std::string> labels) {
+  return std::make_unique<secret_store>(client, std::move(namespace_name), std::move(name), std::move(labels));
+}
+
+std::unique_ptr<credential_store> make_directory_store(std::filesystem::path dir, directory_options options) {
+  return std::make_unique<directory_store>(std::move(dir), options);
+}
+
+}  // namespace tenantdb

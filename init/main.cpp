@@ -1,0 +1,160 @@
+// tenantdb-init: provisions a tenant's database, accounts and credentials, then exits.
+// Flags are parsed here; the work is tenantdb::provision in common/.
+
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "tenantdb/app.hpp"
+#include "tenantdb/duration.hpp"
+#include "tenantdb/error.hpp"
+#include "tenantdb/log.hpp"
+#include "tenantdb/naming.hpp"
+#include "tenantdb/provision.hpp"
+
+namespace {
+
+struct flags {
+  std::string tenant;
+  std::string namespace_name;
+  std::string name_prefix{tenantdb::default_name_prefix};
+  std::string connector;
+  std::string connector_file;
+  std::string secret_name;
+  std::string output_dir;
+  std::string ca_file;
+  std::string kubeconfig;
+  std::string strategy = "dual";
+  std::string timeout = "5m";
+  std::string log_level = "info";
+  std::string file_mode = "0440";
+  std::size_t password_length = 32;
+  bool local = false;
+  bool print_json = false;
+};
+
+mode_t parse_mode(const std::string& text) {
+  bool ok = !text.empty() && text.size() <= 4;
+  unsigned value = 0;
+  for (char c : text) {
+    ok = ok && c >= '0' && c <= '7';
+    value = value * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (!ok || (value & 0004) != 0 || (value & 0400) == 0)
+    throw tenantdb::error(tenantdb::error_kind::usage,
+                          "--file-mode must be an octal mode that the owner can read and others cannot, e.g. 0440")
+        .about("--file-mode");
+  return static_cast<mode_t>(value);
+}
+
+int run(const flags& f) {
+  using namespace tenantdb;
+  log::set_level(log::parse_level(f.log_level));
+  const auto timeout = parse_duration(f.timeout, "--timeout");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+
+  provision_options opts;
+  opts.who.name = f.tenant;
+  opts.name_prefix = f.name_prefix;
+  opts.strategy = parse_strategy(f.strategy);
+  opts.password_length = f.password_length;
+  opts.deadline = deadline;
+  directory_options dir_opts;
+  dir_opts.file_mode = parse_mode(f.file_mode);
+  opts.ca_file = !f.ca_file.empty() ? f.ca_file : f.output_dir.empty() ? std::string() : f.output_dir + "/caCert";
+
+  if (f.local) {
+    // No Kubernetes at all: connector from a file, the directory is the store.
+    if (f.connector_file.empty())
+      throw error(error_kind::usage, "--local needs --connector-file").about("--connector-file");
+    if (f.output_dir.empty()) throw error(error_kind::usage, "--local needs --output-dir").about("--output-dir");
+    if (!f.connector.empty() || !f.secret_name.empty())
+      throw error(error_kind::usage, "--local does not use the Kubernetes API: drop --connector and --secret-name")
+          .about("--local");
+    opts.who.namespace_name = resolve_namespace(f.namespace_name, "default");
+    validate_tenant(opts.who);
+    validate_name_prefix(opts.name_prefix);
+    const connector conn = parse_connector(read_connector_path(f.connector_file));
+    auto store = make_directory_store(f.output_dir, dir_opts);
+    const auto result = provision(conn, *store, opts);
+    log::info("tenant ready", {{"database", result.names.database}, {"user", result.data.at("user").reveal()},
+                               {"output_dir", f.output_dir}});
+    if (f.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
+    return 0;
+  }
+
+  if (f.connector.empty() == f.connector_file.empty())
+    throw error(error_kind::usage, "pass exactly one of --connector (a Secret) or --connector-file (a mounted file)")
+        .about("--connector");
+  kube_client client(find_kube_config(f.kubeconfig));
+  opts.who.namespace_name = resolve_namespace(f.namespace_name, client.config().namespace_name);
+  validate_tenant(opts.who);
+  validate_name_prefix(opts.name_prefix);
+  const std::string secret_name = f.secret_name.empty() ? "vc-db-" + f.tenant : f.secret_name;
+  if (!is_dns1123_subdomain(secret_name))
+    throw error(error_kind::usage, "the credentials Secret name \"" + (f.secret_name.empty() ? std::string("vc-db-<tenant>") : secret_name) +
+                                       "\" is not a valid Kubernetes name; pass --secret-name")
+        .about("--secret-name");
+
+  connector_data raw = f.connector_file.empty()
+                           ? fetch_connector(client, f.connector, opts.who.namespace_name, deadline)
+                           : read_connector_path(f.connector_file);
+  const connector conn = parse_connector(std::move(raw));
+  if (!conn.server.ca_pem.empty() && opts.ca_file.empty() && conn.server.type == engine_type::postgres)
+    log::warn("the dataSource names no sslrootcert: pass --ca-file with the path where the workload mounts caCert");
+
+  const tenant_names names = derive_names(opts.who, opts.name_prefix);
+  std::map<std::string, std::string> labels{{"app.kubernetes.io/managed-by", "tenantdb"},
+                                            {"tenantdb.io/database", names.database}};
+  auto store = make_secret_store(client, opts.who.namespace_name, secret_name, labels);
+  const auto result = provision(conn, *store, opts);
+  if (!f.output_dir.empty()) {
+    const auto view = workload_view(result.data);
+    if (read_directory(f.output_dir).size() != view.size() || [&] {
+          const auto current = read_directory(f.output_dir);
+          for (const auto& [k, v] : view)
+            if (current.count(k) == 0 || !(current.at(k) == v)) return true;
+          return false;
+        }())
+      publish_directory(f.output_dir, view, dir_opts);
+  }
+  log::info("tenant ready", {{"database", result.names.database}, {"user", result.data.at("user").reveal()},
+                             {"secret", opts.who.namespace_name + "/" + secret_name}});
+  if (f.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tenantdb::log::set_component("init");
+  flags f;
+  CLI::App app{"tenantdb-init: gives a tenant its own database, user and credentials on a shared server"};
+  app.set_version_flag("--version", tenantdb::version());
+  app.add_option("--tenant", f.tenant, "Tenant name (e.g. the vCluster's name)")->envname("TENANTDB_TENANT");
+  app.add_option("--namespace", f.namespace_name, "Tenant namespace (default: $POD_NAMESPACE, the pod's own)");
+  app.add_option("--name-prefix", f.name_prefix, "Prefix of database and user names")->capture_default_str();
+  app.add_option("--connector", f.connector, "Connector Secret as NAME or NAMESPACE/NAME, read through the API");
+  app.add_option("--connector-file", f.connector_file, "Connector as a mounted Secret directory or a YAML/JSON file");
+  app.add_option("--secret-name", f.secret_name, "Credentials Secret name (default: vc-db-<tenant>)");
+  app.add_option("--output-dir", f.output_dir, "Also write the credentials as files into this directory");
+  app.add_option("--ca-file", f.ca_file, "Path of caCert as the workload sees it (default: <output-dir>/caCert)");
+  app.add_option("--file-mode", f.file_mode, "Mode of the credential files")->capture_default_str();
+  app.add_option("--kubeconfig", f.kubeconfig, "Kubeconfig to use outside a cluster (default: $KUBECONFIG, else in-cluster)");
+  app.add_option("--strategy", f.strategy, "Rotation strategy the accounts are made for: dual or in-place")->capture_default_str();
+  app.add_option("--password-length", f.password_length, "Password length (16-80)")->capture_default_str();
+  app.add_option("--timeout", f.timeout, "Give up on an unreachable database or API after this long")->capture_default_str();
+  app.add_option("--log-level", f.log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_flag("--local", f.local, "No Kubernetes: --connector-file in, --output-dir is the credential store");
+  app.add_flag("--print-json", f.print_json, "Print the credentials as JSON on stdout");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    tenantdb::log::error(std::string(e.what()) + " (see --help)", {{"error", "usage"}, {"exit_code", 2}});
+    return static_cast<int>(tenantdb::exit_code::usage);
+  }
+  return tenantdb::run_main([&] { return run(f); });
+}

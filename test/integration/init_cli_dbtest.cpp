@@ -1,0 +1,325 @@
+// tenantdb-init as a process, the way a pod runs it: against the Kubernetes API
+// stand-in (TLS, bearer token, RBAC, Status bodies) and the real database servers.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <rapidjson/document.h>
+#include <thread>
+
+#include <openssl/evp.h>
+
+#include "kube_standin.hpp"
+#include "process.hpp"
+#include "tenantdb/credentials.hpp"
+#include "tenantdb/dsn.hpp"
+#include "tenantdb/engine.hpp"
+#include "tenantdb/naming.hpp"
+#include "testdb.hpp"
+
+namespace fs = std::filesystem;
+using namespace tenantdb;
+
+namespace {
+
+[[maybe_unused]] const bool server_logs = test::dump_server_logs_on_failure({"pg", "mariadb"});
+
+constexpr const char* token = "init-test-token-7f3a";
+constexpr const char* sa_user = "system:serviceaccount:team-a:tenantdb";
+
+std::string b64(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+// The connector directory of a test server as Secret data.
+std::string connector_secret_json(const std::string& which, const std::string& ns, const std::string& name) {
+  std::string data;
+  for (const auto& entry : fs::directory_iterator(test::testdb_dir() / (which + ".connector"))) {
+    if (!data.empty()) data += ",";
+    data += "\"" + entry.path().filename().string() + "\":\"" + b64(test::read_file(entry.path().string())) + "\"";
+  }
+  return R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":")" + name + R"(","namespace":")" + ns +
+         R"("},"type":"Opaque","data":{)" + data + "}}";
+}
+
+class InitCliTest : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override {
+    conn_ = test::load_connector(GetParam());
+    work_ = fs::temp_directory_path() / ("tenantdb-init-cli-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(work_);
+    fs::create_directories(work_);
+    who_ = test::unique_tenant("cli");
+    who_.namespace_name = "team-a";
+    secret_name_ = "vc-db-" + who_.name;
+    api_.add_token(token, sa_user);
+    api_.allow(sa_user, "get", "platform", "secrets", "db-connector");
+    api_.allow(sa_user, "get", "team-a", "secrets", secret_name_);
+    api_.allow(sa_user, "update", "team-a", "secrets", secret_name_);
+    api_.allow(sa_user, "create", "team-a", "secrets");
+    api_.put_object(connector_secret_json(GetParam(), "platform", "db-connector"));
+    kubeconfig_ = (work_ / "kubeconfig").string();
+    std::ofstream(kubeconfig_) << "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n"
+                               << "    server: " << api_.url() << "\n    certificate-authority-data: " << b64(api_.ca_pem())
+                               << "\nusers:\n- name: sa\n  user:\n    token: " << token
+                               << "\ncontexts:\n- name: c\n  context:\n    cluster: standin\n    user: sa\n"
+                               << "    namespace: team-a\ncurrent-context: c\n";
+  }
+  void TearDown() override { fs::remove_all(work_); }
+
+  test::process_result init(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    args.insert(args.begin(), TENANTDB_INIT_BIN);
+    env.emplace("KUBECONFIG", "");
+    env.emplace("POD_NAMESPACE", "");
+    return test::run_process(args, env);
+  }
+
+  std::vector<std::string> kube_args(const fs::path& out) const {
+    return {"--tenant", who_.name, "--namespace", "team-a", "--connector", "platform/db-connector",
+            "--kubeconfig", kubeconfig_, "--output-dir", out.string(), "--timeout", "60s"};
+  }
+
+  std::string stored(const std::string& key) const {
+    return api_.secret_value("team-a", secret_name_, key).value_or("<missing>");
+  }
+
+  connector conn_;
+  fs::path work_;
+  tenant who_;
+  std::string secret_name_;
+  std::string kubeconfig_;
+  test::KubeStandin api_;
+};
+
+TEST_P(InitCliTest, KubeModeWritesTheCredentialsSecretAndDirectoryThatLogIn) {
+  const fs::path out = work_ / "creds";
+  const auto r = init(kube_args(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  const auto names = derive_names(who_);
+  EXPECT_EQ(stored("database"), names.database);
+  EXPECT_EQ(stored("user"), names.user_a);
+  EXPECT_EQ(stored("host"), conn_.server.host);
+  EXPECT_EQ(stored("port"), std::to_string(conn_.server.port));
+  EXPECT_EQ(stored("caCert"), conn_.server.ca_pem);
+  const std::string password = stored("password");
+  ASSERT_EQ(password.size(), 32u);
+  const std::string ds = stored("dataSource");
+  if (GetParam() == "pg") {
+    EXPECT_EQ(stored("type"), "postgres");
+    EXPECT_EQ(ds, "postgres://" + names.user_a + ":" + password + "@" + conn_.server.host + ":" +
+                      std::to_string(conn_.server.port) + "/" + names.database +
+                      "?sslmode=verify-full&sslrootcert=" + percent_encode((out / "caCert").string()));
+  } else {
+    EXPECT_EQ(stored("type"), "mariadb");
+    EXPECT_EQ(ds, "mysql://" + names.user_a + ":" + password + "@tcp(" + conn_.server.host + ":" +
+                      std::to_string(conn_.server.port) + ")/" + names.database);
+  }
+  const auto object = api_.get_object("secrets", "team-a", secret_name_);
+  ASSERT_TRUE(object);
+  EXPECT_NE(object->find(R"("app.kubernetes.io/managed-by":"tenantdb")"), std::string::npos) << *object;
+
+  // The directory holds the workload's view: the same values, no standby account.
+  const auto files = read_directory(out);
+  EXPECT_EQ(files.at("password").reveal(), password);
+  EXPECT_EQ(files.at("dataSource").reveal(), ds);
+  EXPECT_EQ(files.count("standbyPassword"), 0u);
+  EXPECT_EQ(fs::status(out / "..data" / "password").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::group_read);
+  EXPECT_NO_THROW(verify_login(conn_.server, login{names.user_a, secret(password)}, names.database));
+}
+
+TEST_P(InitCliTest, SecondRunWritesNothing) {
+  const fs::path out = work_ / "creds";
+  ASSERT_EQ(init(kube_args(out)).exit_code, 0);
+  const auto version = api_.resource_version();
+  const auto data_dir = fs::read_symlink(out / "..data");
+  api_.clear_requests();
+
+  const auto r = init(kube_args(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(api_.resource_version(), version);
+  EXPECT_EQ(api_.request_count("PUT"), 0u);
+  EXPECT_EQ(api_.request_count("POST"), 0u);
+  EXPECT_EQ(fs::read_symlink(out / "..data"), data_dir) << "the credential directory was rewritten";
+}
+
+TEST_P(InitCliTest, ConcurrentInitsEndWithOneSecretThatAllOfThemReport) {
+  constexpr int runs = 3;
+  std::vector<test::process_result> results(runs);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < runs; ++i)
+    threads.emplace_back([&, i] { results[i] = init(kube_args(work_ / ("creds" + std::to_string(i)))); });
+  for (auto& t : threads) t.join();
+  const std::string password = stored("password");
+  for (int i = 0; i < runs; ++i) {
+    ASSERT_EQ(results[i].exit_code, 0) << results[i].err;
+    EXPECT_EQ(read_directory(work_ / ("creds" + std::to_string(i))).at("password").reveal(), password);
+  }
+  const auto names = derive_names(who_);
+  EXPECT_NO_THROW(verify_login(conn_.server, login{names.user_a, secret(password)}, names.database));
+}
+
+TEST_P(InitCliTest, TransientApiFailuresAreRetried) {
+  api_.fail_next(2, 503, "db-connector");
+  api_.fail_next(1, 429, secret_name_, 1);
+  api_.fail_next(1, 500, secret_name_);
+  const auto r = init(kube_args(work_ / "creds"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(stored("user"), derive_names(who_).user_a);
+}
+
+TEST_P(InitCliTest, ForbiddenIsExitFourAndPointsAtTheManifests) {
+  api_.revoke(sa_user);
+  api_.allow(sa_user, "get", "platform", "secrets", "db-connector");
+  const auto r = init(kube_args(work_ / "creds"));
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("forbidden"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("manifests"), std::string::npos) << r.err;
+}
+
+TEST_P(InitCliTest, MissingConnectorSecretIsExitThree) {
+  api_.delete_object("secrets", "platform", "db-connector");
+  const auto r = init(kube_args(work_ / "creds"));
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("platform/db-connector"), std::string::npos) << r.err;
+}
+
+TEST_P(InitCliTest, WrongTokenIsExitFour) {
+  api_.remove_token(token);
+  const auto r = init(kube_args(work_ / "creds"));
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_EQ(r.err.find(token), std::string::npos) << "the token leaked into the log";
+}
+
+TEST_P(InitCliTest, DebugLogsNeverHoldAPassword) {
+  auto args = kube_args(work_ / "creds");
+  args.insert(args.end(), {"--log-level", "debug"});
+  const auto r = init(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string tenant_password = stored("password");
+  const std::string standby_password = stored("standbyPassword");
+  for (const auto* text : {&r.out, &r.err}) {
+    EXPECT_EQ(text->find(conn_.admin_password.reveal()), std::string::npos);
+    EXPECT_EQ(text->find(tenant_password), std::string::npos);
+    EXPECT_EQ(text->find(standby_password), std::string::npos);
+    EXPECT_EQ(text->find(token), std::string::npos);
+  }
+  EXPECT_NE(r.err.find("\"level\":\"debug\""), std::string::npos) << "debug logging was not on";
+}
+
+TEST_P(InitCliTest, LocalModePrintsTheCredentialsAsJson) {
+  const fs::path out = work_ / "local";
+  const auto r = init({"--local", "--connector-file", (test::testdb_dir() / (GetParam() + ".connector")).string(),
+                       "--tenant", who_.name, "--namespace", "team-a", "--output-dir", out.string(), "--print-json",
+                       "--timeout", "60s"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  rapidjson::Document doc;
+  ASSERT_FALSE(doc.Parse(r.out.c_str()).HasParseError()) << r.out;
+  ASSERT_TRUE(doc.IsObject());
+  for (const char* key : {"database", "user", "password", "host", "port", "type", "dataSource", "caCert"})
+    EXPECT_TRUE(doc.HasMember(key)) << key;
+  EXPECT_EQ(std::string(doc["password"].GetString()), read_directory(out).at("password").reveal());
+}
+
+TEST_P(InitCliTest, UnreachableDatabaseIsExitSixAfterTheTimeout) {
+  const fs::path dir = work_ / "dead.connector";
+  fs::copy(test::testdb_dir() / (GetParam() + ".connector"), dir);
+  fs::remove(dir / "port");
+  std::ofstream(dir / "port") << test::unused_port();
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = init({"--local", "--connector-file", dir.string(), "--tenant", who_.name, "--output-dir",
+                       (work_ / "out").string(), "--timeout", "3s"});
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(2)) << "it did not wait for the database";
+  EXPECT_FALSE(fs::exists(work_ / "out" / "..data"));
+}
+
+// Bad input: one clear line naming what to fix, a documented exit code, nothing created.
+struct bad_case {
+  std::string label;
+  std::vector<std::string> flags;                   // extra or replacing flags
+  std::map<std::string, std::string> connector;     // key -> new value ("<delete>" removes)
+  int exit_code;
+  std::string mentions;
+};
+
+TEST_P(InitCliTest, BadInputIsRejectedWithANamedKeyAndCreatesNothing) {
+  const std::vector<bad_case> cases = {
+      {"no tenant", {"--tenant", ""}, {}, 2, "--tenant"},
+      {"bad timeout", {"--timeout", "soon"}, {}, 2, "--timeout"},
+      {"bad strategy", {"--strategy", "triple"}, {}, 2, "--strategy"},
+      {"short password", {"--password-length", "8"}, {}, 2, "--password-length"},
+      {"bad prefix", {"--name-prefix", "Bad!"}, {}, 2, "--name-prefix"},
+      {"world-readable files", {"--file-mode", "0644"}, {}, 2, "--file-mode"},
+      {"bad namespace", {"--namespace", "Not_A_Namespace"}, {}, 2, "--namespace"},
+      {"unknown flag", {"--frobnicate"}, {}, 2, "frobnicate"},
+      {"missing type", {}, {{"type", "<delete>"}}, 3, "type"},
+      {"unknown type", {}, {{"type", "oracle"}}, 3, "type"},
+      {"missing host", {}, {{"host", "<delete>"}}, 3, "host"},
+      {"port zero", {}, {{"port", "0"}}, 3, "port"},
+      {"port too big", {}, {{"port", "70000"}}, 3, "port"},
+      {"port not a number", {}, {{"port", "54x"}}, 3, "port"},
+      {"missing admin user", {}, {{"adminUser", "<delete>"}}, 3, "adminUser"},
+      {"missing admin password", {}, {{"adminPassword", "<delete>"}}, 3, "adminPassword"},
+      {"bad ssl mode", {}, {{"sslMode", "sometimes"}, {"tls", "<delete>"}}, 3, "sslMode"},
+      {"invalid PEM", {}, {{"caCert", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"}}, 3, "caCert"},
+      {"not PEM at all", {}, {{"caCert", "hello"}}, 3, "caCert"},
+      {"host is a URL", {}, {{"host", "postgres://db.example:5432"}}, 3, "host"},
+      {"non-UTF-8 user", {}, {{"adminUser", "adm\xff\xfe"}}, 3, "adminUser"},
+      {"SQL-looking user", {}, {{"adminUser", "x'; DROP TABLE t; --\n\x01"}}, 3, "adminUser"},
+  };
+  const auto admin = test::load_connector(GetParam());
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.label);
+    const fs::path dir = work_ / ("bad-" + std::to_string(&c - cases.data()));
+    fs::copy(test::testdb_dir() / (GetParam() + ".connector"), dir);
+    for (const auto& [key, value] : c.connector) {
+      fs::remove(dir / key);
+      if (value != "<delete>") std::ofstream(dir / key) << value;
+    }
+    const tenant t = test::unique_tenant("bad");
+    std::vector<std::string> args = {"--local", "--connector-file", dir.string(), "--tenant", t.name,
+                                     "--output-dir", (dir.string() + ".out"), "--timeout", "20s"};
+    for (std::size_t i = 0; i < c.flags.size(); ++i) {
+      const auto it = std::find(args.begin(), args.end(), c.flags[i]);
+      if (it != args.end() && i + 1 < c.flags.size()) {
+        *(it + 1) = c.flags[++i];
+      } else {
+        args.push_back(c.flags[i]);
+      }
+    }
+    const auto r = init(args);
+    EXPECT_EQ(r.exit_code, c.exit_code) << r.err;
+    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "expected one line: " << r.err;
+    EXPECT_EQ(r.err.find(admin.admin_password.reveal()), std::string::npos) << "admin password echoed";
+    EXPECT_FALSE(fs::exists(dir.string() + ".out/..data"));
+    auto session = connect_admin(admin.server, test::admin_login(admin));
+    EXPECT_FALSE(session->user_exists(derive_names(t).user_a)) << "an account was created";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, InitCliTest, ::testing::Values("pg", "mariadb"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
