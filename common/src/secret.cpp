@@ -13,6 +13,8 @@ void wipe(std::string& value) noexcept {
   value.clear();
 }
 
+secret::secret(std::string value) : value_(std::move(value)) { tenantdb::wipe(value); }
+
 secret::secret(secret&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
 
 secret& secret::operator=(const secret& other) {

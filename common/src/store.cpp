@@ -54,6 +54,7 @@ public:
     if (last_ && last_->resource_version == version) {
       object.labels = last_->labels;
       object.annotations = last_->annotations;
+      object.type = last_->type;
     }
     for (const auto& [k, v] : labels_) object.labels[k] = v;
     for (const auto& [k, v] : annotations) object.annotations[k] = v;

@@ -16,7 +16,7 @@ namespace tenantdb {
 /// How to reach and authenticate to the API server.
 struct kube_config {
   std::string server;                  ///< https://host:port
-  std::string ca_pem;                  ///< CA bundle for the API server's certificate
+  std::string ca_pem;                  ///< the only CAs trusted for the API server (empty: system store)
   std::filesystem::path token_file;    ///< re-read before each request (projected tokens rotate)
   secret token;                        ///< static bearer token (kubeconfig), if no token_file
   std::string client_cert_pem;         ///< client certificate auth (kubeconfig)
@@ -76,7 +76,9 @@ public:
   /// if it changed meanwhile.
   secret_object update_secret(const secret_object& object);
 
-  /// One request; throws only for transport failures. For callers of other resources.
+  /// One request; throws only for transport failures (and an unreadable token file).
+  /// For callers of other resources.
+  /// The bodies are the caller's: wipe them if they may hold Secret data.
   kube_response request(const std::string& method, const std::string& path,
                         const std::string& body = {},
                         const std::string& content_type = "application/json");

@@ -13,7 +13,8 @@ namespace tenantdb {
 class secret {
 public:
   secret() = default;
-  explicit secret(std::string value) : value_(std::move(value)) {}
+  /// Takes the value; the argument is wiped (a short string's bytes live inline in it).
+  explicit secret(std::string value);
   secret(const secret& other) = default;
   secret(secret&& other) noexcept;
   secret& operator=(const secret& other);
