@@ -11,6 +11,7 @@
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/naming.hpp"
+#include "tenantdb/password.hpp"
 #include "tenantdb/provision.hpp"
 
 namespace {
@@ -59,6 +60,7 @@ int run(const flags& f) {
   opts.name_prefix = f.name_prefix;
   opts.strategy = parse_strategy(f.strategy);
   opts.password_length = f.password_length;
+  validate_password_length(opts.password_length);
   opts.deadline = deadline;
   directory_options dir_opts;
   dir_opts.file_mode = parse_mode(f.file_mode);

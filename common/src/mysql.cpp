@@ -528,6 +528,16 @@ public:
                 .empty();
   }
 
+  bool database_exists(const std::string& database) override {
+    check_identifier(server_, database, "database");
+    MYSQL* m = conn_.get();
+    std::string sql = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ";
+    append_literal(m, sql, database);
+    return !query(m, server_, sql, {"look up the database \"" + database + "\"", "access to information_schema"},
+                  party::admin, admin_)
+                .empty();
+  }
+
   std::string server_version() override {
     const char* info = mysql_get_server_info(conn_.get());
     const std::string version = info != nullptr ? info : "";

@@ -9,11 +9,15 @@
 
 namespace tenantdb {
 
-secret generate_password(std::size_t length) {
+void validate_password_length(std::size_t length) {
   if (length < min_password_length || length > max_password_length)
-    throw error(error_kind::usage, "password length must be between " + std::to_string(min_password_length) +
+    throw error(error_kind::usage, "--password-length must be between " + std::to_string(min_password_length) +
                                        " and " + std::to_string(max_password_length))
         .about("--password-length");
+}
+
+secret generate_password(std::size_t length) {
+  validate_password_length(length);
   constexpr std::size_t n = password_alphabet.size();
   // Accept only bytes below the largest multiple of n: every character is then equally
   // likely (rejection sampling instead of a biased modulo).

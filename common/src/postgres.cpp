@@ -601,6 +601,12 @@ public:
     return role_exists(user);
   }
 
+  bool database_exists(const std::string& database) override {
+    check_identifier(database, "database");
+    return query_is_true(conn_.get(), "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", {&database},
+                         {"look up database \"" + database + "\""}, party::admin, admin_);
+  }
+
   std::string server_version() override {
     const char* v = PQparameterStatus(conn_.get(), "server_version");
     return std::string("PostgreSQL ") + (v != nullptr ? v : std::to_string(PQserverVersion(conn_.get())));

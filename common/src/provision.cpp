@@ -196,6 +196,7 @@ rotation_strategy parse_strategy(std::string_view text) {
 provision_result provision(const connector& conn, credential_store& store, const provision_options& options) {
   validate_tenant(options.who);
   validate_name_prefix(options.name_prefix);
+  validate_password_length(options.password_length);
   run r{conn, store, options, derive_names(options.who, options.name_prefix), nullptr, {}};
   r.result.names = r.names;
   log::info("provisioning", {{"tenant", options.who.name}, {"namespace", options.who.namespace_name},

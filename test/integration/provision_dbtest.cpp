@@ -179,6 +179,7 @@ TEST_P(ProvisionTest, InPlaceStrategyMakesOneAccountAndNoStandby) {
   auto admin = connect_admin(conn_.server, login{conn_.admin_user, conn_.admin_password});
   EXPECT_TRUE(admin->user_exists(result.names.user_a));
   EXPECT_FALSE(admin->user_exists(result.names.user_b));
+  EXPECT_TRUE(admin->database_exists(result.names.database));
   expect_login(active(result.data), result.names.database);
 }
 
@@ -234,6 +235,23 @@ TEST_P(ProvisionTest, WrongAdminPasswordFailsAtOnceAndCreatesNothing) {
   EXPECT_FALSE(store->load());
   auto admin = connect_admin(conn_.server, login{conn_.admin_user, conn_.admin_password});
   EXPECT_FALSE(admin->user_exists(derive_names(who).user_a));
+  EXPECT_FALSE(admin->database_exists(derive_names(who).database));
+}
+
+TEST_P(ProvisionTest, BadPasswordLengthIsRejectedBeforeAnythingIsCreated) {
+  const tenant who = test::unique_tenant("badlen");
+  auto store = make_directory_store(dir_);
+  auto o = options(who);
+  o.password_length = 8;
+  try {
+    provision(conn_, *store, o);
+    FAIL() << "provision accepted an 8-character password length";
+  } catch (const error& e) {
+    EXPECT_EQ(e.code(), exit_code::usage) << e.what();
+  }
+  auto admin = connect_admin(conn_.server, login{conn_.admin_user, conn_.admin_password});
+  EXPECT_FALSE(admin->database_exists(derive_names(who).database));
+  EXPECT_FALSE(store->load());
 }
 
 TEST_P(ProvisionTest, WrongCertificateAuthorityIsAConnectorErrorNotRetried) {

@@ -48,6 +48,9 @@ public:
   /// True if the account exists.
   virtual bool user_exists(const std::string& user) = 0;
 
+  /// True if the database exists.
+  virtual bool database_exists(const std::string& database) = 0;
+
   /// The server's version string, for logs.
   virtual std::string server_version() = 0;
 };

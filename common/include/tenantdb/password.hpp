@@ -20,6 +20,10 @@ inline constexpr std::size_t default_password_length = 32;
 inline constexpr std::size_t min_password_length = 16;
 inline constexpr std::size_t max_password_length = 80;
 
+/// Throws tenantdb::error (usage, about "--password-length") unless `length` is within
+/// [min_password_length, max_password_length]. Call before anything is created.
+void validate_password_length(std::size_t length);
+
 /// Returns `length` characters drawn uniformly from password_alphabet (rejection
 /// sampling, so no modulo bias). Throws tenantdb::error if the CSPRNG fails.
 secret generate_password(std::size_t length = default_password_length);
