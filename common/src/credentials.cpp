@@ -143,6 +143,7 @@ credential_data workload_view(const credential_data& data) {
   credential_data out = data;
   out.erase(keys::standby_user);
   out.erase(keys::standby_password);
+  out.erase(keys::pending_password);  // a rotation in flight; never the workload's
   return out;
 }
 

@@ -36,19 +36,6 @@ std::string b64(const std::string& in) {
   return out;
 }
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
 // The connector directory of a test server as Secret data.
 std::string connector_secret_json(const std::string& which, const std::string& ns, const std::string& name) {
   std::string data;
@@ -324,6 +311,6 @@ TEST_P(InitCliTest, BadInputIsRejectedWithANamedKeyAndCreatesNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, InitCliTest, ::testing::Values("pg", "mariadb"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& param_info) { return param_info.param; });
 
 }  // namespace

@@ -267,6 +267,6 @@ TEST_P(ProvisionTest, WrongCertificateAuthorityIsAConnectorErrorNotRetried) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ProvisionTest, ::testing::Values("pg", "mariadb"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& param_info) { return param_info.param; });
 
 }  // namespace

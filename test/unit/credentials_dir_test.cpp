@@ -446,13 +446,15 @@ TEST(CredentialData, FromDataRejectsMissingOrEmptyRequiredKeys) {
   EXPECT_FALSE(from_data({}, c.server).has_value());
 }
 
-TEST(CredentialData, WorkloadViewDropsOnlyTheStandbyKeys) {
-  const auto data = to_data(sample_credentials(true, true), "/ca");
+TEST(CredentialData, WorkloadViewDropsTheStandbyAndPendingKeysOnly) {
+  auto data = to_data(sample_credentials(true, true), "/ca");
+  data[keys::pending_password] = secret("rotation-in-flight");
   auto expected = reveal_all(data);
   expected.erase(keys::standby_user);
   expected.erase(keys::standby_password);
+  expected.erase(keys::pending_password);
   EXPECT_EQ(reveal_all(workload_view(data)), expected);
-  EXPECT_EQ(reveal_all(data).size(), expected.size() + 2) << "the input is not modified";
+  EXPECT_EQ(reveal_all(data).size(), expected.size() + 3) << "the input is not modified";
 }
 
 TEST(CredentialData, ToJsonIsValidJsonWithEveryKey) {

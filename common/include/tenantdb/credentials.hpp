@@ -30,6 +30,7 @@ inline constexpr const char* ca_cert = "caCert";
 inline constexpr const char* ssl_mode = "sslMode";
 inline constexpr const char* standby_user = "standbyUser";
 inline constexpr const char* standby_password = "standbyPassword";
+inline constexpr const char* pending_password = "pendingPassword";
 }  // namespace keys
 
 /// What the workload needs to log in, plus the dual strategy's idle account.
@@ -51,7 +52,7 @@ credential_data to_data(const credentials& creds, const std::string& ca_file);
 /// (a damaged Secret is treated like a lost one, never trusted half-way).
 std::optional<credentials> from_data(const credential_data& data, const server_address& server);
 
-/// The keys the workload sees (everything but the standby account).
+/// The keys the workload sees: everything but the standby account and a pending password.
 credential_data workload_view(const credential_data& data);
 
 /// Options for the credential directory.

@@ -52,7 +52,7 @@ inline constexpr const char* rotate_now = "tenantdb.io/rotate-now";
 }  // namespace annotations
 
 /// Store key holding the password a rotation in flight is setting.
-inline constexpr const char* pending_password_key = "pendingPassword";
+inline constexpr const char* pending_password_key = keys::pending_password;
 
 /// Named points between the steps above, where tests make the process die (kill -9).
 namespace fault_points {
