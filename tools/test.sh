@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The test command: installs dependencies, builds, and runs every test (unit tests and
-# integration tests against real PostgreSQL and MariaDB servers that CTest starts).
+# The test command: installs dependencies, builds, proves the static binaries work in an
+# empty root (tools/static-smoke.sh), then runs every test with ctest: unit tests and
+# integration tests against real PostgreSQL and MariaDB servers that CTest starts.
+# Extra arguments go to ctest (e.g. -L unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
 tools/build.sh
+if [ "${TENANTDB_SKIP_STATIC:-0}" != 1 ]; then
+  tools/static-smoke.sh
+fi
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j 2 "$@"
