@@ -35,20 +35,6 @@ struct flags {
   bool print_json = false;
 };
 
-mode_t parse_mode(const std::string& text) {
-  bool ok = !text.empty() && text.size() <= 4;
-  unsigned value = 0;
-  for (char c : text) {
-    ok = ok && c >= '0' && c <= '7';
-    value = value * 8 + static_cast<unsigned>(c - '0');
-  }
-  if (!ok || (value & 0004) != 0 || (value & 0400) == 0)
-    throw tenantdb::error(tenantdb::error_kind::usage,
-                          "--file-mode must be an octal mode that the owner can read and others cannot, e.g. 0440")
-        .about("--file-mode");
-  return static_cast<mode_t>(value);
-}
-
 int run(const flags& f) {
   using namespace tenantdb;
   log::set_level(log::parse_level(f.log_level));
@@ -63,7 +49,7 @@ int run(const flags& f) {
   validate_password_length(opts.password_length);
   opts.deadline = deadline;
   directory_options dir_opts;
-  dir_opts.file_mode = parse_mode(f.file_mode);
+  dir_opts.file_mode = tenantdb::parse_file_mode(f.file_mode);
   opts.ca_file = !f.ca_file.empty() ? f.ca_file : f.output_dir.empty() ? std::string() : f.output_dir + "/caCert";
 
   if (f.local) {
@@ -112,14 +98,9 @@ int run(const flags& f) {
   auto store = make_secret_store(client, opts.who.namespace_name, secret_name, labels);
   const auto result = provision(conn, *store, opts);
   if (!f.output_dir.empty()) {
+    // Rewrite the files only if they differ: a second run changes nothing it need not.
     const auto view = workload_view(result.data);
-    if (read_directory(f.output_dir).size() != view.size() || [&] {
-          const auto current = read_directory(f.output_dir);
-          for (const auto& [k, v] : view)
-            if (current.count(k) == 0 || !(current.at(k) == v)) return true;
-          return false;
-        }())
-      publish_directory(f.output_dir, view, dir_opts);
+    if (!same_data(read_directory(f.output_dir), view)) publish_directory(f.output_dir, view, dir_opts);
   }
   log::info("tenant ready", {{"database", result.names.database}, {"user", result.data.at("user").reveal()},
                              {"secret", opts.who.namespace_name + "/" + secret_name}});

@@ -62,18 +62,6 @@ using tenantdb::error_kind;
   throw error(error_kind::usage, flag + " " + what).about(flag);
 }
 
-mode_t parse_mode(const std::string& text) {
-  bool ok = !text.empty() && text.size() <= 4;
-  unsigned value = 0;
-  for (char c : text) {
-    ok = ok && c >= '0' && c <= '7';
-    value = value * 8 + static_cast<unsigned>(c - '0');
-  }
-  if (!ok || (value & 0004) != 0 || (value & 0400) == 0)
-    usage("--file-mode", "must be an octal mode that the owner can read and others cannot, e.g. 0440");
-  return static_cast<mode_t>(value);
-}
-
 // "0" is allowed where the flag says so; parse_duration refuses zero.
 std::chrono::milliseconds parse_period(const std::string& text, const std::string& flag, std::chrono::milliseconds min) {
   const auto d = tenantdb::parse_duration(text, flag);
@@ -119,7 +107,7 @@ int run(const flags& f) {
   opts.admin_listen = parse_listen_address(f.admin_listen, "--admin-listen");
   if (opts.admin_listen.enabled() && !is_loopback(opts.admin_listen))
     usage("--admin-listen", "must be a loopback address such as 127.0.0.1:8081 (the admin endpoint is local only)");
-  opts.files.file_mode = parse_mode(f.file_mode);
+  opts.files.file_mode = tenantdb::parse_file_mode(f.file_mode);
   opts.formats = parse_formats(f.formats);
   const bool wants_pgpass =
       std::find(opts.formats.begin(), opts.formats.end(), credential_format::pgpass) != opts.formats.end();

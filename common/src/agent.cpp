@@ -219,15 +219,6 @@ private:
   bool failed_ = false;
 };
 
-bool same_data(const credential_data& a, const credential_data& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, v] : a) {
-    const auto it = b.find(k);
-    if (it == b.end() || !(it->second == v)) return false;
-  }
-  return true;
-}
-
 // The rotator marks a removed annotation with an empty value (a PUT keeps annotations it
 // does not name), so empty counts as absent.
 const std::string* annotation_of(const stored_credentials& stored, const char* key) {

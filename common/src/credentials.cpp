@@ -101,6 +101,19 @@ void remove_stale(const fs::path& dir, const std::string& live) {
 
 }  // namespace
 
+mode_t parse_file_mode(std::string_view text) {
+  bool ok = !text.empty() && text.size() <= 4;
+  unsigned value = 0;
+  for (char c : text) {
+    ok = ok && c >= '0' && c <= '7';
+    value = value * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (!ok || (value & 0004) != 0 || (value & 0400) == 0)
+    throw error(error_kind::usage, "--file-mode must be an octal mode that the owner can read and others cannot, e.g. 0440")
+        .about("--file-mode");
+  return static_cast<mode_t>(value);
+}
+
 credential_data to_data(const credentials& creds, const std::string& ca_file) {
   credential_data out;
   out[keys::database] = secret(creds.database);
@@ -137,6 +150,15 @@ std::optional<credentials> from_data(const credential_data& data, const server_a
   if ((standby_user == nullptr) != (standby_password == nullptr)) return std::nullopt;  // half a pair: damaged
   if (standby_user != nullptr) out.standby = login{standby_user->reveal(), *standby_password};
   return out;
+}
+
+bool same_data(const credential_data& a, const credential_data& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [key, value] : a) {
+    const auto it = b.find(key);
+    if (it == b.end() || !(it->second == value)) return false;
+  }
+  return true;
 }
 
 credential_data workload_view(const credential_data& data) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "engines.hpp"
+#include "temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/secret.hpp"
 #include "unique_fd.hpp"
@@ -155,48 +156,6 @@ void append_literal(MYSQL* m, std::string& out, std::string_view value) {
   wipe(buffer);
 }
 
-/// The connector's CA in a private temporary file for the lifetime of a connect call:
-/// Connector/C takes CA certificates from files only.
-class temp_ca_file {
-public:
-  explicit temp_ca_file(std::string_view pem) {
-    const char* tmpdir = std::getenv("TMPDIR");
-    std::string dir = (tmpdir != nullptr && *tmpdir != '\0') ? tmpdir : "/tmp";
-    std::string name = dir + "/tenantdb-ca-XXXXXX";
-    std::vector<char> buffer(name.begin(), name.end());
-    buffer.push_back('\0');
-    unique_fd fd(::mkstemp(buffer.data()));  // 0600
-    if (!fd)
-      throw error(error_kind::internal, "cannot create a temporary file for the CA certificate in " + dir + ": " +
-                                            std::strerror(errno) + " (mount a writable /tmp or set TMPDIR)");
-    path_.assign(buffer.data());
-    ::fchmod(fd.get(), S_IRUSR | S_IWUSR);
-    std::size_t done = 0;
-    while (done < pem.size()) {
-      const ssize_t n = ::write(fd.get(), pem.data() + done, pem.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        const int saved = errno;
-        remove();
-        throw error(error_kind::internal,
-                    "cannot write the CA certificate to a temporary file in " + dir + ": " + std::strerror(saved));
-      }
-      done += static_cast<std::size_t>(n);
-    }
-  }
-  temp_ca_file(const temp_ca_file&) = delete;
-  temp_ca_file& operator=(const temp_ca_file&) = delete;
-  ~temp_ca_file() { remove(); }
-
-  const std::string& path() const noexcept { return path_; }
-  void remove() noexcept {
-    if (!path_.empty()) ::unlink(path_.c_str());
-    path_.clear();
-  }
-
-private:
-  std::string path_;
-};
 
 // ---------------------------------------------------------------------------------------
 // Connecting

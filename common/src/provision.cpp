@@ -40,15 +40,6 @@ bool consistent(const credentials& c, const tenant_names& names, rotation_strate
   return c.standby && c.standby->user == (a_active ? names.user_b : names.user_a);
 }
 
-bool same(const credential_data& a, const credential_data& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, v] : a) {
-    const auto it = b.find(k);
-    if (it == b.end() || !(it->second == v)) return false;
-  }
-  return true;
-}
-
 struct run {
   const connector& conn;
   credential_store& store;
@@ -161,7 +152,7 @@ struct run {
     // Everything works. Rewrite the store only if what it should say changed (a moved
     // server, a new CA, another CA path); passwords stay.
     auto desired = to_data(*creds, opts.ca_file);
-    if (!same(desired, stored->data)) {
+    if (!same_data(desired, stored->data)) {
       if (!store.replace(desired, stored->annotations, stored->version)) return false;
       result.store_written = true;
       log::info("updated stored credentials", {{"store", store.describe()}});

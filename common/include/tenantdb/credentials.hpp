@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 
 #include "tenantdb/connector.hpp"
@@ -52,6 +53,9 @@ credential_data to_data(const credentials& creds, const std::string& ca_file);
 /// (a damaged Secret is treated like a lost one, never trusted half-way).
 std::optional<credentials> from_data(const credential_data& data, const server_address& server);
 
+/// True if both hold the same keys with the same values (values compared in constant time).
+bool same_data(const credential_data& a, const credential_data& b);
+
 /// The keys the workload sees: everything but the standby account and a pending password.
 credential_data workload_view(const credential_data& data);
 
@@ -60,6 +64,10 @@ struct directory_options {
   mode_t file_mode = 0440;
   mode_t dir_mode = 0750;
 };
+
+/// Parses --file-mode: an octal mode the owner can read and others cannot (e.g. 0440).
+/// Throws tenantdb::error (usage, about "--file-mode") otherwise.
+mode_t parse_file_mode(std::string_view text);
 
 /// Publishes `data` into `dir` the way kubelet updates a Secret volume: files go into a
 /// new hidden timestamped directory, which is fsynced; then the `..data` symlink is
