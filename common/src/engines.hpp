@@ -5,8 +5,24 @@
 #include <string>
 
 #include "tenantdb/engine.hpp"
+#include "tenantdb/secret.hpp"
 
 namespace tenantdb::detail {
+
+/// Who is logging in: decides how a refused login is reported (database error for the
+/// admin, verification error for the tenant).
+enum class party { admin, tenant };
+
+/// A std::string wiped when it goes out of scope: statements that hold a password or a
+/// verifier are built in one.
+class wiped_string {
+public:
+  wiped_string() = default;
+  wiped_string(const wiped_string&) = delete;
+  wiped_string& operator=(const wiped_string&) = delete;
+  ~wiped_string() { wipe(value); }
+  std::string value;
+};
 
 std::unique_ptr<admin_session> connect_postgres_admin(const server_address& server, const login& admin,
                                                       const db_timeouts& timeouts);

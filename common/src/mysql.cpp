@@ -42,19 +42,6 @@ struct result_deleter {
 };
 using result_ptr = std::unique_ptr<MYSQL_RES, result_deleter>;
 
-/// Who is logging in: decides how a refused login is reported.
-enum class party { admin, tenant };
-
-/// A std::string wiped when it goes out of scope (statements holding a password).
-class wiped_string {
-public:
-  wiped_string() = default;
-  wiped_string(const wiped_string&) = delete;
-  wiped_string& operator=(const wiped_string&) = delete;
-  ~wiped_string() { wipe(value); }
-  std::string value;
-};
-
 std::once_flag library_once;
 
 /// mysql_library_init is not thread-safe, and mysql_init calls it on first use.

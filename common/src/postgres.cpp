@@ -48,19 +48,6 @@ struct result_deleter {
 };
 using result_ptr = std::unique_ptr<PGresult, result_deleter>;
 
-/// Who is logging in: decides how a refused login is reported.
-enum class party { admin, tenant };
-
-/// A std::string wiped when it goes out of scope (statements holding a verifier).
-class wiped_string {
-public:
-  wiped_string() = default;
-  wiped_string(const wiped_string&) = delete;
-  wiped_string& operator=(const wiped_string&) = delete;
-  ~wiped_string() { wipe(value); }
-  std::string value;
-};
-
 std::string lower(std::string_view text) {
   std::string out(text);
   for (char& c : out)
