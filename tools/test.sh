@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs dependencies, builds, proves the static binaries work in an
 # empty root (tools/static-smoke.sh), then runs every test with ctest: unit tests and
-# integration tests against real PostgreSQL and MariaDB servers that CTest starts.
-# Extra arguments go to ctest (e.g. -L unit).
+# integration tests against real PostgreSQL and MariaDB servers that CTest starts, and the
+# reliability and security suite (label `suite`), whose counts end the output in one line.
+# Extra arguments go to ctest (e.g. -L unit, -L suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -10,4 +11,8 @@ tools/build.sh
 if [ "${TENANTDB_SKIP_STATIC:-0}" != 1 ]; then
   tools/static-smoke.sh
 fi
-ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j 2 "$@"
+status=0
+ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j 2 "$@" || status=$?
+summary=${BUILD_DIR:-build}/suite/SUMMARY
+if [ -f "$summary" ]; then cat "$summary"; fi
+exit "$status"

@@ -8,9 +8,9 @@
 #include <rapidjson/document.h>
 #include <thread>
 
-#include <openssl/evp.h>
 
 #include "kube_standin.hpp"
+#include "pod.hpp"
 #include "process.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/dsn.hpp"
@@ -25,28 +25,6 @@ namespace {
 
 [[maybe_unused]] const bool server_logs = test::dump_server_logs_on_failure({"pg", "mariadb"});
 
-constexpr const char* token = "init-test-token-7f3a";
-constexpr const char* sa_user = "system:serviceaccount:team-a:tenantdb";
-
-std::string b64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-// The connector directory of a test server as Secret data.
-std::string connector_secret_json(const std::string& which, const std::string& ns, const std::string& name) {
-  std::string data;
-  for (const auto& entry : fs::directory_iterator(test::testdb_dir() / (which + ".connector"))) {
-    if (!data.empty()) data += ",";
-    data += "\"" + entry.path().filename().string() + "\":\"" + b64(test::read_file(entry.path().string())) + "\"";
-  }
-  return R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":")" + name + R"(","namespace":")" + ns +
-         R"("},"type":"Opaque","data":{)" + data + "}}";
-}
-
 class InitCliTest : public ::testing::TestWithParam<std::string> {
 protected:
   void SetUp() override {
@@ -58,18 +36,9 @@ protected:
     who_ = test::unique_tenant("cli");
     who_.namespace_name = "team-a";
     secret_name_ = "vc-db-" + who_.name;
-    api_.add_token(token, sa_user);
-    api_.allow(sa_user, "get", "platform", "secrets", "db-connector");
-    api_.allow(sa_user, "get", "team-a", "secrets", secret_name_);
-    api_.allow(sa_user, "update", "team-a", "secrets", secret_name_);
-    api_.allow(sa_user, "create", "team-a", "secrets");
-    api_.put_object(connector_secret_json(GetParam(), "platform", "db-connector"));
+    test::set_up_pod(api_, pod_, GetParam(), secret_name_);
     kubeconfig_ = (work_ / "kubeconfig").string();
-    std::ofstream(kubeconfig_) << "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n"
-                               << "    server: " << api_.url() << "\n    certificate-authority-data: " << b64(api_.ca_pem())
-                               << "\nusers:\n- name: sa\n  user:\n    token: " << token
-                               << "\ncontexts:\n- name: c\n  context:\n    cluster: standin\n    user: sa\n"
-                               << "    namespace: team-a\ncurrent-context: c\n";
+    test::write_kubeconfig(kubeconfig_, api_, pod_);
   }
   void TearDown() override { fs::remove_all(work_); }
 
@@ -95,6 +64,7 @@ protected:
   std::string secret_name_;
   std::string kubeconfig_;
   test::KubeStandin api_;
+  test::pod_identity pod_;
 };
 
 TEST_P(InitCliTest, KubeModeWritesTheCredentialsSecretAndDirectoryThatLogIn) {
@@ -176,8 +146,8 @@ TEST_P(InitCliTest, TransientApiFailuresAreRetried) {
 }
 
 TEST_P(InitCliTest, ForbiddenIsExitFourAndPointsAtTheManifests) {
-  api_.revoke(sa_user);
-  api_.allow(sa_user, "get", "platform", "secrets", "db-connector");
+  api_.revoke(pod_.user);
+  api_.allow(pod_.user, "get", "platform", "secrets", "db-connector");
   const auto r = init(kube_args(work_ / "creds"));
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find("forbidden"), std::string::npos) << r.err;
@@ -192,10 +162,10 @@ TEST_P(InitCliTest, MissingConnectorSecretIsExitThree) {
 }
 
 TEST_P(InitCliTest, WrongTokenIsExitFour) {
-  api_.remove_token(token);
+  api_.remove_token(pod_.token);
   const auto r = init(kube_args(work_ / "creds"));
   EXPECT_EQ(r.exit_code, 4) << r.err;
-  EXPECT_EQ(r.err.find(token), std::string::npos) << "the token leaked into the log";
+  EXPECT_EQ(r.err.find(pod_.token), std::string::npos) << "the token leaked into the log";
 }
 
 TEST_P(InitCliTest, DebugLogsNeverHoldAPassword) {
@@ -209,7 +179,7 @@ TEST_P(InitCliTest, DebugLogsNeverHoldAPassword) {
     EXPECT_EQ(text->find(conn_.admin_password.reveal()), std::string::npos);
     EXPECT_EQ(text->find(tenant_password), std::string::npos);
     EXPECT_EQ(text->find(standby_password), std::string::npos);
-    EXPECT_EQ(text->find(token), std::string::npos);
+    EXPECT_EQ(text->find(pod_.token), std::string::npos);
   }
   EXPECT_NE(r.err.find("\"level\":\"debug\""), std::string::npos) << "debug logging was not on";
 }

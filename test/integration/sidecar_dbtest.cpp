@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
 #include <algorithm>
 #include <atomic>
 #include <csignal>
@@ -13,21 +12,20 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <netinet/in.h>
 #include <set>
-#include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 #include <mysql.h>
-#include <openssl/evp.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include "kube_standin.hpp"
+#include "pod.hpp"
 #include "process.hpp"
+#include "suite.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/engine.hpp"
 #include "tenantdb/error.hpp"
@@ -43,62 +41,10 @@ namespace {
 
 [[maybe_unused]] const bool server_logs = test::dump_server_logs_on_failure({"pg", "mariadb"});
 
-constexpr const char* token = "sidecar-test-token-51c9";
-constexpr const char* sa_user = "system:serviceaccount:team-a:tenantdb";
 constexpr const char* ns = "team-a";
-
-std::string b64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::string connector_secret_json(const std::string& which, const std::string& ns_name, const std::string& name) {
-  std::string data;
-  for (const auto& entry : fs::directory_iterator(test::testdb_dir() / (which + ".connector"))) {
-    if (!data.empty()) data += ",";
-    data += "\"" + entry.path().filename().string() + "\":\"" + b64(test::read_file(entry.path().string())) + "\"";
-  }
-  return R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":")" + name + R"(","namespace":")" + ns_name +
-         R"("},"type":"Opaque","data":{)" + data + "}}";
-}
-
-struct http_reply {
-  int status = 0;
-  std::string headers;
-  std::string body;
-};
-
-http_reply http(std::uint16_t port, const std::string& method, const std::string& path) {
-  http_reply r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return r;
-  }
-  const std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" +
-                          (method == "POST" ? "Content-Length: 0\r\n" : "") + "\r\n";
-  (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) raw.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  const auto head_end = raw.find("\r\n\r\n");
-  if (raw.size() < 12 || head_end == std::string::npos) return r;
-  r.status = std::stoi(raw.substr(9, 3));
-  r.headers = raw.substr(0, head_end);
-  r.body = raw.substr(head_end + 4);
-  return r;
-}
+using test::eventually;
+using test::http;
+using test::tail;
 
 // The value of one sample in Prometheus text; -1 if absent.
 double metric(const std::string& text, const std::string& sample) {
@@ -107,29 +53,9 @@ double metric(const std::string& text, const std::string& sample) {
   return std::stod(text.substr(pos + sample.size() + 2));
 }
 
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return f();
-}
-
 std::string value_of(const credential_data& d, const char* key) {
   const auto it = d.find(key);
   return it == d.end() ? std::string() : it->second.reveal();
-}
-
-std::string tail(const std::string& text, std::size_t lines) {
-  std::size_t pos = text.size();
-  for (std::size_t i = 0; i <= lines; ++i) {
-    if (pos == 0) return text;
-    pos = text.rfind('\n', pos - 1);
-    if (pos == std::string::npos) return text;
-  }
-  return text.substr(pos + 1);
 }
 
 // Stops and joins a background thread however the test leaves its scope (an ASSERT
@@ -169,18 +95,9 @@ protected:
     who_ = test::unique_tenant("sc");
     who_.namespace_name = ns;
     secret_name_ = "vc-db-" + who_.name;
-    api_.add_token(token, sa_user);
-    api_.allow(sa_user, "get", "platform", "secrets", "db-connector");
-    api_.allow(sa_user, "get", ns, "secrets", secret_name_);
-    api_.allow(sa_user, "update", ns, "secrets", secret_name_);
-    api_.allow(sa_user, "create", ns, "secrets");
-    api_.put_object(connector_secret_json(engine(), "platform", "db-connector"));
+    test::set_up_pod(api_, pod_, engine(), secret_name_);
     kubeconfig_ = (work_ / "kubeconfig").string();
-    std::ofstream(kubeconfig_) << "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n"
-                               << "    server: " << api_.url() << "\n    certificate-authority-data: " << b64(api_.ca_pem())
-                               << "\nusers:\n- name: sa\n  user:\n    token: " << token
-                               << "\ncontexts:\n- name: c\n  context:\n    cluster: standin\n    user: sa\n"
-                               << "    namespace: team-a\ncurrent-context: c\n";
+    test::write_kubeconfig(kubeconfig_, api_, pod_);
   }
 
   void TearDown() override {
@@ -287,6 +204,7 @@ protected:
   std::string secret_name_;
   std::string kubeconfig_;
   test::KubeStandin api_;
+  test::pod_identity pod_;
   std::vector<std::unique_ptr<sidecar>> sidecars_;
   int launches_ = 0;
 };
@@ -725,6 +643,7 @@ protected:
 };
 
 TEST_P(SidecarCrashTest, KillNineAtTheFaultPointThenRestartLeavesWorkingCredentialsAndNoIntent) {
+  test::suite_tally tally;
   init();
   const std::vector<std::string> args = {"--rotate-every", "never", "--grace", "1s"};
   auto& sc = start("pod-c", args, {{"TENANTDB_TEST_CRASH_AT", point()}});
@@ -733,6 +652,7 @@ TEST_P(SidecarCrashTest, KillNineAtTheFaultPointThenRestartLeavesWorkingCredenti
   EXPECT_EQ(http(sc.admin, "POST", "/rotate").status, 202);
   ASSERT_EQ(sc.proc->wait(30s), 128 + SIGKILL) << "did not die at " << point();
   EXPECT_NE(sc.proc->err().find("\"fault_point\":\"" + point() + "\""), std::string::npos);
+  tally.faults = 1;
 
   // The same pod comes back (same name: it is the rotation's holder) without the hook.
   launch(sc, args, {});
@@ -748,6 +668,7 @@ TEST_P(SidecarCrashTest, KillNineAtTheFaultPointThenRestartLeavesWorkingCredenti
   EXPECT_TRUE(logs_in(value_of(f, keys::user), value_of(f, keys::password))) << "the files' credential";
   EXPECT_TRUE(logs_in(stored(keys::standby_user), stored(keys::standby_password))) << "the store's standby record";
   EXPECT_NE(value_of(f, keys::data_source).find(value_of(f, keys::password)), std::string::npos);
+  if (!HasFailure()) tally.recoveries = 1;
 
   // The restarted process is the one that finished the job.
   const auto m = sc.metrics();

@@ -1,0 +1,63 @@
+#pragma once
+/// \file
+/// What the process-level tests share: a pod's view of the Kubernetes API stand-in (token,
+/// RBAC, connector Secret, kubeconfig) and small helpers for driving tenantdb's binaries
+/// and HTTP endpoints.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "kube_standin.hpp"
+
+namespace tenantdb::test {
+
+/// Standard base64 (RFC 4648, padded), as in a Secret's data.
+std::string base64(const std::string& in);
+
+/// The connector directory of a test server (<testdb_dir>/<which>.connector) as the JSON
+/// of an Opaque Secret `ns/name`.
+std::string connector_secret_json(const std::string& which, const std::string& ns, const std::string& name);
+
+/// The namespace, service account and Secret names a tenant's pod uses.
+struct pod_identity {
+  std::string token = "pod-test-token-5e1b";
+  std::string user = "system:serviceaccount:team-a:tenantdb";
+  std::string ns = "team-a";
+  std::string connector_ns = "platform";
+  std::string connector_name = "db-connector";
+};
+
+/// Grants `who` exactly what manifests/rbac.yaml grants (get the connector; get, update,
+/// create the tenant's credentials Secret `secret_name`), registers the token, and puts
+/// the connector Secret of test server `which` into the API.
+void set_up_pod(KubeStandin& api, const pod_identity& who, const std::string& which, const std::string& secret_name);
+
+/// Writes a kubeconfig at `path` that reaches `api` with `who`'s token, CA verified.
+void write_kubeconfig(const std::filesystem::path& path, const KubeStandin& api, const pod_identity& who);
+
+/// Polls `f` every 50 ms until it returns true or `timeout` passes; returns its last result.
+template <class F>
+bool eventually(F&& f, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return f();
+}
+
+/// One plain-HTTP exchange with 127.0.0.1:port (status 0 when it could not connect).
+struct http_reply {
+  int status = 0;
+  std::string headers;
+  std::string body;
+};
+http_reply http(std::uint16_t port, const std::string& method, const std::string& path);
+
+/// The last `lines` lines of `text`.
+std::string tail(const std::string& text, std::size_t lines);
+
+}  // namespace tenantdb::test
