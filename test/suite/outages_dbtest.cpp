@@ -1,0 +1,2 @@
+// Placeholder: this suite file is being written.
+#include <gtest/gtest.h>
