@@ -9,6 +9,7 @@
 #include "tenantdb/app.hpp"
 #include "tenantdb/duration.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/fault.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/naming.hpp"
 #include "tenantdb/password.hpp"
@@ -50,6 +51,8 @@ int run(const flags& f) {
   opts.deadline = deadline;
   directory_options dir_opts;
   dir_opts.file_mode = tenantdb::parse_file_mode(f.file_mode);
+  opts.fault = crash_at_hook(crash_at_from_env());
+  dir_opts.fault = opts.fault;
   opts.ca_file = !f.ca_file.empty() ? f.ca_file : f.output_dir.empty() ? std::string() : f.output_dir + "/caCert";
 
   if (f.local) {
@@ -66,6 +69,7 @@ int run(const flags& f) {
     const connector conn = parse_connector(read_connector_path(f.connector_file));
     auto store = make_directory_store(f.output_dir, dir_opts);
     const auto result = provision(conn, *store, opts);
+    if (opts.fault) opts.fault(provision_fault_points::provisioned);
     log::info("tenant ready", {{"database", result.names.database}, {"user", result.data.at("user").reveal()},
                                {"output_dir", f.output_dir}});
     if (f.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
@@ -97,6 +101,7 @@ int run(const flags& f) {
                                             {"tenantdb.io/database", names.database}};
   auto store = make_secret_store(client, opts.who.namespace_name, secret_name, labels);
   const auto result = provision(conn, *store, opts);
+  if (opts.fault) opts.fault(provision_fault_points::provisioned);
   if (!f.output_dir.empty()) {
     // Rewrite the files only if they differ: a second run changes nothing it need not.
     const auto view = workload_view(result.data);

@@ -140,7 +140,7 @@ int run(const flags& f) {
       std::any_of(holder.begin(), holder.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == '"'; }))
     usage("--pod-name", "must be this replica's name (default: $POD_NAME, else the host name)");
   rot.holder = holder;
-  if (const char* crash = std::getenv("TENANTDB_TEST_CRASH_AT"); crash != nullptr) opts.crash_at = crash;
+  opts.crash_at = crash_at_from_env();
 
   std::unique_ptr<kube_client> client;
   std::unique_ptr<credential_store> store;

@@ -165,15 +165,6 @@ std::optional<sys_clock::time_point> parse_rfc3339(std::string_view text) {
          std::chrono::duration_cast<sys_clock::duration>(std::chrono::duration<double>(fraction));
 }
 
-fault_hook crash_at_hook(std::string point) {
-  if (point.empty()) return {};
-  return [point = std::move(point)](std::string_view reached) {
-    if (reached != point) return;
-    log::warn("test hook: killing this process at a fault point (TENANTDB_TEST_CRASH_AT)", {{"fault_point", point}});
-    ::raise(SIGKILL);
-  };
-}
-
 // ---------------------------------------------------------------------------------------
 // The agent
 

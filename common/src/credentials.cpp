@@ -193,6 +193,7 @@ void publish_directory(const fs::path& dir, const credential_data& data, const d
     if (::chmod(new_dir.c_str(), options.dir_mode) != 0) fail_io("cannot chmod", new_dir, errno);
     for (const auto& [key, value] : data) write_file(new_dir / key, value.reveal(), options.file_mode);
     fsync_path(new_dir);
+    if (options.fault) options.fault(publish_fault_point);
     swap_symlink(dir, data_link, new_name);
     for (const auto& [key, value] : data) {
       const fs::path link = dir / key;

@@ -10,6 +10,7 @@
 
 namespace tenantdb {
 namespace {
+namespace points = provision_fault_points;
 
 // Writers that lose a race adopt the winner's credentials and go round again; more
 // rounds than this mean something keeps rewriting the store, which a retry may outlast.
@@ -48,19 +49,31 @@ struct run {
   std::unique_ptr<admin_session> admin;
   provision_result result;
 
+  void reached(std::string_view point) const {
+    if (opts.fault) opts.fault(point);
+  }
+
   std::vector<login> accounts(const credentials& c) const {
     std::vector<login> out{c.active};
     if (c.standby) out.push_back(*c.standby);
     return out;
   }
 
+  // Creates the account with its stored password if it is missing; false if it existed.
+  bool create_if_missing(const credentials& c, const login& account) {
+    if (!admin->ensure_user(account.user, account.password)) return false;
+    log::info("created login account", {{"user", account.user}});
+    reached(account.user == c.active.user ? points::active_account_created : points::standby_account_created);
+    return true;
+  }
+
   // Accounts exist (created with the stored password when missing) and hold the grants.
   void ensure_accounts(const credentials& c) {
     for (const auto& account : accounts(c)) {
-      if (admin->ensure_user(account.user, account.password))
-        log::info("created login account", {{"user", account.user}});
+      create_if_missing(c, account);
       admin->grant(names, account.user);
     }
+    reached(points::granted);
   }
 
   credentials fresh_credentials() const {
@@ -76,10 +89,12 @@ struct run {
   // store did not change meanwhile. Returns false if it did: the caller goes round again.
   bool apply_and_confirm(const credentials& c, const std::string& version) {
     for (const auto& account : accounts(c)) {
-      if (!admin->ensure_user(account.user, account.password)) admin->set_password(account.user, account.password);
+      if (!create_if_missing(c, account)) admin->set_password(account.user, account.password);
       admin->grant(names, account.user);
     }
+    reached(points::granted);
     result.password_set = true;
+    reached(points::passwords_set);
     if (!login_works(conn.server, c.active, c.database, opts.timeouts)) {
       const auto now = store.load();
       if (now && now->version != version) return false;
@@ -88,6 +103,7 @@ struct run {
                                                 "authentication rules (pg_hba.conf / account host)")
           .about(c.active.user);
     }
+    reached(points::login_verified);
     const auto now = store.load();
     return now && now->version == version;
   }
@@ -113,6 +129,7 @@ struct run {
       if (!version) return false;
       result.store_written = true;
       log::info(stored ? "replaced unusable stored credentials" : "stored new credentials", {{"store", store.describe()}});
+      reached(points::store_claimed);
       if (!apply_and_confirm(fresh, *version)) return false;
       result.data = to_data(fresh, opts.ca_file);
       return true;
@@ -134,10 +151,12 @@ struct run {
       if (!version) return false;
       result.store_written = true;
       log::warn("stored password no longer worked; set a fresh one", {{"user", fresh.active.user}});
+      reached(points::store_claimed);
       if (!apply_and_confirm(fresh, *version)) return false;
       result.data = to_data(fresh, opts.ca_file);
       return true;
     }
+    reached(points::login_verified);
 
     // The standby of the dual strategy must work too, unless a sidecar is rotating it
     // (the protocol empties the annotation when it is done).
@@ -147,6 +166,7 @@ struct run {
         !login_works(conn.server, *creds->standby, creds->database, opts.timeouts)) {
       admin->set_password(creds->standby->user, creds->standby->password);
       log::warn("standby account's password was reset to the stored one", {{"user", creds->standby->user}});
+      reached(points::passwords_set);
     }
 
     // Everything works. Rewrite the store only if what it should say changed (a moved
@@ -156,6 +176,7 @@ struct run {
       if (!store.replace(desired, stored->annotations, stored->version)) return false;
       result.store_written = true;
       log::info("updated stored credentials", {{"store", store.describe()}});
+      reached(points::store_updated);
     } else {
       // Report only what the store still holds: a racer may have replaced it meanwhile.
       const auto now = store.load();
@@ -170,6 +191,7 @@ struct run {
     log::info("connected as admin", {{"engine", engine_name(conn.server)}, {"host", conn.server.host},
                                      {"port", static_cast<int>(conn.server.port)}, {"version", admin->server_version()}});
     admin->ensure_database(names);
+    reached(points::database_ensured);
     for (int i = 0; i < max_store_rounds; ++i)
       if (round()) return;
     throw error(error_kind::unavailable, store.describe() + " kept changing while provisioning; will retry").retryable();

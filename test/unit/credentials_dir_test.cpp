@@ -351,6 +351,30 @@ TEST_F(CredentialsDir, FailedPublishLeavesThePreviousGenerationIntact) {
   expect_layout(dir, first);  // also: the half-written data directory was removed
 }
 
+// Where tests kill -9 a publish: the new generation is complete on disk, ..data not moved.
+TEST_F(CredentialsDir, FaultHookRunsBetweenTheNewGenerationAndTheSwap) {
+  const fs::path dir = tmp_.path() / "creds";
+  const std::map<std::string, std::string> first = {{"user", "u1"}, {"password", "p1"}};
+  const std::map<std::string, std::string> second = {{"user", "u2"}, {"password", "p2"}};
+  publish_directory(dir, make_data(first));
+  const std::string first_target = link_target(dir / "..data");
+  std::vector<std::string> points;
+  directory_options options;
+  options.fault = [&](std::string_view point) {
+    points.emplace_back(point);
+    EXPECT_EQ(link_target(dir / "..data"), first_target) << "..data moved before the fault point";
+    std::set<std::string> generations;
+    for (const auto& name : entries(dir))
+      if (name.size() > 2 && name[2] >= '0' && name[2] <= '9' && name != first_target) generations.insert(name);
+    ASSERT_EQ(generations.size(), 1U) << "the new data directory is not there yet";
+    const fs::path fresh = dir / *generations.begin();
+    for (const auto& [key, value] : second) EXPECT_EQ(read_file(fresh / key), value) << key;
+  };
+  publish_directory(dir, make_data(second), options);
+  EXPECT_EQ(points, std::vector<std::string>{std::string(publish_fault_point)});
+  expect_layout(dir, second);
+}
+
 TEST_F(CredentialsDir, RefusesKeysThatCouldEscapeOrClash) {
   const fs::path dir = tmp_.path() / "creds";
   const std::map<std::string, std::string> good = {{"user", "u1"}};

@@ -21,8 +21,8 @@
 ///
 /// Test hook: with agent_options::crash_at set (the binary reads
 /// $TENANTDB_TEST_CRASH_AT), the rotator's fault hook kills the process with SIGKILL
-/// when it reaches that fault point (see tenantdb::fault_points), so tests can crash the
-/// sidecar between any two protocol steps.
+/// when it reaches that fault point (see tenantdb::fault_points and crash_at_hook in
+/// tenantdb/fault.hpp), so tests can crash the sidecar between any two protocol steps.
 
 #include <chrono>
 #include <cstdint>
@@ -135,10 +135,6 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
-
-/// The fault hook behind agent_options::crash_at: logs the point, then raise(SIGKILL)
-/// when `point` is reached. An empty `point` gives a hook that does nothing.
-fault_hook crash_at_hook(std::string point);
 
 /// Parses an RFC 3339 UTC or offset time such as "2024-05-01T12:00:00Z"; std::nullopt
 /// if it is not one.

@@ -12,6 +12,7 @@
 
 #include "tenantdb/connector.hpp"
 #include "tenantdb/engine.hpp"
+#include "tenantdb/fault.hpp"
 #include "tenantdb/secret.hpp"
 
 namespace tenantdb {
@@ -59,10 +60,16 @@ bool same_data(const credential_data& a, const credential_data& b);
 /// The keys the workload sees: everything but the standby account and a pending password.
 credential_data workload_view(const credential_data& data);
 
+/// The fault point inside publish_directory: the new data directory is written and
+/// fsynced, `..data` still points at the previous one.
+inline constexpr std::string_view publish_fault_point = "directory-written";
+
 /// Options for the credential directory.
 struct directory_options {
   mode_t file_mode = 0440;
   mode_t dir_mode = 0750;
+  /// Test hook, called at publish_fault_point. Default: nothing.
+  fault_hook fault;
 };
 
 /// Parses --file-mode: an octal mode the owner can read and others cannot (e.g. 0440).

@@ -2,13 +2,16 @@
 /// \file
 /// The init's job: make the tenant's database, accounts and credentials exist and work.
 
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "tenantdb/connector.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/engine.hpp"
+#include "tenantdb/fault.hpp"
 #include "tenantdb/naming.hpp"
 #include "tenantdb/store.hpp"
 
@@ -23,6 +26,38 @@ enum class rotation_strategy {
 /// Parses "dual" or "in-place"; throws tenantdb::error (usage) otherwise.
 rotation_strategy parse_strategy(std::string_view text);
 
+/// Named points between the steps of provisioning, where tests make tenantdb-init die
+/// (kill -9). Some are reached only when their step has something to do: an account is
+/// created only if missing, the store claimed only when it holds nothing usable and
+/// updated only when what it should say changed. Fresh credentials are claimed in the
+/// store before the database is touched, so a crash anywhere leaves either nothing
+/// usable stored or stored passwords that the next run puts into the database.
+namespace provision_fault_points {
+inline constexpr std::string_view database_ensured = "database-ensured";
+/// The store holds fresh credentials (new, or replacing lost or unusable ones) that the
+/// database does not know yet.
+inline constexpr std::string_view store_claimed = "store-claimed";
+inline constexpr std::string_view active_account_created = "active-account-created";
+inline constexpr std::string_view standby_account_created = "standby-account-created";  ///< dual only
+/// Every account holds its grants.
+inline constexpr std::string_view granted = "granted";
+/// The database holds the stored passwords.
+inline constexpr std::string_view passwords_set = "passwords-set";
+/// The tenant logged in with the stored password.
+inline constexpr std::string_view login_verified = "login-verified";
+/// The store was rewritten because what it should say changed (server, CA, CA path).
+inline constexpr std::string_view store_updated = "store-updated";
+/// tenantdb-init: provisioning finished; in kube mode the credentials directory is not
+/// yet published.
+inline constexpr std::string_view provisioned = "provisioned";
+/// Inside publish_directory (also the directory store's writes in local mode).
+inline constexpr std::string_view directory_written = publish_fault_point;
+
+inline constexpr std::array all{database_ensured, store_claimed, active_account_created, standby_account_created,
+                                granted,          passwords_set, login_verified,        store_updated,
+                                provisioned,      directory_written};
+}  // namespace provision_fault_points
+
 /// Inputs of one provisioning run.
 struct provision_options {
   tenant who;
@@ -33,6 +68,8 @@ struct provision_options {
   std::string ca_file;
   std::chrono::steady_clock::time_point deadline;
   db_timeouts timeouts;
+  /// Test hook, called at each of provision_fault_points that provision() reaches.
+  fault_hook fault;
 };
 
 /// What a run ended with.

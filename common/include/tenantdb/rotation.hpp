@@ -36,6 +36,7 @@
 
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/engine.hpp"
+#include "tenantdb/fault.hpp"
 #include "tenantdb/provision.hpp"
 #include "tenantdb/store.hpp"
 
@@ -63,9 +64,6 @@ inline constexpr std::string_view retire_claimed = "retire-claimed";
 inline constexpr std::string_view retire_changed = "retire-changed";
 inline constexpr std::string_view retired = "retired";
 }  // namespace fault_points
-
-/// Called at each fault point; tests make it abort the process. Default: nothing.
-using fault_hook = std::function<void(std::string_view point)>;
 
 /// Settings of one rotator.
 struct rotation_options {
