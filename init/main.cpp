@@ -84,10 +84,15 @@ int run(const flags& f) {
   validate_tenant(opts.who);
   validate_name_prefix(opts.name_prefix);
   const std::string secret_name = f.secret_name.empty() ? "vc-db-" + f.tenant : f.secret_name;
-  if (!is_dns1123_subdomain(secret_name))
-    throw error(error_kind::usage, "the credentials Secret name \"" + (f.secret_name.empty() ? std::string("vc-db-<tenant>") : secret_name) +
+  if (!is_dns1123_subdomain(secret_name)) {
+    // Quoted cut short: one readable line, never a long value echoed back whole.
+    const std::string shown = f.secret_name.empty()    ? std::string("vc-db-<tenant>")
+                              : secret_name.size() > 63 ? secret_name.substr(0, 40) + "..."
+                                                        : secret_name;
+    throw error(error_kind::usage, "the credentials Secret name \"" + shown +
                                        "\" is not a valid Kubernetes name; pass --secret-name")
         .about("--secret-name");
+  }
 
   connector_data raw = f.connector_file.empty()
                            ? fetch_connector(client, f.connector, opts.who.namespace_name, deadline)
@@ -141,8 +146,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    tenantdb::log::error(std::string(e.what()) + " (see --help)", {{"error", "usage"}, {"exit_code", 2}});
-    return static_cast<int>(tenantdb::exit_code::usage);
+    return tenantdb::usage_error(e.what());
   }
   return tenantdb::run_main([&] { return run(f); });
 }

@@ -221,8 +221,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    tenantdb::log::error(std::string(e.what()) + " (see --help)", {{"error", "usage"}, {"exit_code", 2}});
-    return static_cast<int>(tenantdb::exit_code::usage);
+    return tenantdb::usage_error(e.what());
   }
   return tenantdb::run_main([&] { return run(f); });
 }

@@ -33,6 +33,13 @@ int run_main(const std::function<int()>& body) {
   }
 }
 
+int usage_error(std::string message) {
+  constexpr std::size_t max_quoted = 160;
+  if (message.size() > max_quoted) message = message.substr(0, max_quoted) + "...";
+  log::error(message + " (see --help)", {{"error", "usage"}, {"exit_code", static_cast<int>(exit_code::usage)}});
+  return static_cast<int>(exit_code::usage);
+}
+
 kube_config find_kube_config(const std::string& kubeconfig_path) {
   std::string path = kubeconfig_path;
   if (path.empty())

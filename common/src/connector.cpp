@@ -93,6 +93,15 @@ void validate_host(std::string_view key, std::string_view host) {
     fail(key, "must not include a port (put it in the \"port\" key): got " + show(host));
 }
 
+// No server's account is named with quotes, backslashes, semicolons or white space: such
+// a value is a paste mistake (or an injection attempt) and should not reach the server
+// as a login name, where it would only come back as "authentication failed".
+void validate_account(std::string_view key, std::string_view name) {
+  for (char c : name)
+    if (c == '\'' || c == '"' || c == '`' || c == '\\' || c == ';' || c == ' ')
+      fail(key, "must be an account name without quotes, backslashes, semicolons or spaces");
+}
+
 // endpoint: host, host:port, [v6] or [v6]:port.
 std::pair<std::string, std::optional<std::uint16_t>> parse_endpoint(std::string_view key, std::string_view text) {
   if (text.find("://") != std::string_view::npos)
@@ -249,6 +258,8 @@ connector parse_connector(connector_data&& data) {
   if (admin_user && platform_user && *admin_user != *platform_user)
     fail("user", "names another user than \"adminUser\"; keep one of the two");
   if (!admin_user && !platform_user) fail("adminUser", "is missing: set adminUser (or user) to the admin account");
+  if (admin_user) validate_account("adminUser", *admin_user);
+  if (platform_user) validate_account("user", *platform_user);
   out.admin_user = admin_user ? *admin_user : *platform_user;
 
   const std::string* pw = raw.find("adminPassword");

@@ -103,17 +103,17 @@ void validate_tenant(const tenant& t) {
   if (t.name.empty())
     throw error(error_kind::usage, "the tenant name is empty: pass --tenant or set TENANTDB_TENANT").about("--tenant");
   if (t.name.size() > max_tenant_name_bytes)
-    throw error(error_kind::usage, "the tenant name is " + std::to_string(t.name.size()) +
+    throw error(error_kind::usage, "the tenant name (--tenant) is " + std::to_string(t.name.size()) +
                                        " bytes long; at most 253 are allowed")
         .about("--tenant");
   if (!is_valid_utf8(t.name))
-    throw error(error_kind::usage, "the tenant name is not valid UTF-8").about("--tenant");
+    throw error(error_kind::usage, "the tenant name (--tenant) is not valid UTF-8").about("--tenant");
   for (std::size_t i = 0; i < t.name.size(); ++i) {
     const auto c = static_cast<unsigned char>(t.name[i]);
     // C0, DEL, and C1 (U+0080-U+009F, UTF-8 C2 80-C2 9F), which terminals act on.
     const bool c1 = c == 0xC2 && i + 1 < t.name.size() && static_cast<unsigned char>(t.name[i + 1]) <= 0x9F;
     if (c < 0x20 || c == 0x7f || c1)
-      throw error(error_kind::usage, "the tenant name contains a control character").about("--tenant");
+      throw error(error_kind::usage, "the tenant name (--tenant) contains a control character").about("--tenant");
   }
   if (!is_dns1123_label(t.namespace_name))
     throw error(error_kind::usage,

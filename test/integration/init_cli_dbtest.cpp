@@ -214,71 +214,8 @@ TEST_P(InitCliTest, UnreachableDatabaseIsExitSixAfterTheTimeout) {
   EXPECT_FALSE(fs::exists(work_ / "out" / "..data"));
 }
 
-// Bad input: one clear line naming what to fix, a documented exit code, nothing created.
-struct bad_case {
-  std::string label;
-  std::vector<std::string> flags;                   // extra or replacing flags
-  std::map<std::string, std::string> connector;     // key -> new value ("<delete>" removes)
-  int exit_code;
-  std::string mentions;
-};
-
-TEST_P(InitCliTest, BadInputIsRejectedWithANamedKeyAndCreatesNothing) {
-  const std::vector<bad_case> cases = {
-      {"no tenant", {"--tenant", ""}, {}, 2, "--tenant"},
-      {"bad timeout", {"--timeout", "soon"}, {}, 2, "--timeout"},
-      {"bad strategy", {"--strategy", "triple"}, {}, 2, "--strategy"},
-      {"short password", {"--password-length", "8"}, {}, 2, "--password-length"},
-      {"bad prefix", {"--name-prefix", "Bad!"}, {}, 2, "--name-prefix"},
-      {"world-readable files", {"--file-mode", "0644"}, {}, 2, "--file-mode"},
-      {"bad namespace", {"--namespace", "Not_A_Namespace"}, {}, 2, "--namespace"},
-      {"unknown flag", {"--frobnicate"}, {}, 2, "frobnicate"},
-      {"missing type", {}, {{"type", "<delete>"}}, 3, "type"},
-      {"unknown type", {}, {{"type", "oracle"}}, 3, "type"},
-      {"missing host", {}, {{"host", "<delete>"}}, 3, "host"},
-      {"port zero", {}, {{"port", "0"}}, 3, "port"},
-      {"port too big", {}, {{"port", "70000"}}, 3, "port"},
-      {"port not a number", {}, {{"port", "54x"}}, 3, "port"},
-      {"missing admin user", {}, {{"adminUser", "<delete>"}}, 3, "adminUser"},
-      {"missing admin password", {}, {{"adminPassword", "<delete>"}}, 3, "adminPassword"},
-      {"bad ssl mode", {}, {{"sslMode", "sometimes"}, {"tls", "<delete>"}}, 3, "sslMode"},
-      {"invalid PEM", {}, {{"caCert", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"}}, 3, "caCert"},
-      {"not PEM at all", {}, {{"caCert", "hello"}}, 3, "caCert"},
-      {"host is a URL", {}, {{"host", "postgres://db.example:5432"}}, 3, "host"},
-      {"non-UTF-8 user", {}, {{"adminUser", "adm\xff\xfe"}}, 3, "adminUser"},
-      {"SQL-looking user", {}, {{"adminUser", "x'; DROP TABLE t; --\n\x01"}}, 3, "adminUser"},
-  };
-  const auto admin = test::load_connector(GetParam());
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.label);
-    const fs::path dir = work_ / ("bad-" + std::to_string(&c - cases.data()));
-    fs::copy(test::testdb_dir() / (GetParam() + ".connector"), dir);
-    for (const auto& [key, value] : c.connector) {
-      fs::remove(dir / key);
-      if (value != "<delete>") std::ofstream(dir / key) << value;
-    }
-    const tenant t = test::unique_tenant("bad");
-    std::vector<std::string> args = {"--local", "--connector-file", dir.string(), "--tenant", t.name,
-                                     "--output-dir", (dir.string() + ".out"), "--timeout", "20s"};
-    for (std::size_t i = 0; i < c.flags.size(); ++i) {
-      const auto it = std::find(args.begin(), args.end(), c.flags[i]);
-      if (it != args.end() && i + 1 < c.flags.size()) {
-        *(it + 1) = c.flags[++i];
-      } else {
-        args.push_back(c.flags[i]);
-      }
-    }
-    const auto r = init(args);
-    EXPECT_EQ(r.exit_code, c.exit_code) << r.err;
-    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "expected one line: " << r.err;
-    EXPECT_EQ(r.err.find(admin.admin_password.reveal()), std::string::npos) << "admin password echoed";
-    EXPECT_FALSE(fs::exists(dir.string() + ".out/..data"));
-    auto session = connect_admin(admin.server, test::admin_login(admin));
-    EXPECT_FALSE(session->user_exists(derive_names(t).user_a)) << "an account was created";
-    EXPECT_FALSE(session->database_exists(derive_names(t).database)) << "a database was created";
-  }
-}
+// Bad input (flags, tenant inputs, malformed connectors) is tested in the reliability and
+// security suite: test/suite/inputs_dbtest.cpp.
 
 INSTANTIATE_TEST_SUITE_P(Engines, InitCliTest, ::testing::Values("pg", "mariadb"),
                          [](const auto& param_info) { return param_info.param; });

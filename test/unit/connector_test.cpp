@@ -550,6 +550,23 @@ TEST_F(Connector, RejectsInvalidUtf8) {
   }
 }
 
+TEST_F(Connector, RejectsAccountNamesThatLookLikeSql) {
+  for (const std::string& key : std::vector<std::string>{"adminUser", "user"}) {
+    for (const std::string& bad : std::vector<std::string>{"x'; DROP TABLE t; --", "a\"b", "a`b", "a\\b", "a;b", "a b"}) {
+      auto data = postgres_data();
+      if (key == "user") data.erase("adminUser");
+      data[key] = bad;
+      expect_error(std::move(data), key, key + " = " + bad);
+    }
+  }
+  // What real admin accounts are called still passes, Azure's user@server included.
+  for (const std::string& good : std::vector<std::string>{"postgres", "tenantdb_admin", "db-admin.1", "admin@server"}) {
+    auto data = postgres_data();
+    data["adminUser"] = good;
+    EXPECT_EQ(parse(std::move(data)).admin_user, good);
+  }
+}
+
 TEST_F(Connector, RejectsOversizedValues) {
   const std::string big(5000, 'a');
   for (const std::string& key : std::vector<std::string>{"type", "host", "endpoint", "port", "adminUser", "user", "sslMode", "tls", "database"}) {

@@ -18,6 +18,10 @@ namespace tenantdb {
 /// code. Returns the process exit code.
 int run_main(const std::function<int()>& body);
 
+/// Logs a command-line parse error (CLI11's message, cut short: it quotes the offending
+/// value whole) as one error line and returns the usage exit code, 2.
+int usage_error(std::string message);
+
 /// `--kubeconfig` (or $KUBECONFIG) if given, else the in-cluster configuration.
 kube_config find_kube_config(const std::string& kubeconfig_path);
 
