@@ -141,6 +141,10 @@ int run(const flags& f) {
     usage("--pod-name", "must be this replica's name (default: $POD_NAME, else the host name)");
   rot.holder = holder;
   opts.crash_at = crash_at_from_env();
+  if (const char* pause = std::getenv("TENANTDB_TEST_PAUSE_AT"); pause != nullptr) {
+    opts.pause_at = pause;
+    pause_at_hook(opts.pause_at);  // refuses a malformed spec before anything runs
+  }
 
   std::unique_ptr<kube_client> client;
   std::unique_ptr<credential_store> store;

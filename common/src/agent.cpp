@@ -13,6 +13,7 @@
 #include <random>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 // GCC 12 reports a false "potential null pointer dereference" inside Asio's scheduler
@@ -165,6 +166,25 @@ std::optional<sys_clock::time_point> parse_rfc3339(std::string_view text) {
          std::chrono::duration_cast<sys_clock::duration>(std::chrono::duration<double>(fraction));
 }
 
+fault_hook pause_at_hook(std::string_view spec) {
+  if (spec.empty()) return {};
+  const auto colon = spec.rfind(':');
+  const std::string_view point = colon == std::string_view::npos ? std::string_view() : spec.substr(0, colon);
+  const std::string_view digits = colon == std::string_view::npos ? std::string_view() : spec.substr(colon + 1);
+  const bool number = !digits.empty() && digits.size() <= 6 &&
+                      std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const long ms = number ? std::stol(std::string(digits)) : 0;
+  if (point.empty() || ms < 1 || ms > 600'000)
+    throw error(error_kind::usage, "TENANTDB_TEST_PAUSE_AT must be FAULT_POINT:MILLISECONDS (1 to 600000)")
+        .about("TENANTDB_TEST_PAUSE_AT");
+  return [point = std::string(point), pause = milliseconds(ms)](std::string_view reached) {
+    if (reached != point) return;
+    log::warn("test hook: pausing at a fault point (TENANTDB_TEST_PAUSE_AT)",
+              {{"fault_point", point}, {"milliseconds", static_cast<std::int64_t>(pause.count())}});
+    std::this_thread::sleep_for(pause);
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // The agent
 
@@ -275,13 +295,25 @@ std::vector<pid_t> find_processes(const std::string& name) {
   return out;
 }
 
+// The test hooks in the order a fault point reaches them: a pause, then a crash.
+fault_hook test_hooks(const agent_options& o) {
+  fault_hook pause = pause_at_hook(o.pause_at);
+  fault_hook crash = crash_at_hook(o.crash_at);
+  if (!pause) return crash;
+  if (!crash) return pause;
+  return [pause = std::move(pause), crash = std::move(crash)](std::string_view point) {
+    pause(point);
+    crash(point);
+  };
+}
+
 }  // namespace
 
 struct agent::impl {
   impl(credential_store& s, agent_options o)
       : options(std::move(o)),
         store(s),
-        rot(store, options.rotation, crash_at_hook(options.crash_at)),
+        rot(store, options.rotation, test_hooks(options)),
         sync_timer(io),
         check_timer(io),
         reload_timer(io),
@@ -510,6 +542,13 @@ struct agent::impl {
   void sync() {
     // The files first: after a restart they reflect the store before anything else runs.
     if (!load_and_publish()) return;
+    // The files may still hold a password the store has moved on from (the previous
+    // active one, in its grace period); a retire or a new rotation would lock the workload
+    // out with it. Nothing rotates until the files have caught up.
+    if (publish_failed) {
+      log::debug("not rotating: the credential files are not up to date", {{"output_dir", options.output_dir.string()}});
+      return;
+    }
     if (std::chrono::steady_clock::now() < rotate_not_before) return;
     const auto now = options.now();
     if (!rotator_step("advance", [&] { return rot.advance(now); })) return;

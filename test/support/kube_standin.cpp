@@ -238,10 +238,11 @@ void KubeStandin::fail_next(Fault fault) {
   impl_->state.faults.push_back(std::move(fault));
 }
 
-void KubeStandin::stall_next(int count, std::chrono::milliseconds duration, std::string path_filter) {
+void KubeStandin::stall_next(int count, std::chrono::milliseconds duration, std::string path_filter,
+                             std::string method) {
   if (count <= 0) return;
   const std::lock_guard lock(impl_->state.mu);
-  impl_->state.stalls.push_back({count, duration, std::move(path_filter)});
+  impl_->state.stalls.push_back({count, duration, std::move(path_filter), std::move(method)});
 }
 
 void KubeStandin::conflict_next(int count, std::string path_filter) {

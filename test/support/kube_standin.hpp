@@ -173,7 +173,9 @@ class KubeStandin {
   /// Serves the next `count` matching requests but holds each response for `duration`,
   /// so client timeouts fire while the write has already happened (the ambiguous
   /// outcome a real slow apiserver produces). Held responses are dropped by stop().
-  void stall_next(int count, std::chrono::milliseconds duration, std::string path_filter = {});
+  /// `method` (e.g. "PUT"; empty: any) narrows the match like Fault::method.
+  void stall_next(int count, std::chrono::milliseconds duration, std::string path_filter = {},
+                  std::string method = {});
   /// Acts as a racing writer: just before each of the next `count` matching PUT or
   /// PATCH requests on an existing object, the object is rewritten with a new
   /// resourceVersion (watchers see MODIFIED). A request carrying the previously current

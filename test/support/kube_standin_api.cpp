@@ -518,7 +518,7 @@ Outcome handle_request(State& st, const Request& rq, const WatchSink& sink) {
     const Identity id = authenticate(st, rq);
     rec.user = id.user;
     if (const auto fault = st.take_fault(rq.method, rq.target)) throw fault_error(*fault);
-    stall = st.take_stall(rq.target);
+    stall = st.take_stall(rq.method, rq.target);
     out = serve(st, rq, id, sink);
   } catch (const ApiError& e) {
     out = Outcome{};

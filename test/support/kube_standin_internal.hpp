@@ -284,6 +284,7 @@ struct Stall {
   int count = 0;
   std::chrono::milliseconds duration{0};
   std::string path_filter;
+  std::string method;  ///< empty: any
 };
 
 struct ConflictInjection {
@@ -346,7 +347,7 @@ struct State {
   /// Consumes the first fault matching the request, if any.
   std::optional<Fault> take_fault(std::string_view method, std::string_view target);
   /// Consumes a stall matching the request; zero when none.
-  std::chrono::milliseconds take_stall(std::string_view target);
+  std::chrono::milliseconds take_stall(std::string_view method, std::string_view target);
   /// Consumes a conflict injection matching the request.
   bool take_conflict(std::string_view target);
 };

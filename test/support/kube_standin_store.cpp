@@ -363,9 +363,9 @@ std::optional<Fault> State::take_fault(std::string_view method, std::string_view
   return std::nullopt;
 }
 
-std::chrono::milliseconds State::take_stall(std::string_view target) {
+std::chrono::milliseconds State::take_stall(std::string_view method, std::string_view target) {
   for (auto it = stalls.begin(); it != stalls.end(); ++it) {
-    if (!contains(target, it->path_filter)) continue;
+    if (!contains(target, it->path_filter) || (!it->method.empty() && it->method != method)) continue;
     const auto d = it->duration;
     if (--it->count <= 0) stalls.erase(it);
     return d;

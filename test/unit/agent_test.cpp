@@ -103,6 +103,20 @@ TEST(AgentParsers, Signals) {
   EXPECT_TENANTDB_ERROR(parse_signal("0"), error_kind::usage, "--reload-signal");
 }
 
+TEST(AgentParsers, PauseAtHookSleepsOnlyAtItsPoint) {
+  EXPECT_FALSE(pause_at_hook(""));
+  const fault_hook hook = pause_at_hook("claimed:200");
+  ASSERT_TRUE(hook);
+  auto start = std::chrono::steady_clock::now();
+  hook("switched");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 150ms);
+  start = std::chrono::steady_clock::now();
+  hook("claimed");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);
+  for (const char* bad : {"claimed", "claimed:", ":100", "claimed:0", "claimed:ten", "claimed:600001", "claimed:-5"})
+    EXPECT_TENANTDB_ERROR(pause_at_hook(bad), error_kind::usage, "TENANTDB_TEST_PAUSE_AT");
+}
+
 TEST(AgentParsers, Rfc3339) {
   using namespace std::chrono;
   const auto t = parse_rfc3339("2024-05-01T12:00:00Z");

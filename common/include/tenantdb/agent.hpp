@@ -23,6 +23,14 @@
 /// $TENANTDB_TEST_CRASH_AT), the rotator's fault hook kills the process with SIGKILL
 /// when it reaches that fault point (see tenantdb::fault_points and crash_at_hook in
 /// tenantdb/fault.hpp), so tests can crash the sidecar between any two protocol steps.
+/// With agent_options::pause_at set ($TENANTDB_TEST_PAUSE_AT=POINT:MILLISECONDS) the rotator
+/// sleeps that long at the fault point instead, so tests can restart the database server
+/// inside a rotation.
+///
+/// Files first: a rotation step (claim, retire, recovery) runs only while the workload's
+/// files hold what the store holds. While the output directory cannot be written (full,
+/// read-only) the sidecar reports not ready and counts errors_total{source="files"}, but
+/// never retires the password the files still hold; it resumes once they are published.
 
 #include <chrono>
 #include <cstdint>
@@ -104,6 +112,8 @@ struct agent_options {
   std::string store_source = "api";
   /// Test hook: the fault point at which to SIGKILL this process ("" for none).
   std::string crash_at;
+  /// Test hook: "POINT:MILLISECONDS", sleep that long at the fault point ("" for none).
+  std::string pause_at;
   /// Wall clock, injectable for tests.
   std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
   /// Seed of the timer jitter; 0 draws one from std::random_device.
@@ -135,6 +145,12 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// The fault hook behind agent_options::pause_at: `spec` is "POINT:MILLISECONDS" (a
+/// fault point, then 1 to 600000); the hook logs and sleeps that long when POINT is
+/// reached. An empty `spec` gives a hook that does nothing. Throws tenantdb::error
+/// (usage, about "TENANTDB_TEST_PAUSE_AT") on a malformed spec.
+fault_hook pause_at_hook(std::string_view spec);
 
 /// Parses an RFC 3339 UTC or offset time such as "2024-05-01T12:00:00Z"; std::nullopt
 /// if it is not one.
