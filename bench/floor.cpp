@@ -12,14 +12,25 @@
 //   floor CONNECTOR_DIR OUTPUT_BASE TENANT...
 // Credentials go to OUTPUT_BASE/TENANT. Prints "TENANT <ns>" per tenant: the time from
 // before the admin connection to after the files are in place, CLOCK_MONOTONIC.
+//
+//   floor --parallel WORKERS CONNECTOR_DIR OUTPUT_BASE TENANT...
+// The same per tenant, WORKERS tenants at a time (processes), for raw throughput at a
+// concurrency (bench/scale.sh); prints start, end and status per tenant (run_parallel).
+//
+//   floor --check-login CONNECTOR_DIR CREDENTIALS_DIR...
+// Logs in with the accounts each credentials directory names (bench/scale.sh's check that
+// tenantdb-init's tenants work).
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <mysql.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -29,6 +40,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <new>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -58,7 +70,7 @@ long long now_ns() {
 std::string read_key(const fs::path& dir, const char* key, bool required = true) {
   std::ifstream in(dir / key, std::ios::binary);
   if (!in) {
-    if (required) fail("connector key missing: " + std::string(key));
+    if (required) fail("missing " + (dir / key).string());
     return {};
   }
   std::ostringstream s;
@@ -286,16 +298,159 @@ void my_provision(const connector& c, const std::string& ca_file, const std::str
   step("tenant probe");
 }
 
+// One tenant, start to finish: provision, log in, publish the credentials.
+void provision_one(const connector& c, const std::string& ca_file, bool pg, const fs::path& out_base,
+                   const std::string& tenant) {
+  const std::string db = "floor_" + tenant;  // tenant names are [a-z0-9_] already
+  const std::string ua = db + "_a", ub = db + "_b";
+  const std::string pa = random_password(), pb = random_password();
+  if (pg)
+    pg_provision(c, ca_file, db, ua, pa, ub, pb);
+  else
+    my_provision(c, ca_file, db, ua, pa, ub, pb);
+  const std::string dsn = pg ? "postgres://" + ua + ":" + pa + "@" + c.host + ":" + c.port + "/" + db +
+                                   "?sslmode=verify-full&sslrootcert=" + (out_base / tenant / "caCert").string()
+                             : ua + ":" + pa + "@tcp(" + c.host + ":" + c.port + ")/" + db + "?tls=custom";
+  publish(out_base / tenant, {{"database", db},
+                              {"user", ua},
+                              {"password", pa},
+                              {"standbyUser", ub},
+                              {"standbyPassword", pb},
+                              {"host", c.host},
+                              {"port", c.port},
+                              {"type", pg ? "postgres" : "mariadb"},
+                              {"sslMode", "verify-full"},
+                              {"caCert", c.ca_pem},
+                              {"dataSource", dsn}});
+  step("write credential files");
+}
+
+// Tenants one after the other; prints "TENANT <ns>" each.
+void run_sequential(const connector& c, const std::string& ca_file, bool pg, const fs::path& out_base,
+                    const std::vector<std::string>& tenants) {
+  for (const std::string& tenant : tenants) {
+    const long long t0 = now_ns();
+    step_t0 = t0;
+    provision_one(c, ca_file, pg, out_base, tenant);
+    std::printf("%s %lld\n", tenant.c_str(), now_ns() - t0);
+    std::fflush(stdout);
+  }
+}
+
+// write(2) of one whole line, so lines from concurrent workers never interleave.
+void put_line(int fd, const std::string& line) {
+  const std::string l = line + "\n";
+  (void)!::write(fd, l.data(), l.size());
+}
+
+// The raw throughput at a concurrency: `workers` processes take the next tenant from a
+// shared counter until none are left. Processes, not threads, like the inits it is compared
+// with: OpenSSL 3 serialises much of a TLS handshake's setup on process-wide locks, and
+// libpq sets up a TLS context per connection, so 20 threads are slower than 20 processes.
+// Prints "TENANT <start ns> <end ns> <status>" per tenant in completion order, times from
+// just before the first tenant started (the same lines as bench/pool.cpp), and a failed
+// tenant's error on stderr. Returns the number of workers that saw a failure.
+int run_parallel(const connector& c, const std::string& ca_file, bool pg, const fs::path& out_base,
+                 const std::vector<std::string>& tenants, int workers) {
+  steps_on = false;  // step() keeps one clock for one tenant at a time
+  using counter = std::atomic<std::size_t>;
+  static_assert(counter::is_always_lock_free, "the counter is shared between processes");
+  void* shared = ::mmap(nullptr, sizeof(counter), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) fail("mmap");
+  counter& next = *new (shared) counter(0);
+  std::fflush(nullptr);
+  const long long t0 = now_ns();
+  std::vector<pid_t> kids;
+  for (int w = 0; w < workers; ++w) {
+    const pid_t pid = ::fork();
+    if (pid < 0) fail("fork");
+    if (pid > 0) {
+      kids.push_back(pid);
+      continue;
+    }
+    bool failed = false;
+    for (std::size_t i; (i = next++) < tenants.size();) {
+      const long long start = now_ns();
+      int status = 0;
+      try {
+        provision_one(c, ca_file, pg, out_base, tenants[i]);
+      } catch (const std::exception& e) {
+        status = 1;
+        failed = true;
+        put_line(2, "floor: " + tenants[i] + ": " + e.what());
+      }
+      const long long end = now_ns();
+      put_line(1, tenants[i] + " " + std::to_string(start - t0) + " " + std::to_string(end - t0) + " " +
+                      std::to_string(status));
+    }
+    ::_exit(failed ? 1 : 0);  // the parent owns the CA file and the library teardown
+  }
+  int failed = 0;
+  for (const pid_t pid : kids) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+  }
+  ::munmap(shared, sizeof(counter));
+  return failed;
+}
+
+// Logs in with the account(s) a credentials directory names (user and, when present,
+// standbyUser) and runs one query as each. Prints "DIR ok" or "DIR fail: <why>"; returns
+// the number of directories that failed.
+int check_logins(const connector& c, const std::string& ca_file, bool pg, const std::vector<std::string>& dirs) {
+  int failed = 0;
+  for (const std::string& d : dirs) {
+    try {
+      const std::string db = read_key(d, "database");
+      std::vector<std::pair<std::string, std::string>> accounts{{read_key(d, "user"), read_key(d, "password")}};
+      if (const std::string standby = read_key(d, "standbyUser", false); !standby.empty())
+        accounts.emplace_back(standby, read_key(d, "standbyPassword"));
+      for (const auto& [user, password] : accounts) {
+        if (pg)
+          pg_exec(pg_connect(c, ca_file, user, password, db).get(), "SELECT 1");
+        else
+          my_exec(my_connect(c, ca_file, user, password, db.c_str()).get(), "SELECT 1");
+      }
+      std::printf("%s ok\n", d.c_str());
+    } catch (const std::exception& e) {
+      ++failed;
+      std::printf("%s fail: %s\n", d.c_str(), e.what());
+    }
+  }
+  return failed;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: floor CONNECTOR_DIR OUTPUT_BASE TENANT...\n"
+               "       floor --parallel WORKERS CONNECTOR_DIR OUTPUT_BASE TENANT...\n"
+               "       floor --check-login CONNECTOR_DIR CREDENTIALS_DIR...\n");
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 4) {
-    std::fprintf(stderr, "usage: floor CONNECTOR_DIR OUTPUT_BASE TENANT...\n");
-    return 2;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const std::string mode = !args.empty() && args[0].starts_with("--") ? args[0] : "";
+  int workers = 0;
+  if (mode == "--parallel") {
+    if (args.size() < 5) return usage();
+    workers = std::atoi(args[1].c_str());
+    if (workers < 1) return usage();
+    args.erase(args.begin(), args.begin() + 2);
+  } else if (mode == "--check-login") {
+    if (args.size() < 3) return usage();
+    args.erase(args.begin());
+  } else if (!mode.empty() || args.size() < 3) {
+    return usage();
   }
   std::string ca_file;
+  int failed = 0;
   try {
-    const connector c = load_connector(argv[1]);
+    const connector c = load_connector(args[0]);
     const bool pg = c.type == "postgres" || c.type == "postgresql" || c.type == "pg";
     if (!pg && c.type != "mariadb" && c.type != "mysql") fail("unknown connector type " + c.type);
     // libpq and Connector/C take the CA as a path: write it once, private to this run.
@@ -307,35 +462,14 @@ int main(int argc, char** argv) {
     ::close(fd);
     if (!pg) mysql_library_init(0, nullptr, nullptr);
 
-    for (int i = 3; i < argc; ++i) {
-      const std::string tenant = argv[i];
-      const long long t0 = now_ns();
-      step_t0 = t0;
-      const std::string db = "floor_" + tenant;  // tenant names are [a-z0-9_] already
-      const std::string ua = db + "_a", ub = db + "_b";
-      const std::string pa = random_password(), pb = random_password();
-      if (pg)
-        pg_provision(c, ca_file, db, ua, pa, ub, pb);
+    if (mode == "--check-login") {
+      failed = check_logins(c, ca_file, pg, {args.begin() + 1, args.end()});
+    } else {
+      const std::vector<std::string> tenants(args.begin() + 2, args.end());
+      if (workers > 0)
+        failed = run_parallel(c, ca_file, pg, args[1], tenants, workers);
       else
-        my_provision(c, ca_file, db, ua, pa, ub, pb);
-      const std::string dsn = pg ? "postgres://" + ua + ":" + pa + "@" + c.host + ":" + c.port + "/" + db +
-                                       "?sslmode=verify-full&sslrootcert=" + (fs::path(argv[2]) / tenant / "caCert").string()
-                                 : ua + ":" + pa + "@tcp(" + c.host + ":" + c.port + ")/" + db + "?tls=custom";
-      publish(fs::path(argv[2]) / tenant, {{"database", db},
-                                           {"user", ua},
-                                           {"password", pa},
-                                           {"standbyUser", ub},
-                                           {"standbyPassword", pb},
-                                           {"host", c.host},
-                                           {"port", c.port},
-                                           {"type", pg ? "postgres" : "mariadb"},
-                                           {"sslMode", "verify-full"},
-                                           {"caCert", c.ca_pem},
-                                           {"dataSource", dsn}});
-      step("write credential files");
-      const long long t1 = now_ns();
-      std::printf("%s %lld\n", tenant.c_str(), t1 - t0);
-      std::fflush(stdout);
+        run_sequential(c, ca_file, pg, args[1], tenants);
     }
   } catch (const std::exception& e) {
     if (!ca_file.empty()) ::unlink(ca_file.c_str());
@@ -343,5 +477,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   ::unlink(ca_file.c_str());
-  return 0;
+  return failed == 0 ? 0 : 1;
 }
