@@ -23,9 +23,11 @@ usage() { echo "usage: bench/scale.sh [TENANTS [CONCURRENCY [pg|mariadb...]]]" >
 [[ $n =~ ^[1-9][0-9]*$ && $conc =~ ^[1-9][0-9]*$ ]] || usage
 for e in "${engines[@]}"; do [[ $e == pg || $e == mariadb ]] || usage; done
 
-[ -x build/init/tenantdb-init ] || tools/build.sh >/dev/null
-init=$PWD/build/init/tenantdb-init
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' build/CMakeCache.txt)
+# The binary that ships: static, as bench/provision.sh and the Dockerfiles use it.
+static_build=${BUILD_DIR:-build-static}
+BUILD_DIR=$static_build tools/build-static.sh >/dev/null
+init=$PWD/$static_build/init/tenantdb-init
+build_type="static $(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$static_build/CMakeCache.txt")"
 bench_build=${BENCH_BUILD_DIR:-build-bench}
 cmake -S bench -B "$bench_build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$bench_build" -j "$(nproc)" >/dev/null
