@@ -162,16 +162,7 @@ std::string OutageFixture::stored(const std::string& key) const {
 }
 
 std::string OutageFixture::annotation(const std::string& key) const {
-  const auto object = api_.get_object("secrets", ns, secret_name_);
-  if (!object) return {};
-  rapidjson::Document doc;
-  doc.Parse(object->data(), object->size());
-  if (doc.HasParseError() || !doc.HasMember("metadata")) return {};
-  const auto& meta = doc["metadata"];
-  if (!meta.HasMember("annotations")) return {};
-  const auto& a = meta["annotations"];
-  const auto it = a.FindMember(key.c_str());
-  return it == a.MemberEnd() || !it->value.IsString() ? std::string() : std::string(it->value.GetString());
+  return test::secret_annotation(api_, ns, secret_name_, key);
 }
 
 bool OutageFixture::intent_left() const {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <rapidjson/document.h>
 
 #include "process.hpp"
 #include "testdb.hpp"
@@ -50,7 +51,7 @@ void write_kubeconfig(const fs::path& path, const KubeStandin& api, const pod_id
                       << "    namespace: " << who.ns << "\ncurrent-context: c\n";
 }
 
-http_reply http(std::uint16_t port, const std::string& method, const std::string& path) {
+http_reply http(std::uint16_t port, const std::string& method, const std::string& path, const std::string& extra) {
   http_reply r;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -64,7 +65,7 @@ http_reply http(std::uint16_t port, const std::string& method, const std::string
     return r;
   }
   const std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" +
-                          (method == "POST" ? "Content-Length: 0\r\n" : "") + "\r\n";
+                          (extra.empty() && method == "POST" ? "Content-Length: 0\r\n" : extra) + "\r\n";
   (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string raw;
   char buf[4096];
@@ -77,6 +78,20 @@ http_reply http(std::uint16_t port, const std::string& method, const std::string
   r.headers = raw.substr(0, head_end);
   r.body = raw.substr(head_end + 4);
   return r;
+}
+
+std::string secret_annotation(const KubeStandin& api, const std::string& ns, const std::string& name,
+                              const std::string& key) {
+  const auto object = api.get_object("secrets", ns, name);
+  if (!object) return {};
+  rapidjson::Document doc;
+  doc.Parse(object->data(), object->size());
+  if (doc.HasParseError() || !doc.HasMember("metadata")) return {};
+  const auto& meta = doc["metadata"];
+  if (!meta.HasMember("annotations")) return {};
+  const auto& a = meta["annotations"];
+  const auto it = a.FindMember(key.c_str());
+  return it == a.MemberEnd() || !it->value.IsString() ? std::string() : std::string(it->value.GetString());
 }
 
 std::string tail(const std::string& text, std::size_t lines) {

@@ -49,13 +49,19 @@ bool eventually(F&& f, std::chrono::milliseconds timeout) {
   return f();
 }
 
-/// One plain-HTTP exchange with 127.0.0.1:port (status 0 when it could not connect).
+/// One plain-HTTP exchange with 127.0.0.1:port on a fresh connection ("Connection: close",
+/// so the body ends at EOF); status 0 when it could not connect. `extra` holds header lines
+/// ("Name: value\r\n"); without it a POST carries "Content-Length: 0".
 struct http_reply {
   int status = 0;
   std::string headers;
   std::string body;
 };
-http_reply http(std::uint16_t port, const std::string& method, const std::string& path);
+http_reply http(std::uint16_t port, const std::string& method, const std::string& path, const std::string& extra = {});
+
+/// An annotation of Secret ns/name in `api`; "" when absent (the rotator blanks removed ones).
+std::string secret_annotation(const KubeStandin& api, const std::string& ns, const std::string& name,
+                              const std::string& key);
 
 /// The last `lines` lines of `text`.
 std::string tail(const std::string& text, std::size_t lines);

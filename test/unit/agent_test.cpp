@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "expect_error.hpp"
+#include "pod.hpp"
 #include "process.hpp"
 #include "tenantdb/agent.hpp"
 #include "tenantdb/credentials.hpp"
@@ -26,40 +27,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct http_reply {
-  int status = 0;
-  std::string headers;
-  std::string body;
-};
-
-// One request on a fresh connection; "Connection: close" so the body ends at EOF.
-http_reply http(std::uint16_t port, const std::string& method, const std::string& path, const std::string& extra = {}) {
-  http_reply r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return r;
-  }
-  const std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" + extra + "\r\n";
-  (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) raw.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  const auto head_end = raw.find("\r\n\r\n");
-  if (raw.size() < 12 || head_end == std::string::npos) return r;
-  r.status = std::stoi(raw.substr(9, 3));
-  r.headers = raw.substr(0, head_end);
-  r.body = raw.substr(head_end + 4);
-  return r;
-}
+using test::http;
 
 template <class F>
 bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
