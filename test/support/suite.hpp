@@ -18,6 +18,8 @@ struct suite_tally {
   int leaks = 0;       ///< secrets found in one of those places
   int routes = 0;      ///< ways tenant A tried to reach tenant B's data
   int breaches = 0;    ///< of those, ways that succeeded
+  int attacks = 0;     ///< attacks of the hardening review (issue 12) performed against the product
+  int held = 0;        ///< of those, attacks the product withstood (refused, repaired or reported)
 
   suite_tally();
   ~suite_tally();
