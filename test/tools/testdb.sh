@@ -25,8 +25,9 @@
 #
 # Works as root (CI) and as an ordinary user. As root PostgreSQL runs as the
 # `postgres` system user and mariadbd as `mysql`, so every directory above the
-# state directory must be searchable by those users (/tmp/... and
-# /work/... are; /root/... is not).
+# state directory must be searchable by those users. When one is not (a clone in
+# root's 0700 home directory), the state moves to /var/tmp/tenantdb-testdb-<hash>
+# and the requested path becomes a symlink to it; the script says so.
 set -euo pipefail
 
 # Created directories must be traversable by the server users when we run as
@@ -211,9 +212,48 @@ fail_with_log() {
 #                           Secret-volume style credentials (one file per key)
 # As root, pg/ and mariadb/ belong to postgres and mysql respectively.
 
+# services_can_reach DIR: as root, true if both server users can search DIR and
+# every directory above it (as an ordinary user the servers run as us).
+services_can_reach() {
+    local dir=$1 user
+    ((IS_ROOT)) || return 0
+    for user in "$PG_OS_USER" "$MARIA_OS_USER"; do
+        id -u "$user" >/dev/null 2>&1 || continue   # not installed yet: nothing to check
+        run_as "$user" test -x "$dir" || return 1
+    done
+}
+
+# relocate_if_private: a clone under root's home (mode 0700 on Debian) leaves the
+# server users no way to the state directory. Keep the state in a directory they can
+# reach, named after the requested path, and leave a symlink at the requested path,
+# so every reader of <state>/servers.env and the connectors finds them as usual.
+relocate_if_private() {
+    local parent alt
+    ((IS_ROOT)) || return 0
+    [[ -L $STATE_DIR ]] && return 0
+    parent=$(dirname -- "$STATE_DIR")
+    mkdir -p -- "$parent"
+    parent=$(cd -- "$parent" && pwd -P)
+    services_can_reach "$parent" && return 0
+    alt=/var/tmp/tenantdb-testdb-$(printf '%s' "$parent/$(basename -- "$STATE_DIR")" | sha256sum | cut -c1-12)
+    if [[ -d $STATE_DIR ]]; then
+        # State of an earlier attempt that could never have started a server.
+        rm -rf -- "$alt"
+        mv -- "$STATE_DIR" "$alt"
+    else
+        mkdir -p -- "$alt"
+    fi
+    chmod 0755 "$alt"
+    ln -sfn -- "$alt" "$STATE_DIR"
+    log "$parent cannot be reached by the '$PG_OS_USER' and '$MARIA_OS_USER' users (a directory above it is private); keeping the servers' state in $alt (linked from $STATE_DIR)"
+}
+
 init_paths() {
     STATE_DIR=${TENANTDB_TESTDB_DIR:-$PWD/build/testdb}
-    if [[ $1 == create ]]; then mkdir -p -- "$STATE_DIR"; fi
+    if [[ $1 == create ]]; then
+        relocate_if_private
+        mkdir -p -- "$STATE_DIR"
+    fi
     if [[ -d $STATE_DIR ]]; then STATE_DIR=$(cd -- "$STATE_DIR" && pwd -P); fi
 
     CA_DIR=$STATE_DIR/ca
@@ -280,7 +320,7 @@ prepare_service_dir() {
         give_to "$user" "$dir"
         for sub in "$@"; do give_to "$user" "$dir/$sub"; done
         run_as "$user" test -w "$dir" ||
-            die "user '$user' cannot reach $dir (a parent directory is not searchable by it); set TENANTDB_TESTDB_DIR to e.g. /tmp/tenantdb-testdb"
+            die "user '$user' cannot reach $dir (a parent directory is not searchable by it)"
     fi
     # Unix sockets have a ~107-byte path limit.
     if ((${#dir} > 90)); then
