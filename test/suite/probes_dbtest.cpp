@@ -109,31 +109,29 @@ std::size_t open_fds(pid_t pid) {
 
 // The attacker: holds connections to the probe port that never finish a request. Idle
 // ones send nothing; slow ones send a partial request head and then one more byte of a
-// header every 100 ms, from a thread, until the attacker is destroyed.
+// header every 100 ms, from a thread, until the attacker is destroyed. A persistent
+// attacker also reopens every connection the sidecar dropped, checking every 20 ms.
 class attacker {
 public:
+  explicit attacker(bool persistent = false) : persistent_(persistent) {}
   ~attacker() {
     stop_ = true;
-    if (trickle_.joinable()) trickle_.join();
-    for (const int fd : fds_) ::close(fd);
+    if (thread_.joinable()) thread_.join();
+    for (const auto& c : conns_) ::close(c.fd);
   }
 
   /// Opens `n` connections from `source`; returns how many connected.
   int open(const std::string& source, std::uint16_t port, int n, bool slow) {
     int opened = 0;
     for (int i = 0; i < n; ++i) {
-      const int fd = connect_from(source, port);
-      if (fd < 0) continue;
+      conn c{connect_from(source, port), source, port, slow};
+      if (c.fd < 0) continue;
       ++opened;
-      if (slow) {
-        static const std::string head = "GET /readyz HTTP/1.1\r\nHost: pod\r\nX-Slow: ";
-        (void)!::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
-      }
+      if (slow) send_head(c.fd);
       const std::lock_guard<std::mutex> lock(mu_);
-      fds_.push_back(fd);
-      if (slow) slow_.push_back(fd);
+      conns_.push_back(std::move(c));
     }
-    if (slow && !trickle_.joinable()) trickle_ = std::thread([this] { trickle(); });
+    if ((slow || persistent_) && !thread_.joinable()) thread_ = std::thread([this] { keep_up(); });
     return opened;
   }
 
@@ -141,30 +139,57 @@ public:
   int closed_by_peer() {
     const std::lock_guard<std::mutex> lock(mu_);
     int n = 0;
-    for (const int fd : fds_) {
-      char c;
-      const ssize_t r = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) ++n;
-    }
+    for (const auto& c : conns_) n += closed(c.fd) ? 1 : 0;
     return n;
   }
 
+  /// Connections reopened after the sidecar dropped them.
+  int reopened() const { return reopened_; }
+
 private:
-  void trickle() {
+  struct conn {
+    int fd;
+    std::string source;
+    std::uint16_t port;
+    bool slow;
+  };
+
+  static void send_head(int fd) {
+    static const std::string head = "GET /readyz HTTP/1.1\r\nHost: pod\r\nX-Slow: ";
+    (void)!::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  }
+
+  static bool closed(int fd) {
+    char c;
+    const ssize_t r = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+
+  void keep_up() {
     while (!stop_) {
       {
         const std::lock_guard<std::mutex> lock(mu_);
-        for (const int fd : slow_) (void)!::send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        for (auto& c : conns_) {
+          if (persistent_ && closed(c.fd)) {
+            ::close(c.fd);
+            c.fd = connect_from(c.source, c.port);
+            if (c.fd >= 0 && c.slow) send_head(c.fd);
+            ++reopened_;
+            continue;
+          }
+          if (c.slow) (void)!::send(c.fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
       }
-      std::this_thread::sleep_for(100ms);
+      std::this_thread::sleep_for(persistent_ ? 20ms : 100ms);
     }
   }
 
+  const bool persistent_;
   std::atomic<bool> stop_{false};
+  std::atomic<int> reopened_{0};
   std::mutex mu_;
-  std::vector<int> fds_;
-  std::vector<int> slow_;
-  std::thread trickle_;
+  std::vector<conn> conns_;
+  std::thread thread_;
 };
 
 class ProbeAttackTest : public OutageFixture, public ::testing::WithParamInterface<std::string> {
@@ -183,20 +208,27 @@ protected:
 
   // Performs one flood and checks what the kubelet would see while it lasts. Returns the
   // problems found (none: the sidecar held).
-  std::vector<std::string> flood(sidecar& s, const std::vector<std::string>& sources, int total, bool slow) {
+  std::vector<std::string> flood(sidecar& s, const std::vector<std::string>& sources, int total, bool slow,
+                                 bool persistent) {
     std::vector<std::string> problems;
     const std::size_t fds_before = open_fds(s.proc->pid());
-    attacker a;
+    attacker a(persistent);
     int opened = 0;
     for (const auto& source : sources)
       opened += a.open(source, s.port, total / static_cast<int>(sources.size()), slow);
     if (opened < total) problems.push_back("the attacker opened only " + std::to_string(opened) + " connections");
+    // A persistent attacker: probe once the churn is under way, and check it went on
+    // while the probes ran.
+    if (persistent && !eventually([&] { return a.reopened() >= total; }, 10s))
+      problems.push_back("the attacker reopened only " + std::to_string(a.reopened()) + " connections");
+    const int reopened_before = a.reopened();
     // The kubelet from the flooding address itself (on a node, a hostNetwork pod shares
-    // the kubelet's address) and from another one; five rounds each.
+    // the kubelet's address) and from another one; five rounds each, and against a
+    // persistent attacker until it has reopened as many connections again.
     int probes = 0;
     int failed = 0;
     std::string first;
-    for (int round = 0; round < 5; ++round)
+    for (int round = 0; round < 5 || (persistent && a.reopened() < reopened_before + total && round < 500); ++round)
       for (const std::string from : {"127.0.0.1", "127.0.0.200"})
         for (const auto& [path, want] : {std::pair<std::string, std::string>{"/healthz", "ok\n"}, {"/readyz", "ready\n"}}) {
           const auto p = probe(from, s.port, path);
@@ -209,6 +241,8 @@ protected:
     if (failed > 0)
       problems.push_back(std::to_string(failed) + " of " + std::to_string(probes) +
                          " probes got no right answer within 1 s, the first: " + first);
+    if (persistent && a.reopened() == reopened_before)
+      problems.push_back("the attacker reopened nothing while the probes ran");
     const std::size_t fds_during = open_fds(s.proc->pid());
     // A little room for the sidecar's own short-lived sockets (API, login checks).
     if (fds_during > fds_before + connection_cap + 4)
@@ -229,14 +263,18 @@ TEST_P(ProbeAttackTest, IdleAndSlowlorisFloodsFromOneOrManyAddressesLeaveTheProb
     const char* name;
     std::vector<std::string> sources;
     bool slow;
+    bool persistent;
   };
-  for (const attack& at : {attack{"200 idle connections from one address", {"127.0.0.1"}, false},
-                           attack{"200 slowloris connections from one address", {"127.0.0.1"}, true},
-                           attack{"200 idle connections from 8 addresses", many, false},
-                           attack{"200 slowloris connections from 8 addresses", many, true}}) {
+  for (const attack& at :
+       {attack{"200 idle connections from one address", {"127.0.0.1"}, false, false},
+        attack{"200 slowloris connections from one address", {"127.0.0.1"}, true, false},
+        attack{"200 idle connections from 8 addresses", many, false, false},
+        attack{"200 slowloris connections from 8 addresses", many, true, false},
+        attack{"200 slowloris connections from 8 addresses, reopened as soon as dropped", many, true, true},
+        attack{"200 idle connections from one address, reopened as soon as dropped", {"127.0.0.1"}, false, true}}) {
     SCOPED_TRACE(at.name);
     ++tally.attacks;
-    const auto problems = flood(s, at.sources, 200, at.slow);
+    const auto problems = flood(s, at.sources, 200, at.slow, at.persistent);
     for (const auto& p : problems) ADD_FAILURE() << at.name << ": " << p;
     if (problems.empty()) ++tally.held;
   }
