@@ -432,7 +432,7 @@ struct agent::impl {
     if (!loaded) {
       if (!missing_logged) log::warn("the store holds no credentials yet: run tenantdb-init first", {{"store", store.describe()}});
       missing_logged = true;
-      if (!files_in_place) not_ready_reason = "no credentials in " + store.describe() + " yet";
+      if (!files_in_place) not_ready_reason = "no credentials yet";
       return false;
     }
     missing_logged = false;
@@ -459,7 +459,7 @@ struct agent::impl {
         published = files_view(current->data);
       } catch (const error& e) {
         publish_failed = true;
-        not_ready_reason = std::string("cannot update the credential files: ") + e.what();
+        not_ready_reason = "cannot write the credential files";
         count_error("files", e, "publishing the credential files");
         return true;
       }
@@ -584,16 +584,31 @@ struct agent::impl {
       check_reason.clear();
     } catch (const error& e) {
       check_ok = false;
-      check_reason = std::string("login check failed: ") + e.what();
+      check_reason = std::string("login check failed: ") + failure_class(e.kind());
       count_error(e.kind() == error_kind::output ? "files" : "database", e, "login check");
+    }
+  }
+
+  // What /readyz may say about a failed login check. /readyz answers anyone who reaches
+  // --listen (0.0.0.0 by default), so it names a class of failure and never the host,
+  // port, user, database or the server's own words: those go to the log (count_error).
+  static const char* failure_class(error_kind kind) {
+    switch (kind) {
+      case error_kind::unavailable: return "database unreachable";
+      case error_kind::verification: return "database refused the login";  // the tenant's login
+      case error_kind::database: return "database error";
+      case error_kind::connector: return "unusable credentials";
+      case error_kind::output: return "credential files unreadable";
+      default: return "unexpected error";
     }
   }
 
   bool ready() const { return files_in_place && !publish_failed && check_ok; }
 
+  // One terse line from a fixed set (see failure_class); the details are in the log.
   std::string reason() const {
     if (!files_in_place || publish_failed) return not_ready_reason;
-    if (!check_ok) return check_reason.empty() ? "the login check has not passed yet" : check_reason;
+    if (!check_ok) return check_reason.empty() ? "login check pending" : check_reason;
     return "ready";
   }
 
@@ -720,9 +735,7 @@ struct agent::impl {
     if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
     if (path == "/readyz") {
       if (ready()) return {200, "text/plain; charset=utf-8", "ready\n", {}};
-      std::string why = reason();
-      std::replace(why.begin(), why.end(), '\n', ' ');
-      return {503, "text/plain; charset=utf-8", why + "\n", {}};
+      return {503, "text/plain; charset=utf-8", "not ready: " + reason() + "\n", {}};
     }
     return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(), {}};
   }
@@ -783,6 +796,16 @@ struct agent::impl {
     sample("tenantdb_files_published_total", std::to_string(files_published_total));
     family("tenantdb_ready", "gauge", "1 when the files are in place and the last login check passed.");
     sample("tenantdb_ready", ready() ? "1" : "0");
+    if (main_server) {
+      // A connection flood against --listen shows here, not as failed probes.
+      const auto c = main_server->stats();
+      family("tenantdb_http_connections_closed_total", "counter",
+             "Connections to --listen closed early: evicted (idle or slow, to make room for a new one), "
+             "refused (no room), timeout (the request did not arrive in time).");
+      sample("tenantdb_http_connections_closed_total{reason=\"evicted\"}", std::to_string(c.dropped));
+      sample("tenantdb_http_connections_closed_total{reason=\"refused\"}", std::to_string(c.refused));
+      sample("tenantdb_http_connections_closed_total{reason=\"timeout\"}", std::to_string(c.timed_out));
+    }
     return out;
   }
 
@@ -831,7 +854,7 @@ struct agent::impl {
   bool files_in_place = false;
   bool publish_failed = false;
   bool missing_logged = false;
-  std::string not_ready_reason = "starting: the credential files are not in place yet";
+  std::string not_ready_reason = "starting";
   bool check_ok = false;
   std::string check_reason;
   std::optional<secret> active_password;

@@ -1,6 +1,9 @@
 #include "http_server.hpp"
 
+#include <algorithm>
+#include <array>
 #include <list>
+#include <map>
 #include <optional>
 
 // GCC 12 reports a false "potential null pointer dereference" inside Asio's scheduler
@@ -26,6 +29,24 @@ namespace {
 
 class session;
 
+// Whom a connection counts against: an IPv4 address, or an IPv6 /64 (one host usually
+// holds a whole /64, so counting single IPv6 addresses would be no cap at all).
+using source_key = std::array<unsigned char, 16>;
+
+source_key source_of(const asio::ip::address& a) {
+  source_key key{};
+  if (a.is_v4() || (a.is_v6() && a.to_v6().is_v4_mapped())) {
+    const auto v4 = a.is_v4() ? a.to_v4() : asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    const auto bytes = v4.to_bytes();
+    std::copy(bytes.begin(), bytes.end(), key.begin());
+  } else {
+    const auto bytes = a.to_v6().to_bytes();
+    std::copy(bytes.begin(), bytes.begin() + 8, key.begin() + 8);
+    key[0] = 6;  // apart from every IPv4 key, whose last 12 bytes are zero
+  }
+  return key;
+}
+
 }  // namespace
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
@@ -40,6 +61,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   }
 
   void accept();
+  void admit(tcp::socket socket);
   void close_all();
 
   asio::io_context& io;
@@ -49,34 +71,51 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::string name;
   bool stopped = false;
   std::list<std::weak_ptr<session>> sessions;
+  std::uint64_t reads_started = 0;  ///< orders idle connections: lower is idle for longer
+  server::counters counts;
 };
 
 namespace {
 
 class session : public std::enable_shared_from_this<session> {
 public:
-  session(tcp::socket socket, std::shared_ptr<server::impl> owner)
-      : stream_(std::move(socket)), owner_(std::move(owner)) {}
+  session(tcp::socket socket, source_key source, std::shared_ptr<server::impl> owner)
+      : stream_(std::move(socket)), source_(source), owner_(std::move(owner)) {}
 
   void start() { read(); }
 
   void close() {
+    if (closed_) return;
+    closed_ = true;
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
   }
+
+  bool open() const { return !closed_; }
+  /// Waiting for a request, or part-way through one: nothing of ours is in flight.
+  bool idle() const { return idle_; }
+  /// When it became idle, in the server's order (lower: idle for longer).
+  std::uint64_t idle_since() const { return idle_since_; }
+  const source_key& source() const { return source_; }
 
 private:
   void read() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(owner_->lim.header_bytes));
     parser_->body_limit(owner_->lim.body_bytes);
-    // One deadline covers a keep-alive connection's idle time and the whole request.
-    stream_.expires_after(owner_->lim.deadline);
+    // One short deadline for the whole request, counted from now: it covers a keep-alive
+    // connection's idle time and a client that sends its head a byte at a time.
+    stream_.expires_after(owner_->lim.request_deadline);
+    idle_ = true;
+    idle_since_ = ++owner_->reads_started;
     bhttp::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
   }
 
   void on_read(error_code ec, std::size_t) {
+    idle_ = false;
+    if (closed_) return;
+    if (ec == beast::error::timeout) ++owner_->counts.timed_out;
     if (ec == bhttp::error::end_of_stream) {
       error_code ignored;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -129,6 +168,10 @@ private:
   }
 
   beast::tcp_stream stream_;
+  source_key source_;
+  bool closed_ = false;
+  bool idle_ = false;
+  std::uint64_t idle_since_ = 0;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> res_;
@@ -141,21 +184,68 @@ void server::impl::accept() {
   acceptor.async_accept([self = shared_from_this()](error_code ec, tcp::socket socket) {
     if (self->stopped || ec == asio::error::operation_aborted) return;
     if (!ec) {
-      self->sessions.remove_if([](const std::weak_ptr<session>& s) { return s.expired(); });
-      if (self->sessions.size() >= self->lim.max_connections) {
-        // Over the cap: refuse rather than queue, so a flood cannot starve the loop.
-        error_code ignored;
-        socket.close(ignored);
-      } else {
-        auto s = std::make_shared<session>(std::move(socket), self);
-        self->sessions.push_back(s);
-        s->start();
-      }
+      self->admit(std::move(socket));
     } else {
       log::warn("http accept failed", {{"listener", self->name}, {"error", ec.message()}});
     }
     self->accept();
   });
+}
+
+// Makes room for a new connection under the caps: over its source's cap it closes that
+// source's oldest idle connection; over the total cap, the oldest idle connection of the
+// source holding the most. A flood of idle or slow connections thus only ever pushes out
+// its own, and a probe's fresh connection, which sends its request at once, gets in.
+// Refuses the newcomer only when every connection it could displace is busy answering.
+void server::impl::admit(tcp::socket socket) {
+  error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  const source_key source = source_of(peer.address());
+
+  sessions.remove_if([](const std::weak_ptr<session>& w) {
+    const auto s = w.lock();
+    return !s || !s->open();
+  });
+  std::map<source_key, std::size_t> open_by_source;
+  for (const auto& w : sessions)
+    if (const auto s = w.lock()) ++open_by_source[s->source()];
+
+  std::optional<source_key> evict_from;
+  if (open_by_source[source] >= lim.max_per_source) {
+    evict_from = source;
+  } else if (sessions.size() >= lim.max_connections) {
+    // The busiest source that has an idle connection to give up.
+    std::size_t most = 0;
+    for (const auto& w : sessions)
+      if (const auto s = w.lock(); s && s->idle() && open_by_source[s->source()] > most) {
+        most = open_by_source[s->source()];
+        evict_from = s->source();
+      }
+    if (!evict_from) {
+      ++counts.refused;
+      socket.close(ec);
+      return;
+    }
+  }
+  if (evict_from) {
+    std::shared_ptr<session> victim;
+    for (const auto& w : sessions)
+      if (const auto s = w.lock(); s && s->idle() && s->source() == *evict_from &&
+                                   (!victim || s->idle_since() < victim->idle_since()))
+        victim = s;
+    if (!victim) {
+      ++counts.refused;
+      socket.close(ec);
+      return;
+    }
+    victim->close();
+    ++counts.dropped;
+  }
+  auto s = std::make_shared<session>(std::move(socket), source, shared_from_this());
+  sessions.push_back(s);
+  ++counts.accepted;
+  s->start();
 }
 
 void server::impl::close_all() {
@@ -178,6 +268,15 @@ server::~server() {
 void server::start() { impl_->accept(); }
 
 void server::stop() { impl_->close_all(); }
+
+server::counters server::stats() const { return impl_->counts; }
+
+std::size_t server::open_connections() const {
+  std::size_t n = 0;
+  for (const auto& w : impl_->sessions)
+    if (const auto s = w.lock(); s && s->open()) ++n;
+  return n;
+}
 
 std::uint16_t server::port() const {
   error_code ec;
