@@ -156,6 +156,11 @@ TEST_P(LockoutTest, PreviousPasswordChangedDuringTheGraceIsReportedAndTheInitTak
       << sc.metrics();
   EXPECT_TRUE(eventually_working(out, 30s));
 
+  // What the sidecar and the init said about it named no password.
+  const std::string said = sc.proc->err() + sc.proc->out() + repaired.err + repaired.out;
+  for (const std::string& pw : {pw0, pw1, stolen, stored(keys::standby_password), stored(keys::password)})
+    EXPECT_EQ(said.find(pw), std::string::npos) << "a password in the logs";
+
   workload.stop();
   EXPECT_GT(workload.logins(), 0);
   for (const auto& f : workload.failures()) ADD_FAILURE() << "the workload's login failed: " << f.what;
