@@ -246,6 +246,15 @@ credential_data files_view(const credential_data& data) {
   return out;
 }
 
+// Account names as the init makes them ([a-z0-9_]); anything else (a hand-edited store)
+// is kept out of a metric label rather than escaped.
+bool is_label_value(const std::string& text) {
+  return !text.empty() && text.size() <= 63 && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '.';
+  });
+}
+
 const secret* find_value(const credential_data& data, const char* key) {
   const auto it = data.find(key);
   return it == data.end() ? nullptr : &it->second;
@@ -438,6 +447,7 @@ struct agent::impl {
     missing_logged = false;
     current = std::move(loaded);
     observe_credential();
+    observe_lockout();
     // Republish when the store moved on, or when someone removed the files meanwhile.
     std::error_code ec;
     const bool files_gone =
@@ -495,9 +505,29 @@ struct agent::impl {
     active_password = *password;
   }
 
+  // The account the store records as locked out ("" if none), and a log line when that
+  // changes, so every replica says it, not only the one that found it.
+  std::string locked_out() const { return current ? rotator::locked_out_account(*current) : std::string(); }
+
+  void observe_lockout() {
+    const std::string account = locked_out();
+    if (account == lockout_seen) return;
+    if (!account.empty()) {
+      log::error("account locked out: it logs in with none of the passwords the credentials store holds for it; "
+                 "not ready and not rotating until tenantdb-init resets it (restart the pod or run the init)",
+                 {{"user", account}, {"annotation", annotations::lockout}, {"store", store.describe()}});
+    } else {
+      log::info("account lockout resolved", {{"user", lockout_seen}});
+    }
+    lockout_seen = account;
+  }
+
   bool rotation_due(sys_clock::time_point now) const {
     if (!current) return false;
     if (annotation_of(*current, annotations::rotation) != nullptr) return false;  // in flight: advance() owns it
+    // A locked-out account cannot take a rotation; trying would only fail again. The init
+    // removes the record when it has reset the account.
+    if (!locked_out().empty()) return false;
     if (admin_requested || rotator::rotation_requested(*current)) return true;
     if (!options.rotate_every) return false;
     return now >= rotator::next_due(*current, *options.rotate_every, options.jitter, started);
@@ -603,12 +633,15 @@ struct agent::impl {
     }
   }
 
-  bool ready() const { return files_in_place && !publish_failed && check_ok; }
+  // Not ready while an account is locked out: whoever changed its password holds a login
+  // to the tenant's database that rotation can no longer take away.
+  bool ready() const { return files_in_place && !publish_failed && check_ok && locked_out().empty(); }
 
   // One terse line from a fixed set (see failure_class); the details are in the log.
   std::string reason() const {
     if (!files_in_place || publish_failed) return not_ready_reason;
     if (!check_ok) return check_reason.empty() ? "login check pending" : check_reason;
+    if (!locked_out().empty()) return "account locked out: run tenantdb-init";  // which one: the log and the gauge
     return "ready";
   }
 
@@ -794,7 +827,23 @@ struct agent::impl {
     }
     family("tenantdb_files_published_total", "counter", "Times a new generation of the credential files was published.");
     sample("tenantdb_files_published_total", std::to_string(files_published_total));
-    family("tenantdb_ready", "gauge", "1 when the files are in place and the last login check passed.");
+    family("tenantdb_account_lockout", "gauge",
+           "1 for an account that logs in with none of the passwords the store holds for it (reset it with "
+           "tenantdb-init).");
+    if (current) {
+      const std::string locked = locked_out();
+      bool named = false;
+      for (const char* key : {keys::user, keys::standby_user}) {
+        const secret* user = find_value(current->data, key);
+        if (user == nullptr || !is_label_value(user->reveal())) continue;
+        named = named || user->reveal() == locked;
+        sample("tenantdb_account_lockout{account=\"" + user->reveal() + "\"}", user->reveal() == locked ? "1" : "0");
+      }
+      if (!locked.empty() && !named && is_label_value(locked))
+        sample("tenantdb_account_lockout{account=\"" + locked + "\"}", "1");
+    }
+    family("tenantdb_ready", "gauge",
+           "1 when the files are in place, the last login check passed and no account is locked out.");
     sample("tenantdb_ready", ready() ? "1" : "0");
     if (main_server) {
       // A connection flood against --listen shows here, not as failed probes.
@@ -857,6 +906,7 @@ struct agent::impl {
   std::string not_ready_reason = "starting";
   bool check_ok = false;
   std::string check_reason;
+  std::string lockout_seen;  ///< the lockout last logged ("" for none)
   std::optional<secret> active_password;
   sys_clock::time_point active_since;
 

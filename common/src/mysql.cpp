@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "engines.hpp"
@@ -461,6 +463,33 @@ public:
         {"grant \"" + user + "\" access to database \"" + names.database + "\"",
          "ALL PRIVILEGES on that database WITH GRANT OPTION"},
         party::admin, admin_);
+  }
+
+  int end_sessions(const std::string& user) override {
+    check_identifier(server_, user, "user");
+    MYSQL* m = conn_.get();
+    std::string list = "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ";
+    append_literal(m, list, user);
+    list += " AND ID <> CONNECTION_ID()";
+    const statement look{"list the sessions of \"" + user + "\"", "the PROCESS privilege"};
+    int ended = 0;
+    for (const auto& r : query(m, server_, list, look, party::admin, admin_)) {
+      if (r.empty() || !r[0] || r[0]->empty() ||
+          !std::all_of(r[0]->begin(), r[0]->end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        continue;
+      // A session that ended meanwhile is "unknown thread": nothing left to do.
+      if (run(m, server_, "KILL CONNECTION " + *r[0],
+              {"end a session of \"" + user + "\"", "the CONNECTION ADMIN (or SUPER) privilege", false,
+               {ER_NO_SUCH_THREAD}},
+              party::admin, admin_))
+        ++ended;
+    }
+    // KILL marks the thread; it goes once it notices. Wait for that, 5 s at most.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (ended > 0 && !query(m, server_, list, look, party::admin, admin_).empty() &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return ended;
   }
 
   bool user_exists(const std::string& user) override {

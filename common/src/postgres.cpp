@@ -542,6 +542,38 @@ public:
     }
   }
 
+  int end_sessions(const std::string& user) override {
+    check_identifier(user, "role");
+    PGconn* c = conn_.get();
+    // Signalling a backend needs membership in its role (or pg_signal_backend, which is
+    // more than the admin should hold): the admin joins the role inside a transaction that
+    // is rolled back, so the membership never outlives this call.
+    run(c, "BEGIN", {"begin a transaction"}, party::admin, admin_);
+    int ended = 0;
+    try {
+      if (!superuser_ && !query_is_true(c, "SELECT pg_has_role(current_user, $1, 'USAGE')", {&user},
+                                        {"check the admin's membership in \"" + user + "\""}, party::admin, admin_))
+        run(c, "GRANT " + quote_ident(c, user) + " TO CURRENT_USER",
+            {"join the role \"" + user + "\" for one transaction (needed to end its sessions)", "CREATEROLE"},
+            party::admin, admin_);
+      // PostgreSQL 14 and later wait (up to 5 s) until each backend has exited.
+      const char* sql = PQserverVersion(c) >= 140000
+                            ? "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                              "WHERE usename = $1 AND pid <> pg_backend_pid()"
+                            : "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE usename = $1 AND pid <> pg_backend_pid()";
+      const result_ptr res = query(c, sql, {&user}, {"end the sessions of \"" + user + "\"", "membership in that role"},
+                                   party::admin, admin_);
+      if (PQntuples(res.get()) == 1 && !PQgetisnull(res.get(), 0, 0)) ended = std::atoi(PQgetvalue(res.get(), 0, 0));
+    } catch (...) {
+      result_ptr ignored(PQexec(c, "ROLLBACK"));
+      throw;
+    }
+    run(c, "ROLLBACK", {"roll back the transaction that ended the sessions of \"" + user + "\""}, party::admin,
+        admin_);
+    return ended;
+  }
+
   bool user_exists(const std::string& user) override {
     check_identifier(user, "role");
     return role_exists(user);

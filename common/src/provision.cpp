@@ -21,6 +21,14 @@ constexpr int max_store_rounds = 8;
 constexpr std::chrono::milliseconds settle_time{500};
 
 
+// The annotations with a lockout record removed (an empty value: the Secret store keeps
+// annotations a replace does not name). Every write that leaves all accounts with
+// passwords the store holds, and that this run then verifies, ends a lockout.
+std::map<std::string, std::string> without_lockout(std::map<std::string, std::string> notes) {
+  if (const auto it = notes.find(annotations::lockout); it != notes.end()) it->second.clear();
+  return notes;
+}
+
 bool login_works(const server_address& server, const login& l, const std::string& database, const db_timeouts& t) {
   try {
     verify_login(server, l, database, t);
@@ -108,6 +116,62 @@ struct run {
     return now && now->version == version;
   }
 
+  // True if the standby logs in with none of the passwords the store holds for it: its
+  // own, or the pending one of a rotation in flight (which, with the dual strategy, is
+  // always the standby's). Such an account is locked out: whoever knew one of them
+  // changed it (the previous password works during the grace period, and a role may
+  // change its own password; only a superuser could forbid that).
+  bool standby_locked_out(const credentials& c, const credential_data& data) const {
+    if (login_works(conn.server, *c.standby, c.database, opts.timeouts)) return false;
+    const auto pending = data.find(keys::pending_password);
+    if (pending != data.end() && !pending->second.empty() &&
+        login_works(conn.server, login{c.standby->user, pending->second}, c.database, opts.timeouts))
+      return false;
+    return true;
+  }
+
+  // Repairs a locked-out standby. Setting the stored password again would give the login
+  // back to whoever knew it, so the account gets a fresh password, claimed in the store
+  // first (with the rotation in flight, if any, and the lockout record dropped: the
+  // account now has a password nobody was given, which is what a retire leaves), and its
+  // open sessions are ended, before and after the change, so a session that knew the old
+  // password cannot keep the login. The active account is not touched. Returns false: the
+  // caller goes round again and verifies everything from the store.
+  bool reset_locked_out_standby(const credentials& c, const stored_credentials& stored) {
+    credentials fresh = c;
+    fresh.standby->password = generate_password(opts.password_length);
+    auto notes = without_lockout(stored.annotations);
+    if (const auto it = notes.find(annotations::rotation); it != notes.end()) it->second.clear();  // empty: removed
+    const auto version = store.replace(to_data(fresh, opts.ca_file), notes, stored.version);
+    if (!version) return false;
+    result.store_written = true;
+    const std::string& user = fresh.standby->user;
+    log::warn("the standby account logs in with none of its stored passwords: someone changed its password; "
+              "setting a fresh one and ending its sessions (the active account is untouched)",
+              {{"user", user}, {"store", store.describe()}});
+    reached(points::store_claimed);
+    int ended = end_sessions_of(user);
+    admin->set_password(user, fresh.standby->password);
+    result.password_set = true;
+    ended += end_sessions_of(user);
+    reached(points::passwords_set);
+    log::info("reset the locked-out standby account", {{"user", user}, {"sessionsEnded", ended}});
+    return false;
+  }
+
+  // Ends the sessions of `user`; an admin without the right to is told, not failed: the
+  // password is reset either way, and those sessions end when they disconnect.
+  int end_sessions_of(const std::string& user) {
+    try {
+      return admin->end_sessions(user);
+    } catch (const error& e) {
+      if (e.kind() != error_kind::database) throw;
+      log::warn("could not end the sessions of the reset account; they keep working until they disconnect",
+                {{"user", user}, {"reason", e.what()}});
+      return 0;
+    }
+  }
+
   bool round() {
     auto stored = store.load();
     std::optional<credentials> creds;
@@ -125,7 +189,10 @@ struct run {
       // database agree. A writer that loses the claim adopts the winner's next round.
       credentials fresh = fresh_credentials();
       const auto data = to_data(fresh, opts.ca_file);
-      const auto version = stored ? store.replace(data, {}, stored->version) : store.create(data, {});
+      // Annotations as before (none named: kept), except that a lockout record ends.
+      std::map<std::string, std::string> notes;
+      if (stored && !rotator::locked_out_account(*stored).empty()) notes[annotations::lockout] = "";
+      const auto version = stored ? store.replace(data, notes, stored->version) : store.create(data, {});
       if (!version) return false;
       result.store_written = true;
       log::info(stored ? "replaced unusable stored credentials" : "stored new credentials", {{"store", store.describe()}});
@@ -147,7 +214,8 @@ struct run {
       // password replaces it, claimed in the store before the database is touched.
       credentials fresh = *creds;
       fresh.active.password = generate_password(opts.password_length);
-      const auto version = store.replace(to_data(fresh, opts.ca_file), stored->annotations, stored->version);
+      const auto version =
+          store.replace(to_data(fresh, opts.ca_file), without_lockout(stored->annotations), stored->version);
       if (!version) return false;
       result.store_written = true;
       log::warn("stored password no longer worked; set a fresh one", {{"user", fresh.active.user}});
@@ -158,23 +226,29 @@ struct run {
     }
     reached(points::login_verified);
 
-    // The standby of the dual strategy must work too, unless a sidecar is rotating it
-    // (the protocol empties the annotation when it is done).
-    const auto rotating = stored->annotations.find(annotations::rotation);
-    const bool rotation_in_flight = rotating != stored->annotations.end() && !rotating->second.empty();
-    if (creds->standby && !rotation_in_flight &&
-        !login_works(conn.server, *creds->standby, creds->database, opts.timeouts)) {
-      admin->set_password(creds->standby->user, creds->standby->password);
-      log::warn("standby account's password was reset to the stored one", {{"user", creds->standby->user}});
-      reached(points::passwords_set);
+    // The standby of the dual strategy must log in with a password the store holds for it.
+    if (creds->standby && standby_locked_out(*creds, stored->data)) {
+      // Another run may have claimed a fresh standby password and not yet set it.
+      std::this_thread::sleep_for(settle_time);
+      const auto again = store.load();
+      if (!again || again->version != stored->version) return false;
+      if (!standby_locked_out(*creds, stored->data)) return false;
+      return reset_locked_out_standby(*creds, *stored);
     }
 
     // Everything works. Rewrite the store only if what it should say changed (a moved
-    // server, a new CA, another CA path); passwords stay.
+    // server, a new CA, another CA path) or it records a lockout that is over; passwords
+    // stay, and so does the pending password of a rotation in flight.
     auto desired = to_data(*creds, opts.ca_file);
-    if (!same_data(desired, stored->data)) {
-      if (!store.replace(desired, stored->annotations, stored->version)) return false;
+    if (const auto pending = stored->data.find(keys::pending_password); pending != stored->data.end())
+      desired[keys::pending_password] = pending->second;
+    const std::string stale_lockout = rotator::locked_out_account(*stored);
+    if (!same_data(desired, stored->data) || !stale_lockout.empty()) {
+      if (!store.replace(desired, without_lockout(stored->annotations), stored->version)) return false;
       result.store_written = true;
+      if (!stale_lockout.empty())
+        log::info("every account logs in with its stored password; removed the lockout record",
+                  {{"user", stale_lockout}, {"store", store.describe()}});
       log::info("updated stored credentials", {{"store", store.describe()}});
       reached(points::store_updated);
     } else {

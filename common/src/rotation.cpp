@@ -366,8 +366,9 @@ struct run {
   }
 
   // Drops the intent (pending password and rotation annotation), restoring what the store
-  // said before the claim. Only when the database is known not to have changed.
-  void roll_back(snapshot& s, phase p) const {
+  // said before the claim. Only when the database is known not to have changed. A
+  // non-empty `locked_out` is recorded as the lockout annotation in the same write.
+  void roll_back(snapshot& s, phase p, const std::string& locked_out = {}) const {
     const std::string id = s.rotation ? s.rotation->id : std::string();
     const secret* pending = s.pending();
     const secret pending_copy = pending != nullptr ? *pending : secret();
@@ -375,10 +376,43 @@ struct run {
       change c{cur.stored.data, cur.stored.annotations};
       c.data.erase(pending_password_key);
       remove_annotation(c.annotations, annotations::rotation);
+      if (!locked_out.empty()) c.annotations[annotations::lockout] = locked_out;
       return c;
     });
     if (ok)
       log::warn("rotation rolled back; the store is as before", {{"phase", phase_name(p)}, {"id", id}});
+  }
+
+  // Says that `user` logs in with none of the passwords the store holds for it: the
+  // fault only an admin can repair.
+  static void report_lockout(phase p, const std::string& user, const std::string& id) {
+    log::error(p == phase::in_place
+                   ? "account locked out: the active account logs in with none of the passwords the store holds for "
+                     "it, so someone who knew one changed it; rotation has stopped and the sidecar reports not ready "
+                     "until tenantdb-init resets it with the connector's admin (restart the pod or run the init)"
+                   : "account locked out: the standby account logs in with none of the passwords the store holds for "
+                     "it, so someone who knew one changed it (a leaked previous password?); rotation has stopped and "
+                     "the sidecar reports not ready until tenantdb-init resets it with the connector's admin (restart "
+                     "the pod or run the init); the active credential is untouched",
+               {{"phase", phase_name(p)}, {"user", user}, {"id", id}, {"annotation", annotations::lockout}});
+  }
+
+  // Records a lockout of `user` in the store, unless it is recorded already (one write,
+  // not one per call). A lost write is retried by the next call.
+  void record_lockout(snapshot& s, const std::string& user) const {
+    if (const std::string* marked = annotation(s.stored.annotations, annotations::lockout); marked && *marked == user)
+      return;
+    auto annotations = s.stored.annotations;
+    annotations[annotations::lockout] = user;
+    const auto version = store.replace(s.stored.data, annotations, s.stored.version);
+    if (version) s = parse_snapshot(stored_credentials{s.stored.data, *version, std::move(annotations)}, store);
+  }
+
+  // A step proved that `user` works with a password the store holds: a lockout recorded
+  // for it is over.
+  static void clear_lockout(change& c, const std::string& user) {
+    if (const std::string* marked = annotation(c.annotations, annotations::lockout); marked && *marked == user)
+      remove_annotation(c.annotations, annotations::lockout);
   }
 
   // True if `account.user` logs in with `password`; throws if the server gives no verdict.
@@ -408,11 +442,12 @@ struct run {
                                                                      {"id", id}});
         return true;
       }
-      log::error("the account logs in with neither its stored nor the pending password; the rotation cannot "
-                 "continue until the init or an admin resets it",
-                 {{"phase", phase_name(p)}, {"user", account.user}, {"id", id}, {"reason", e.what()}});
-      if (!may_roll_back) return false;
-      roll_back(s, p);
+      report_lockout(p, account.user, id);
+      if (!may_roll_back) {
+        record_lockout(s, account.user);
+        return false;
+      }
+      roll_back(s, p, account.user);
       throw;
     }
     log::info("changed own password", {{"phase", phase_name(p)}, {"user", account.user}, {"id", id}});
@@ -443,6 +478,7 @@ struct run {
       c.annotations[annotations::rotation] = to_json(st);
       c.annotations[annotations::last_rotation] = format_time(now);
       remove_annotation(c.annotations, annotations::rotate_now);
+      clear_lockout(c, cur.creds.standby->user);
       return c;
     });
     if (!ok) return false;
@@ -464,6 +500,7 @@ struct run {
       remove_annotation(c.annotations, annotations::rotation);
       c.annotations[annotations::last_rotation] = format_time(now);
       remove_annotation(c.annotations, annotations::rotate_now);
+      clear_lockout(c, cur.creds.active.user);
       return c;
     });
     if (!ok) return false;
@@ -481,6 +518,7 @@ struct run {
       next.standby->password = pending;
       change c{data_for(cur, next, nullptr), cur.stored.annotations};
       remove_annotation(c.annotations, annotations::rotation);
+      clear_lockout(c, cur.creds.standby->user);
       return c;
     });
     if (!ok) return false;
@@ -603,14 +641,15 @@ struct run {
     }
     const secret pending = *pending_ptr;
 
+    // A lockout already recorded for the account is not probed again: only an admin
+    // (tenantdb-init) can end it, and it removes the record when it does.
+    if (const std::string* marked = annotation(s.stored.annotations, annotations::lockout);
+        marked && *marked == account->user)
+      return rotation_outcome::nothing;
     const bool applied = logs_in(s, account->user, pending);
     if (!applied && !logs_in(s, account->user, account->password)) {
-      log::error(p == phase::in_place
-                     ? "the account logs in with neither the pending nor the stored password; it needs the init "
-                       "or an admin to reset it"
-                     : "the account logs in with neither the pending nor the stored password; it needs the init "
-                       "or an admin to reset it (the active credential is untouched)",
-                 {{"phase", phase_name(p)}, {"user", account->user}, {"id", was.id}, {"holder", was.holder}});
+      report_lockout(p, account->user, was.id);
+      record_lockout(s, account->user);
       return rotation_outcome::nothing;
     }
 
@@ -768,6 +807,11 @@ rotator::clock::time_point rotator::next_due(const stored_credentials& stored, s
   const double shift = (2.0 * unit - 1.0) * jitter * static_cast<double>(every.count());
   const auto offset = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(shift));
   return base + every + offset;
+}
+
+std::string rotator::locked_out_account(const stored_credentials& stored) {
+  const std::string* user = annotation(stored.annotations, annotations::lockout);
+  return user != nullptr ? *user : std::string();
 }
 
 bool rotator::rotation_requested(const stored_credentials& stored) {

@@ -569,5 +569,33 @@ TEST_F(MariadbEngine, ServerVersionNamesMariadb) {
   EXPECT_NE(admin()->server_version().find("MariaDB"), std::string::npos);
 }
 
+// A password change leaves sessions open with the old password working; end_sessions is
+// how the init's repair of a locked-out account ends them.
+TEST_F(MariadbEngine, EndSessionsEndsOnlyThatAccountsSessions) {
+  const auto p = provision();
+  const auto alive = [](my_client& c) {
+    try {
+      return c.value("SELECT 1") == "1";
+    } catch (const sql_failure&) {
+      return false;
+    }
+  };
+  my_client a1(admin_, p.names.user_a, p.password_a, p.names.database);
+  my_client a2(admin_, p.names.user_a, p.password_a, p.names.database);
+  my_client b(admin_, p.names.user_b, p.password_b, p.names.database);
+  ASSERT_TRUE(alive(a1) && alive(a2) && alive(b));
+
+  auto session = admin();
+  EXPECT_EQ(session->end_sessions(p.names.user_a), 2);
+  EXPECT_FALSE(alive(a1));
+  EXPECT_FALSE(alive(a2));
+  EXPECT_TRUE(alive(b)) << "another account's session was ended";
+  auto su = super_client();
+  EXPECT_EQ(su.value("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = " + quoted(p.names.user_a)), "0");
+  // The admin's own session goes on; nothing is left to end.
+  EXPECT_EQ(session->end_sessions(p.names.user_a), 0);
+  EXPECT_TRUE(session->user_exists(p.names.user_a));
+}
+
 }  // namespace
 }  // namespace tenantdb

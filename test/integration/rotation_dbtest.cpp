@@ -321,9 +321,10 @@ TEST_P(RotationTest, RefusedStandbyRollsTheClaimBackAndKeepsTheActiveCredential)
   EXPECT_EQ(active_of(after).user, active_of(before).user);
   EXPECT_TRUE(active_of(after).password == active_of(before).password);
   expect_login(active_of(after), prov.names.database);
+  EXPECT_EQ(rotator::locked_out_account(after), standby_of(before).user) << "the lockout is not recorded";
 }
 
-TEST_P(RotationTest, RecoveryThatFindsNeitherPasswordWorkingChangesNothing) {
+TEST_P(RotationTest, RecoveryThatFindsNeitherPasswordWorkingRecordsTheLockoutOnceAndChangesNothingElse) {
   const auto prov = provision_tenant(rotation_strategy::dual);
   const auto initial = stored();
   {
@@ -339,7 +340,11 @@ TEST_P(RotationTest, RecoveryThatFindsNeitherPasswordWorkingChangesNothing) {
   const auto crashed = stored();
   rotator r(*store_, options(rotation_strategy::dual));
   EXPECT_EQ(r.advance(clock_type::now()), rotation_outcome::nothing);
-  EXPECT_EQ(stored().version, crashed.version) << "a rotation that cannot complete must not be rewritten";
+  const auto marked = stored();
+  EXPECT_EQ(rotator::locked_out_account(marked), standby_of(initial).user) << "the lockout is not recorded";
+  EXPECT_TRUE(same_data(marked.data, crashed.data)) << "only the lockout record may be written";
+  EXPECT_EQ(r.advance(clock_type::now()), rotation_outcome::nothing);
+  EXPECT_EQ(stored().version, marked.version) << "a rotation that cannot complete must not be rewritten on every call";
   EXPECT_TRUE(in_flight(stored()));
   expect_login(active_of(stored()), prov.names.database, "while the rotation is stuck");
   EXPECT_EQ(r.rotate(clock_type::now()), rotation_outcome::nothing);

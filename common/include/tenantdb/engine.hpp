@@ -45,6 +45,14 @@ public:
   /// and nothing else.
   virtual void grant(const tenant_names& names, const std::string& user) = 0;
 
+  /// Ends every open session of the login account `user` (not this one) and waits, a
+  /// few seconds at most, until they are gone: PostgreSQL pg_terminate_backend (the
+  /// admin joins the role for the length of one rolled-back transaction, as signalling a
+  /// backend needs membership in its role), MySQL/MariaDB KILL CONNECTION. A password
+  /// change does not close sessions already open with the old password. Returns how many
+  /// sessions were ended. Throws tenantdb::error (database) if the admin may not.
+  virtual int end_sessions(const std::string& user) = 0;
+
   /// True if the account exists.
   virtual bool user_exists(const std::string& user) = 0;
 

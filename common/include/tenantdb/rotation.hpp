@@ -25,6 +25,10 @@
 /// Recovery completes an interrupted rotation (it never rolls back a claim whose password
 /// may be in the database). A fresh claim is rolled back only when the account's login is
 /// refused with both its stored and the pending password, i.e. nothing was changed.
+/// Such an account is locked out: someone changed its password (whoever holds the previous
+/// password during the grace period can). The rotator records it in the lockout
+/// annotation (with the roll-back, or once for a stuck recovery) and does not probe it
+/// again; only an admin (tenantdb-init) can reset it.
 /// takeover_after must exceed the database timeouts (connect + statement), so a replica
 /// that is merely slow has finished its change before another takes the rotation over.
 
@@ -50,6 +54,13 @@ inline constexpr const char* rotation = "tenantdb.io/rotation";
 inline constexpr const char* last_rotation = "tenantdb.io/last-rotation";
 /// Set by a user (any value) to ask for a rotation now; removed when it is done.
 inline constexpr const char* rotate_now = "tenantdb.io/rotate-now";
+/// The name of an account that logs in with none of the passwords the store holds for it
+/// (someone who knew one changed it, e.g. with a leaked previous password during the
+/// grace period). Written by the rotator when it finds that; while it is set the sidecar
+/// reports not ready and starts no rotation. tenantdb-init (admin) resets the account to
+/// a fresh password, ends its sessions and removes it; so does a rotation step that finds
+/// the account working again.
+inline constexpr const char* lockout = "tenantdb.io/lockout";
 }  // namespace annotations
 
 /// Store key holding the password a rotation in flight is setting.
@@ -121,6 +132,9 @@ public:
 
   /// When a grace period in flight ends, if one is.
   static std::optional<clock::time_point> grace_ends(const stored_credentials& stored);
+
+  /// The account the store records as locked out (annotation lockout), "" if none.
+  static std::string locked_out_account(const stored_credentials& stored);
 
 private:
   credential_store& store_;
