@@ -322,6 +322,18 @@ conn_ptr open_connection(const server_address& server, const login& who_login, c
   add("application_name", application_name);
   // No Kerberos probing: a stray credential cache must not change how we log in.
   add("gssencmode", gss_disable);
+  // Every file libpq 15 would otherwise look for under the home directory is named here,
+  // so it never resolves ~ (with $HOME unset that is getpwuid_r, which crashes a static
+  // binary whose nsswitch.conf names an NSS module it cannot load). The path can never
+  // exist (ENOTDIR), which libpq treats as "no such file": no client certificate, no CRL,
+  // no password file, and no root certificate in the modes that do not verify.
+  static const std::string no_file = "/dev/null/tenantdb-none";
+  add("passfile", no_file);
+  add("sslcert", no_file);
+  add("sslkey", no_file);
+  add("sslcrl", no_file);
+  add("sslcrldir", no_file);
+  if (root_cert.empty()) add("sslrootcert", no_file);
   // Unverified TLS: whoever answers may ask for the password in clear text (or MD5).
   // channel_binding=require makes libpq refuse every authentication request except
   // SCRAM-SHA-256-PLUS bound to this very TLS session, before sending anything: a man in

@@ -7,6 +7,11 @@
 // CAP_SYS_PTRACE gets in) and run with RLIMIT_CORE 0. The binaries run as nobody here, as
 // in a pod with runAsUser; the attack runs as nobody too.
 //
+// The crash behind the core of the finding: with HOME unset, libpq looked the user up
+// (getpwuid_r) to find ~/.postgresql, which crashed the static binary where the UID has no
+// passwd entry and nsswitch.conf names systemd (tools/static-smoke.sh runs that case).
+// Here an LD_PRELOAD aborts on any passwd lookup, against the real servers.
+//
 // Every attack performed counts in the suite_tally (attacks), and once the test has checked
 // that the product withstood it, in held.
 
@@ -36,6 +41,7 @@
 #include "pod.hpp"
 #include "process.hpp"
 #include "suite.hpp"
+#include "testdb.hpp"
 
 namespace fs = std::filesystem;
 using namespace tenantdb;
@@ -204,5 +210,30 @@ TEST(ProcessMemory, SidecarIsNotDumpableAndHasNoCoreLimit) {
   sidecar.kill(SIGTERM);
   EXPECT_EQ(sidecar.wait(15s), 0) << sidecar.err();
 }
+
+// HOME unset, every passwd lookup fatal: the init provisions a tenant on the real server
+// with the TLS it verifies by default (a CA file, so libpq's other TLS files would be
+// looked for under ~), and logs in as it.
+class NoPasswdLookup : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(NoPasswdLookup, InitProvisionsWithHomeUnsetAndNoPasswdLookup) {
+  work_dir work("nopw-" + GetParam());
+  const fs::path connector = test::testdb_dir() / (GetParam() + ".connector");
+  ASSERT_TRUE(fs::is_directory(connector)) << connector << ": run test/tools/testdb.sh start";
+  auto env = clean_env();
+  env["HOME"] = "";
+  env["LD_PRELOAD"] = TENANTDB_NO_PASSWD_LOOKUP;
+  const auto tenant = test::unique_tenant("nopw");
+  const auto r = test::run_process({TENANTDB_INIT_BIN, "--local", "--connector-file", connector.string(), "--output-dir",
+                                    (work.path() / "out").string(), "--tenant", tenant.name, "--namespace",
+                                    tenant.namespace_name, "--timeout", "60s"},
+                                   env);
+  EXPECT_EQ(r.err.find("no_passwd_lookup: the process called"), std::string::npos) << test::tail(r.err, 5);
+  EXPECT_EQ(r.exit_code, 0) << test::tail(r.err, 10);
+  EXPECT_TRUE(fs::exists(work.path() / "out" / "password"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, NoPasswdLookup, ::testing::Values("pg", "mariadb"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace
