@@ -122,6 +122,8 @@ int run(const flags& f) {
 
 int main(int argc, char** argv) {
   tenantdb::log::set_component("init");
+  // Before anything holds a password: no core dumps, no /proc/PID/mem for others.
+  tenantdb::harden_process();
   flags f;
   CLI::App app{"tenantdb-init: gives a tenant its own database, user and credentials on a shared server"};
   app.set_version_flag("--version", tenantdb::version());

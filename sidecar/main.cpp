@@ -188,6 +188,8 @@ int run(const flags& f) {
 
 int main(int argc, char** argv) {
   tenantdb::log::set_component("sidecar");
+  // Before anything holds a password: no core dumps, no /proc/PID/mem for others.
+  tenantdb::harden_process();
   // Writes to a closed HTTP connection must fail with EPIPE, not end the process.
   std::signal(SIGPIPE, SIG_IGN);
   flags f;

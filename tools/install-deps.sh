@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   postgresql postgresql-client mariadb-server mariadb-client
   iproute2 util-linux procps
+  libnss-systemd   # the static smoke test's NSS crash case (issue 12, finding 7)
 )
 
 sudo=()

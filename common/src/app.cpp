@@ -1,6 +1,11 @@
 #include "tenantdb/app.hpp"
 
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 
 #include "tenantdb/error.hpp"
@@ -15,6 +20,16 @@
 namespace tenantdb {
 
 const char* version() noexcept { return TENANTDB_VERSION; }
+
+void harden_process() noexcept {
+  // RLIMIT_CORE first: should dumpable ever be set again (setuid/setgid exec does), there
+  // is still no core. Both limits 0, so the process cannot raise it back.
+  const rlimit no_core{0, 0};
+  if (::setrlimit(RLIMIT_CORE, &no_core) != 0)
+    log::warn("could not turn core dumps off (RLIMIT_CORE)", {{"error", std::strerror(errno)}});
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    log::warn("could not make the process non-dumpable (PR_SET_DUMPABLE)", {{"error", std::strerror(errno)}});
+}
 
 int run_main(const std::function<int()>& body) {
   try {

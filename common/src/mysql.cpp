@@ -177,6 +177,23 @@ bool is_transient_errno(unsigned code) {
   const std::string said = " (" + std::to_string(code) + ": " + detail + ")";
   const std::string text = lower(detail);
 
+  // The server asked for an authentication plugin outside the allowed list (see
+  // open_connection): nothing was sent. A man in the middle, or an account whose plugin
+  // needs a verified server.
+  if (code == CR_PLUGIN_NOT_ALLOWED) {
+    // Connector/C's own text names the plugin from a buffer it has already reused: left out.
+    const bool verify = server.tls == tls_mode::verify_ca || server.tls == tls_mode::verify_full;
+    const std::string message =
+        verify ? name + " at " + at +
+                     " asked for an authentication plugin that sends the password as it is (mysql_clear_password, "
+                     "dialog): give the account mysql_native_password, ed25519 or caching_sha2_password"
+               : name + " at " + at +
+                     " asked for an authentication plugin that could hand the password to a server whose "
+                     "certificate is not checked (sslMode=" + std::string(to_string(server.tls)) +
+                     "): set sslMode: verify-full (and caCert) in the connector, or give the account "
+                     "mysql_native_password or ed25519";
+    throw error(error_kind::connector, message + " (" + std::to_string(code) + ")").db_errno(code).about("sslMode");
+  }
   if (code == CR_SSL_CONNECTION_ERROR || code == 3159 /* MySQL: insecure transport prohibited */) {
     throw error(error_kind::connector, "TLS with " + name + " at " + at + " failed: check caCert and tls in the connector" + said)
         .db_errno(code)
@@ -266,6 +283,16 @@ mysql_ptr open_connection(const server_address& server, const login& who_login, 
     const my_bool check_host = server.tls == tls_mode::verify_full ? 1 : 0;
     set_option(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &check_host, "TLS host name verification");
   }
+
+  // Only the authentication plugins whose answer does not reveal the password. Never
+  // mysql_clear_password or dialog (the password as is), nor mysql_old_password. Over
+  // unverified TLS (or none) caching_sha2_password and sha256_password are out too: they
+  // send the password in clear text inside TLS, or encrypted to a public key the server
+  // hands over, so whoever answers could read it. Checked for the first plugin and every
+  // auth switch; a refused one fails with CR_PLUGIN_NOT_ALLOWED before anything is sent.
+  const char* allowed_plugins = verify ? "mysql_native_password,client_ed25519,caching_sha2_password,sha256_password"
+                                       : "mysql_native_password,client_ed25519";
+  set_option(m, MARIADB_OPT_RESTRICTED_AUTH, allowed_plugins, "restricted authentication plugins");
 
   const char* db = database.empty() ? nullptr : database.c_str();
   MYSQL* connected = mysql_real_connect(m, server.host.c_str(), who_login.user.c_str(),

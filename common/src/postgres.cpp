@@ -174,6 +174,19 @@ void ignore_notice(void* /*arg*/, const char* /*message*/) {}
   const std::string at = endpoint(server);
   const std::string said = " (libpq: " + detail + ")";
 
+  // channel_binding=require (set for the unverified TLS modes) refused what the server
+  // asked for before anything was sent: cleartext, MD5, SCRAM without channel binding, or
+  // no TLS at all. A server on md5/password authentication, or a man in the middle.
+  if (contains(text, "channel binding")) {
+    throw error(error_kind::connector,
+                "PostgreSQL at " + at + " offered no TLS or asked for authentication without channel binding, which with sslMode=" +
+                    std::string(to_string(server.tls)) +
+                    " could hand the password to a server whose certificate is not checked: set sslMode: "
+                    "verify-full (and caCert) in the connector, or have the server use scram-sha-256 over TLS" +
+                    said)
+        .about("sslMode");
+  }
+
   // TLS: the connector's caCert or sslMode does not fit the server. Retrying cannot help.
   if (contains(text, "certificate") || contains(text, "does not support ssl") ||
       contains(text, "ssl negotiation") || contains(text, "tlsv1 alert") || contains(text, "wrong version number") ||
@@ -309,6 +322,24 @@ conn_ptr open_connection(const server_address& server, const login& who_login, c
   add("application_name", application_name);
   // No Kerberos probing: a stray credential cache must not change how we log in.
   add("gssencmode", gss_disable);
+  // Every file libpq 15 would otherwise look for under the home directory is named here,
+  // so it never resolves ~ (with $HOME unset that is getpwuid_r, which crashes a static
+  // binary whose nsswitch.conf names an NSS module it cannot load). The path can never
+  // exist (ENOTDIR), which libpq treats as "no such file": no client certificate, no CRL,
+  // no password file, and no root certificate in the modes that do not verify.
+  static const std::string no_file = "/dev/null/tenantdb-none";
+  add("passfile", no_file);
+  add("sslcert", no_file);
+  add("sslkey", no_file);
+  add("sslcrl", no_file);
+  add("sslcrldir", no_file);
+  if (root_cert.empty()) add("sslrootcert", no_file);
+  // Unverified TLS: whoever answers may ask for the password in clear text (or MD5).
+  // channel_binding=require makes libpq refuse every authentication request except
+  // SCRAM-SHA-256-PLUS bound to this very TLS session, before sending anything: a man in
+  // the middle learns nothing it can replay. allow and disable say plain text is fine.
+  static const std::string binding_required = "require";
+  if (server.tls == tls_mode::require || server.tls == tls_mode::prefer) add("channel_binding", binding_required);
   keys.push_back(nullptr);
   values.push_back(nullptr);
 

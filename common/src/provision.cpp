@@ -272,6 +272,17 @@ struct run {
   }
 };
 
+/// One loud line when the admin connector does not verify the server: the admin password
+/// and every tenant password then travel to whoever answers at the address.
+void warn_if_unverified(const server_address& server) {
+  if (server.tls == tls_mode::verify_ca || server.tls == tls_mode::verify_full) return;
+  const bool plain = server.tls == tls_mode::disable || server.tls == tls_mode::allow;
+  log::warn(std::string("TLS to the database server is ") + (plain ? "off or optional" : "not verified") +
+                ": a man in the middle can read and change this connection, the tenant passwords set over it "
+                "included; set sslMode: verify-full (and caCert) in the connector to verify the server",
+            {{"sslMode", std::string(to_string(server.tls))}, {"about", "sslMode"}, {"host", server.host}});
+}
+
 }  // namespace
 
 rotation_strategy parse_strategy(std::string_view text) {
@@ -288,6 +299,7 @@ provision_result provision(const connector& conn, credential_store& store, const
   r.result.names = r.names;
   log::info("provisioning", {{"tenant", options.who.name}, {"namespace", options.who.namespace_name},
                              {"database", r.names.database}, {"store", store.describe()}});
+  warn_if_unverified(conn.server);
   retry_until(options.deadline, "provision tenant database", [&] {
     r.result.password_set = false;
     r.result.store_written = false;

@@ -14,6 +14,11 @@
 
 namespace tenantdb {
 
+/// First thing in main: no core dump and no /proc/PID/mem or ptrace for other processes
+/// of the same user (PR_SET_DUMPABLE 0, RLIMIT_CORE 0): the process holds the admin and
+/// tenant passwords in memory. Logs one warning line if the kernel refuses either.
+void harden_process() noexcept;
+
 /// Runs `body` and turns what it throws into one error log line and a documented exit
 /// code. Returns the process exit code.
 int run_main(const std::function<int()>& body);
