@@ -425,10 +425,19 @@ struct agent::impl {
     std::optional<stored_credentials> loaded;
     try {
       loaded = store.load();
+    } catch (const foreign_store_error& e) {
+      // Not tenantdb's (a ServiceAccount token Secret in its place): nothing from it is
+      // published, and the pod says so until the store is usable again.
+      store_refused = e.what();
+      count_error(options.store_source, e, "reading the " + store.describe());
+      return false;
     } catch (const error& e) {
       count_error(options.store_source, e, "reading the " + store.describe());
       return false;
     }
+    store_refused.clear();
+    // An existing Secret with no data is one pre-created for tenantdb-init to fill.
+    if (loaded && loaded->data.empty()) loaded.reset();
     if (!loaded) {
       if (!missing_logged) log::warn("the store holds no credentials yet: run tenantdb-init first", {{"store", store.describe()}});
       missing_logged = true;
@@ -589,9 +598,10 @@ struct agent::impl {
     }
   }
 
-  bool ready() const { return files_in_place && !publish_failed && check_ok; }
+  bool ready() const { return files_in_place && !publish_failed && check_ok && store_refused.empty(); }
 
   std::string reason() const {
+    if (!store_refused.empty()) return store_refused;
     if (!files_in_place || publish_failed) return not_ready_reason;
     if (!check_ok) return check_reason.empty() ? "the login check has not passed yet" : check_reason;
     return "ready";
@@ -830,6 +840,8 @@ struct agent::impl {
   std::string published_version;
   bool files_in_place = false;
   bool publish_failed = false;
+  /// Why the store was refused at the last sync (foreign_store_error); empty when it was not.
+  std::string store_refused;
   bool missing_logged = false;
   std::string not_ready_reason = "starting: the credential files are not in place yet";
   bool check_ok = false;
