@@ -14,6 +14,8 @@
 #include "tenantdb/naming.hpp"
 #include "tenantdb/password.hpp"
 #include "tenantdb/provision.hpp"
+#include "tenantdb/retry.hpp"
+#include "tenantdb/store.hpp"
 
 namespace {
 
@@ -105,6 +107,10 @@ int run(const flags& f) {
   std::map<std::string, std::string> labels{{"app.kubernetes.io/managed-by", "tenantdb"},
                                             {"tenantdb.io/database", names.database}};
   auto store = make_secret_store(client, opts.who.namespace_name, secret_name, labels);
+  // A credentials Secret that is not tenantdb's (e.g. a ServiceAccount token put in its
+  // place) is refused before any database is touched; provisioning checks every read again.
+  retry_until(deadline, "read credentials secret " + opts.who.namespace_name + "/" + secret_name,
+              [&] { (void)store->load(); });
   const auto result = provision(conn, *store, opts);
   if (opts.fault) opts.fault(provision_fault_points::provisioned);
   if (!f.output_dir.empty()) {

@@ -434,10 +434,19 @@ struct agent::impl {
     std::optional<stored_credentials> loaded;
     try {
       loaded = store.load();
+    } catch (const foreign_store_error& e) {
+      // Not tenantdb's (a ServiceAccount token Secret in its place): nothing from it is
+      // published, and the pod says so until the store is usable again.
+      store_refused = e.what();
+      count_error(options.store_source, e, "reading the " + store.describe());
+      return false;
     } catch (const error& e) {
       count_error(options.store_source, e, "reading the " + store.describe());
       return false;
     }
+    store_refused.clear();
+    // An existing Secret with no data is one pre-created for tenantdb-init to fill.
+    if (loaded && loaded->data.empty()) loaded.reset();
     if (!loaded) {
       if (!missing_logged) log::warn("the store holds no credentials yet: run tenantdb-init first", {{"store", store.describe()}});
       missing_logged = true;
@@ -635,10 +644,13 @@ struct agent::impl {
 
   // Not ready while an account is locked out: whoever changed its password holds a login
   // to the tenant's database that rotation can no longer take away.
-  bool ready() const { return files_in_place && !publish_failed && check_ok && locked_out().empty(); }
+  bool ready() const {
+    return files_in_place && !publish_failed && check_ok && locked_out().empty() && store_refused.empty();
+  }
 
   // One terse line from a fixed set (see failure_class); the details are in the log.
   std::string reason() const {
+    if (!store_refused.empty()) return "credentials Secret refused";  // why: the log
     if (!files_in_place || publish_failed) return not_ready_reason;
     if (!check_ok) return check_reason.empty() ? "login check pending" : check_reason;
     if (!locked_out().empty()) return "account locked out: run tenantdb-init";  // which one: the log and the gauge
@@ -902,6 +914,8 @@ struct agent::impl {
   std::string published_version;
   bool files_in_place = false;
   bool publish_failed = false;
+  /// Why the store was refused at the last sync (foreign_store_error); empty when it was not.
+  std::string store_refused;
   bool missing_logged = false;
   std::string not_ready_reason = "starting";
   bool check_ok = false;

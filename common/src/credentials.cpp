@@ -162,10 +162,15 @@ bool same_data(const credential_data& a, const credential_data& b) {
 }
 
 credential_data workload_view(const credential_data& data) {
-  credential_data out = data;
-  out.erase(keys::standby_user);
-  out.erase(keys::standby_password);
-  out.erase(keys::pending_password);  // a rotation in flight; never the workload's
+  // Only the keys tenantdb defines, whatever else the store holds: anyone who can update
+  // the Secret (or a Secret put in its place) must not choose what lands in the
+  // workload's files. Never the standby account nor a pending password.
+  static constexpr const char* published[] = {keys::database, keys::user,        keys::password,
+                                              keys::host,     keys::port,        keys::type,
+                                              keys::ssl_mode, keys::data_source, keys::ca_cert};
+  credential_data out;
+  for (const char* key : published)
+    if (const auto it = data.find(key); it != data.end()) out.emplace(key, it->second);
   return out;
 }
 

@@ -16,6 +16,15 @@ namespace {
 
 constexpr int http_conflict = 409;
 
+// What kube-apiserver's token controller keys a ServiceAccount token Secret on; an Opaque
+// Secret carrying them is refused too.
+constexpr const char* service_account_annotations[] = {"kubernetes.io/service-account.name",
+                                                       "kubernetes.io/service-account.uid"};
+
+// The only Secret type tenantdb writes or adopts. The API server defaults a missing type to
+// Opaque, so an empty one (never seen from a real server) is Opaque as well.
+bool opaque(const std::string& type) { return type.empty() || type == "Opaque"; }
+
 class secret_store final : public credential_store {
 public:
   secret_store(kube_client& client, std::string ns, std::string name, std::map<std::string, std::string> labels)
@@ -24,6 +33,7 @@ public:
   std::optional<stored_credentials> load() override {
     auto object = client_.get_secret(ns_, name_);
     if (!object) return std::nullopt;
+    refuse_foreign(*object);
     stored_credentials out{object->data, object->resource_version, object->annotations};
     last_ = std::move(object);
     return out;
@@ -34,6 +44,7 @@ public:
     secret_object object;
     object.namespace_name = ns_;
     object.name = name_;
+    object.type = "Opaque";  // explicit: never whatever the API would default to
     object.labels = labels_;
     object.annotations = annotations;
     object.data = data;
@@ -75,6 +86,29 @@ public:
   std::string describe() const override { return "secret " + ns_ + "/" + name_; }
 
 private:
+  // A Secret of another type (a ServiceAccount token put in place of the credentials
+  // Secret, say) is never adopted: its keys would reach the workload's files. One line
+  // naming the Secret and what is wrong; no value is quoted.
+  void refuse_foreign(const secret_object& object) const {
+    std::string why;
+    if (!opaque(object.type)) {
+      why = "has type \"" + object.type.substr(0, 64) + "\", not Opaque";
+    } else {
+      for (const char* key : service_account_annotations)
+        if (object.annotations.count(key) != 0) {
+          why = std::string("carries the ServiceAccount annotation ") + key;
+          break;
+        }
+    }
+    if (why.empty()) return;
+    foreign_store_error e(error_kind::kubernetes,
+                          "the credentials " + describe() + " " + why +
+                              ": it is not tenantdb's and is not used; find out who replaced it, then delete it "
+                              "(tenantdb-init recreates it, or re-apply the manifests' empty Opaque Secret)");
+    e.about(describe());
+    throw e;  // by value of its own type: about() returns error&, which would slice
+  }
+
   kube_client& client_;
   std::string ns_;
   std::string name_;

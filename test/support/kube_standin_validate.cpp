@@ -445,6 +445,14 @@ std::vector<FieldError> validate_object(const Resource& r, const JsonValue& obje
   std::vector<FieldError> errs;
   validate_meta(object, errs);
   if (r.plural == "secrets") {
+    // ValidateSecret: a ServiceAccount token Secret must name its ServiceAccount (the
+    // token controller then fills in token, ca.crt and namespace).
+    if (string_member(object, "type") == "kubernetes.io/service-account-token") {
+      const JsonValue* meta = member(object, "metadata");
+      const JsonValue* annotations = meta == nullptr ? nullptr : member(*meta, "annotations");
+      if (annotations == nullptr || string_member(*annotations, "kubernetes.io/service-account.name").empty())
+        errs.push_back(field_required("metadata.annotations[kubernetes.io/service-account.name]", ""));
+    }
     if (old != nullptr) {
       const std::string_view type = string_member(object, "type");
       if (type != string_member(*old, "type")) errs.push_back(field_invalid("type", type, "field is immutable"));

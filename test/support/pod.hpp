@@ -30,8 +30,9 @@ struct pod_identity {
   std::string connector_name = "db-connector";
 };
 
-/// Grants `who` exactly what manifests/rbac.yaml grants (get the connector; get, update,
-/// create the tenant's credentials Secret `secret_name`), registers the token, and puts
+/// Grants `who` what manifests/rbac.yaml grants (get the connector; get and update the
+/// tenant's credentials Secret `secret_name`) plus create on Secrets in its namespace, the
+/// Role for a credentials Secret that is not pre-created; registers the token, and puts
 /// the connector Secret of test server `which` into the API.
 void set_up_pod(KubeStandin& api, const pod_identity& who, const std::string& which, const std::string& secret_name);
 

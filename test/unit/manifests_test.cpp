@@ -12,7 +12,8 @@
 //   * connector example Secrets parse with tenantdb::parse_connector (and with the
 //     file reader), their caCert is valid PEM;
 //   * RBAC grants nothing but get/update by name and create on Secrets -- no list, watch,
-//     delete or "*" -- and the bindings the workloads need exist;
+//     delete or "*" -- and the bindings the workloads need exist; manifests/ grants no
+//     create at all: it pre-creates each workload's credentials Secret, empty and Opaque;
 //   * the vCluster values use only the keys README.md documents as verified, carry no
 //     credentials, and name the database tenantdb derives for the example tenant;
 //   * images name no registry host; the Dockerfiles build with the project's scripts
@@ -874,6 +875,45 @@ bool allowed(const std::string& ns, const std::string& sa_ns, const std::string&
   return false;
 }
 
+/// The Secret `ns/name` the manifests create (for the init to fill), or nullptr.
+const document* precreated_secret(const std::string& ns, const std::string& name) {
+  for (const auto& doc : corpus())
+    if (in_dir(doc.file, "manifests/") && scalar(doc.root["kind"]) == "Secret" &&
+        scalar(get(doc.root, {"metadata", "namespace"})) == ns && scalar(get(doc.root, {"metadata", "name"})) == name)
+      return &doc;
+  return nullptr;
+}
+
+// Issue 12, finding 4: `create` cannot be limited by name, and with it the pod's token
+// can swap its credentials Secret for a ServiceAccount token Secret. manifests/ therefore
+// pre-creates each workload's credentials Secret and grants no create.
+TEST(Rbac, ManifestsPreCreateTheCredentialsSecretsAndGrantNoCreate) {
+  std::size_t checked = 0;
+  for (const auto& p : pods()) {
+    const container* init = p.find(role::init);
+    if (init == nullptr || !in_dir(p.doc->file, "manifests/")) continue;
+    ++checked;
+    const document* secret = precreated_secret(p.namespace_name, init->secret_name());
+    ASSERT_NE(secret, nullptr) << p.where() << ": manifests/ does not create " << p.namespace_name << "/"
+                               << init->secret_name();
+    EXPECT_EQ(scalar(secret->root["type"]), "Opaque") << secret->where() << ": say type Opaque explicitly";
+    EXPECT_FALSE(secret->root["data"] && secret->root["data"].size() > 0) << secret->where() << ": no data";
+    EXPECT_FALSE(secret->root["stringData"] && secret->root["stringData"].size() > 0) << secret->where();
+    EXPECT_FALSE(secret->root["immutable"] && secret->root["immutable"].as<bool>(false))
+        << secret->where() << ": the init must be able to fill it";
+    const YAML::Node annotations = get(secret->root, {"metadata", "annotations"});
+    if (annotations.IsMap()) {
+      for (const auto& kv : annotations) {
+        EXPECT_EQ(kv.first.Scalar().rfind("kubernetes.io/service-account.", 0), std::string::npos)
+            << secret->where() << ": tenantdb refuses a Secret with " << kv.first.Scalar();
+      }
+    }
+    EXPECT_FALSE(allowed(p.namespace_name, p.namespace_name, p.service_account, "create", ""))
+        << p.where() << ": " << p.service_account << " may create Secrets; the pre-created Secret makes that needless";
+  }
+  EXPECT_GE(checked, 2u) << "workload.yaml and the classic variant";
+}
+
 TEST(Rbac, WorkloadsHaveThePermissionsTheyUse) {
   for (const auto& p : pods()) {
     const container* init = p.find(role::init);
@@ -884,8 +924,10 @@ TEST(Rbac, WorkloadsHaveThePermissionsTheyUse) {
       for (const char* verb : {"get", "update"})
         EXPECT_TRUE(allowed(p.namespace_name, p.namespace_name, p.service_account, verb, secret))
             << p.where() << ": " << p.service_account << " may not " << verb << " " << secret;
-      EXPECT_TRUE(allowed(p.namespace_name, p.namespace_name, p.service_account, "create", secret))
-          << p.where() << ": " << p.service_account << " may not create " << secret;
+      // The init creates the Secret only if nobody pre-created it.
+      EXPECT_TRUE(precreated_secret(p.namespace_name, secret) != nullptr ||
+                  allowed(p.namespace_name, p.namespace_name, p.service_account, "create", secret))
+          << p.where() << ": " << secret << " is neither pre-created nor may " << p.service_account << " create it";
       EXPECT_EQ(scalar(p.spec["automountServiceAccountToken"]), "false")
           << p.where() << ": project the token into the tenantdb containers only";
     }

@@ -57,7 +57,9 @@ std::optional<credentials> from_data(const credential_data& data, const server_a
 /// True if both hold the same keys with the same values (values compared in constant time).
 bool same_data(const credential_data& a, const credential_data& b);
 
-/// The keys the workload sees: everything but the standby account and a pending password.
+/// The keys the workload sees: only those tenantdb defines for it (database, user,
+/// password, host, port, type, sslMode, dataSource, caCert). Any other key in the store
+/// (the standby account, a pending password, or whatever someone added) is left out.
 credential_data workload_view(const credential_data& data);
 
 /// The fault point inside publish_directory: the new data directory is written and

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "tenantdb/credentials.hpp"
+#include "tenantdb/error.hpp"
 
 namespace tenantdb {
 
@@ -23,6 +24,16 @@ struct stored_credentials {
   std::map<std::string, std::string> annotations;
 };
 
+/// Thrown by a store's load() when the place holds something tenantdb must never adopt,
+/// such as a credentials Secret that is not `Opaque` (a `kubernetes.io/service-account-token`
+/// Secret put in its place, whose token would otherwise be published to the workload).
+/// Kind kubernetes (exit code 4), not retryable; nothing is written. The sidecar reports it
+/// as not ready until the store is usable again.
+class foreign_store_error : public error {
+public:
+  using error::error;
+};
+
 /// The credentials' source of truth.
 class credential_store {
 public:
@@ -31,7 +42,8 @@ public:
   credential_store& operator=(const credential_store&) = delete;
   virtual ~credential_store() = default;
 
-  /// The current content, or std::nullopt if there is none.
+  /// The current content, or std::nullopt if there is none. Throws foreign_store_error if
+  /// the place holds something that is not tenantdb's to adopt.
   virtual std::optional<stored_credentials> load() = 0;
   /// Creates the content and returns its version; std::nullopt, changing nothing, if it
   /// already exists.
@@ -47,6 +59,11 @@ public:
 };
 
 /// The credentials Secret. Labels name the tenant and app.kubernetes.io/managed-by.
+/// Creates it with `type: Opaque`. load() refuses (foreign_store_error) a Secret whose
+/// type is not Opaque or that carries the service-account annotations
+/// (kubernetes.io/service-account.name / .uid); an existing Secret with no data (one the
+/// manifests pre-create) loads as empty data, which provisioning fills with a
+/// resourceVersion-conditional update.
 std::unique_ptr<credential_store> make_secret_store(kube_client& client, std::string namespace_name,
                                                     std::string name,
                                                     std::map<std::string, std::string> labels);
