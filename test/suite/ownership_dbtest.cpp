@@ -5,7 +5,7 @@
 // against the real servers, on both engines:
 //
 //  - a squatter (the server's admin, by hand) pre-creates the database and accounts with
-//    the tenant's names: the init is refused with exit code 9 and one error line naming
+//    the tenant's names (all of them, only the standby account, or only the database): the init is refused with exit code 9 and one error line naming
 //    the object, and the squatter's objects and password stay as they were;
 //  - a second workload of the same tenant with another credentials Secret (or local output
 //    directory): refused instead of resetting the first one's passwords, whose credentials
@@ -107,9 +107,15 @@ protected:
     EXPECT_EQ(r.exit_code, exit_ownership) << test::tail(r.err, 20);
     const auto lines = error_lines(r.err);
     ASSERT_EQ(lines.size(), 1u) << test::tail(r.err, 20);
-    EXPECT_NE(lines[0].find(object), std::string::npos) << lines[0];
-    EXPECT_NE(lines[0].find(remedy), std::string::npos) << lines[0];
-    EXPECT_NE(lines[0].find("\"exit_code\":9"), std::string::npos) << lines[0];
+    rapidjson::Document doc;
+    doc.Parse(lines[0].c_str());
+    ASSERT_FALSE(doc.HasParseError()) << lines[0];
+    ASSERT_TRUE(doc.HasMember("msg") && doc["msg"].IsString()) << lines[0];
+    const std::string msg = doc["msg"].GetString();
+    EXPECT_NE(msg.find(object), std::string::npos) << msg;
+    EXPECT_NE(msg.find(remedy), std::string::npos) << msg;
+    ASSERT_TRUE(doc.HasMember("exit_code") && doc["exit_code"].IsInt()) << lines[0];
+    EXPECT_EQ(doc["exit_code"].GetInt(), exit_ownership) << lines[0];
   }
 
   login admin() const { return login{conn_.admin_user, conn_.admin_password}; }
@@ -248,6 +254,28 @@ TEST_P(OwnershipTest, SquattedStandbyAccountAloneIsRefused) {
   EXPECT_EQ(record_of_user(names_.user_b), "");
   // The squatter's password still works (on its own, without the tenant's database).
   EXPECT_TRUE(logs_in(names_.user_b, squatter_password, pg() ? "postgres" : ""));
+  if (!HasFailure()) ++tally.held;
+}
+
+// Only the database, owned by whoever made it (on PostgreSQL not the tenant's group role,
+// which does not exist yet): refused before the group role or any account is created.
+TEST_P(OwnershipTest, SquattedDatabaseAloneIsRefused) {
+  test::suite_tally tally;
+  ASSERT_NO_FATAL_FAILURE(squat(true, {}));
+
+  ++tally.attacks;
+  const auto r = init(kube_args(secret_name_));
+  ASSERT_NO_FATAL_FAILURE(expect_refused(r, "database \"" + names_.database + "\"", "--adopt-existing"));
+  EXPECT_FALSE(role_or_user_exists(names_.user_a)) << "the active account was created";
+  EXPECT_FALSE(api_.get_object("secrets", "team-a", secret_name_)) << "a Secret was written";
+  if (pg()) {
+    EXPECT_FALSE(role_or_user_exists(names_.database)) << "the group role was created";
+    EXPECT_EQ(pg_client(conn_.server, admin(), "postgres")
+                  .value("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '" + names_.database + "'"),
+              conn_.admin_user);
+  } else {
+    EXPECT_EQ(record_of_database(), "");
+  }
   if (!HasFailure()) ++tally.held;
 }
 
