@@ -36,6 +36,7 @@ struct flags {
   std::size_t password_length = 32;
   bool local = false;
   bool print_json = false;
+  bool adopt_existing = false;
 };
 
 int run(const flags& f) {
@@ -51,6 +52,7 @@ int run(const flags& f) {
   opts.password_length = f.password_length;
   validate_password_length(opts.password_length);
   opts.deadline = deadline;
+  opts.adopt_existing = f.adopt_existing;
   directory_options dir_opts;
   dir_opts.file_mode = tenantdb::parse_file_mode(f.file_mode);
   opts.fault = crash_at_hook(crash_at_from_env());
@@ -149,6 +151,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")->capture_default_str();
   app.add_flag("--local", f.local, "No Kubernetes: --connector-file in, --output-dir is the credential store");
   app.add_flag("--print-json", f.print_json, "Print the credentials as JSON on stdout");
+  app.add_flag("--adopt-existing", f.adopt_existing,
+               "Take over an existing database or account with the tenant's names that has no ownership record "
+               "(never one recorded for another owner)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

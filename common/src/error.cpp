@@ -34,6 +34,7 @@ exit_code error::code() const noexcept {
     case error_kind::unavailable: return exit_code::unavailable;
     case error_kind::output: return exit_code::output;
     case error_kind::verification: return exit_code::verification;
+    case error_kind::ownership: return exit_code::ownership;
     case error_kind::internal: break;
   }
   return exit_code::internal;
@@ -48,6 +49,7 @@ const char* to_string(error_kind kind) noexcept {
     case error_kind::unavailable: return "unavailable";
     case error_kind::output: return "output";
     case error_kind::verification: return "verification";
+    case error_kind::ownership: return "ownership";
     case error_kind::internal: break;
   }
   return "internal";

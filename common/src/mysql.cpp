@@ -28,6 +28,8 @@
 #include "engines.hpp"
 #include "temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/log.hpp"
+#include "tenantdb/ownership.hpp"
 #include "tenantdb/secret.hpp"
 #include "unique_fd.hpp"
 
@@ -440,17 +442,19 @@ public:
   mysql_admin_session(mysql_ptr conn, server_address server, std::string admin_user)
       : conn_(std::move(conn)), server_(std::move(server)), admin_(std::move(admin_user)) {}
 
-  void ensure_database(const tenant_names& names) override {
+  void ensure_database(const tenant_names& names, const ownership* owner) override {
     check_identifier(server_, names.database, "database");
+    if (owner != nullptr) claim_all(names, *owner);
     run(conn_.get(), server_,
         "CREATE DATABASE IF NOT EXISTS " + quote_ident(names.database) + " CHARACTER SET utf8mb4",
         {"create database \"" + names.database + "\"", "the CREATE privilege", false, {ER_DB_CREATE_EXISTS}},
         party::admin, admin_);
   }
 
-  bool ensure_user(const std::string& user, const secret& initial_password) override {
+  bool ensure_user(const std::string& user, const secret& initial_password, const ownership* owner) override {
     check_identifier(server_, user, "user");
     check_password(initial_password, "\"" + user + "\"");
+    if (owner != nullptr) claim(object_kind::user, user, *owner);
     if (user_exists(user)) return false;
     MYSQL* m = conn_.get();
     wiped_string sql;
@@ -547,6 +551,105 @@ public:
   }
 
 private:
+  // Ownership records live in the admin's own schema `tenantdb`, table `owners`: one row
+  // per tenant database and account, written before the object is created (CREATE USER
+  // and CREATE DATABASE commit on their own, so the record cannot share their
+  // transaction). Tenants hold privileges on their own database only: they cannot read
+  // or write it. Derived names always end in "_<hash>", so none is ever `tenantdb`.
+  enum class object_kind { database, user };
+
+  static const char* kind_name(object_kind k) { return k == object_kind::database ? "database" : "user"; }
+  std::string describe(object_kind k, const std::string& name) const {
+    return product(server_) + (k == object_kind::database ? " database \"" : " account \"") + name + "\"";
+  }
+  std::string release(object_kind k, const std::string& name) const {
+    return std::string("DELETE FROM tenantdb.owners WHERE kind = '") + kind_name(k) + "' AND name = '" + name + "'";
+  }
+
+  void ensure_owner_table() {
+    if (owner_table_ready_) return;
+    MYSQL* m = conn_.get();
+    run(m, server_, "CREATE DATABASE IF NOT EXISTS `tenantdb` CHARACTER SET utf8mb4",
+        {"create the ownership schema \"tenantdb\"", "the CREATE privilege", false, {ER_DB_CREATE_EXISTS}},
+        party::admin, admin_);
+    run(m, server_,
+        "CREATE TABLE IF NOT EXISTS `tenantdb`.`owners` (kind VARCHAR(16) NOT NULL, name VARCHAR(64) NOT NULL, "
+        "record TEXT NOT NULL, PRIMARY KEY (kind, name)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        {"create the ownership table tenantdb.owners", "the CREATE privilege"}, party::admin, admin_);
+    owner_table_ready_ = true;
+  }
+
+  bool exists(object_kind k, const std::string& name) {
+    return k == object_kind::database ? database_exists(name) : user_exists(name);
+  }
+
+  /// The record of an object, std::nullopt if none.
+  std::optional<std::string> read_record(object_kind k, const std::string& name) {
+    MYSQL* m = conn_.get();
+    std::string sql = "SELECT record FROM `tenantdb`.`owners` WHERE kind = ";
+    append_literal(m, sql, kind_name(k));
+    sql += " AND name = ";
+    append_literal(m, sql, name);
+    const auto rows = query(m, server_, sql, {"read the ownership record of \"" + name + "\"", "SELECT on tenantdb.owners"},
+                            party::admin, admin_);
+    if (rows.empty() || rows[0].empty() || !rows[0][0]) return std::nullopt;
+    return rows[0][0];
+  }
+
+  /// Inserts this owner's record; false if a row for the object exists already.
+  bool insert_record(object_kind k, const std::string& name, const ownership& owner) {
+    MYSQL* m = conn_.get();
+    std::string sql = "INSERT INTO `tenantdb`.`owners` (kind, name, record) VALUES (";
+    append_literal(m, sql, kind_name(k));
+    sql += ", ";
+    append_literal(m, sql, name);
+    sql += ", ";
+    append_literal(m, sql, owner_record_json(owner.record));
+    sql += ")";
+    return run(m, server_, sql, {"record the owner of \"" + name + "\"", "INSERT on tenantdb.owners", false, {ER_DUP_ENTRY}},
+               party::admin, admin_);
+  }
+
+  /// Checks one object; returns true if it has no record yet and one must be written (a
+  /// missing object, or an existing unrecorded one adopted). Existence is read before the
+  /// record: a racing owner writes the record before it creates the object.
+  bool needs_record(object_kind k, const std::string& name, const ownership& owner) {
+    const bool present = exists(k, name);
+    const auto record = read_record(k, name);
+    if (record) return must_adopt(owner, describe(k, name), record, release(k, name));
+    if (present) return must_adopt(owner, describe(k, name), std::nullopt, release(k, name));
+    return true;
+  }
+
+  /// The object carries this owner's record afterwards, or this throws (ownership).
+  void claim(object_kind k, const std::string& name, const ownership& owner) {
+    ensure_owner_table();
+    if (!needs_record(k, name, owner)) return;
+    const bool adopted = exists(k, name);
+    if (!insert_record(k, name, owner)) {
+      // A racer recorded it first: it must be this owner too.
+      const auto record = read_record(k, name);
+      if (!record || must_adopt(owner, describe(k, name), record, release(k, name)))
+        throw error(error_kind::database, "could not record the owner of \"" + name + "\"; will retry").retryable();
+      return;
+    }
+    if (adopted) log::warn("adopted an existing object", {{"object", describe(k, name)}});
+  }
+
+  /// Every object with one of the tenant's names is checked before any is recorded or
+  /// created, so a refusal changes nothing.
+  void claim_all(const tenant_names& names, const ownership& owner) {
+    ensure_owner_table();
+    const std::pair<object_kind, const std::string*> objects[] = {
+        {object_kind::database, &names.database}, {object_kind::user, &names.user_a}, {object_kind::user, &names.user_b}};
+    for (const auto& [k, name] : objects) {
+      check_identifier(server_, *name, k == object_kind::database ? "database" : "user");
+      needs_record(k, *name, owner);
+    }
+    for (const auto& [k, name] : objects)
+      if (k == object_kind::database || exists(k, *name)) claim(k, *name, owner);
+  }
+
   bool literal_grant_names() {
     if (!partial_revokes_) {
       partial_revokes_ = false;
@@ -563,6 +666,7 @@ private:
   server_address server_;
   std::string admin_;
   std::optional<bool> partial_revokes_;
+  bool owner_table_ready_ = false;
 };
 
 }  // namespace

@@ -10,7 +10,9 @@ namespace tenantdb {
 namespace {
 
 constexpr std::size_t max_tenant_name_bytes = 253;
-constexpr std::size_t max_prefix_length = 16;
+// The prefix, '_' and the hash must fit the 30 characters of a base name.
+constexpr std::size_t max_prefix_length = max_base_name_length - name_hash_length - 1;
+static_assert(max_prefix_length >= 9, "the default prefix vcluster_ must fit");
 
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
@@ -128,7 +130,8 @@ void validate_name_prefix(std::string_view prefix) {
   for (char c : prefix) ok = ok && (is_lower_alnum(c) || c == '_');
   if (!ok)
     throw error(error_kind::usage,
-                "--name-prefix must start with a lowercase letter and hold only a-z, 0-9 and '_', at most 16 characters")
+                "--name-prefix must start with a lowercase letter and hold only a-z, 0-9 and '_', at most " +
+                    std::to_string(max_prefix_length) + " characters")
         .about("--name-prefix");
 }
 

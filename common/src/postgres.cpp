@@ -28,6 +28,8 @@
 #include "engines.hpp"
 #include "temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/log.hpp"
+#include "tenantdb/ownership.hpp"
 #include "tenantdb/secret.hpp"
 #include "unique_fd.hpp"
 
@@ -471,16 +473,27 @@ public:
     superuser_ = su != nullptr && std::string_view(su) == "on";
   }
 
-  void ensure_database(const tenant_names& names) override {
+  void ensure_database(const tenant_names& names, const ownership* owner) override {
     const std::string& db = names.database;
     check_identifier(db, "database");
     PGconn* c = conn_.get();
     const std::string group = quote_ident(c, db);
 
-    // 1. The NOLOGIN group role that owns the database and everything in it.
+    // 0. Everything that already carries the tenant's names must be its own: checked, and
+    //    unrecorded objects adopted if asked, before anything is created.
+    bool adopt_database = false;
+    if (owner != nullptr) adopt_database = claim_existing(names, *owner);
+
+    // 1. The NOLOGIN group role that owns the database and everything in it, created
+    //    together with its ownership record (one implicit transaction).
     if (!role_exists(db)) {
-      run(c, "CREATE ROLE " + group + " NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT",
-          {"create the group role \"" + db + "\"", "CREATEROLE", false, {"42710", "23505"}}, party::admin, admin_);
+      std::string sql =
+          "CREATE ROLE " + group + " NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
+      if (owner != nullptr) append_comment(c, sql, db, *owner);
+      if (!run(c, sql, {"create the group role \"" + db + "\"", "CREATEROLE", false, {"42710", "23505"}}, party::admin,
+               admin_) &&
+          owner != nullptr)
+        claim_role(db, *owner);  // a racer made it: it must be ours too
     }
 
     // 2. PostgreSQL 15 lets a non-superuser create a database owned by a role only if
@@ -495,14 +508,22 @@ public:
             party::admin, admin_);
     }
 
-    // 3. The database.
+    // 3. The database, owned by the group role (whose record says whose it is).
     const bool exists = query_is_true(c, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", {&db},
                                       {"look up database \"" + db + "\""}, party::admin, admin_);
     if (!exists) {
-      run(c, "CREATE DATABASE " + group + " OWNER " + group,
-          {"create database \"" + db + "\"", "CREATEDB (and membership in the role \"" + db + "\")", false,
-           {"42P04", "23505"}},
+      if (!run(c, "CREATE DATABASE " + group + " OWNER " + group,
+               {"create database \"" + db + "\"", "CREATEDB (and membership in the role \"" + db + "\")", false,
+                {"42P04", "23505"}},
+               party::admin, admin_) &&
+          owner != nullptr)
+        check_database_owner(db, *owner);  // a racer made it
+    } else if (adopt_database) {
+      run(c, "ALTER DATABASE " + group + " OWNER TO " + group,
+          {"hand database \"" + db + "\" over to its tenant's group role (--adopt-existing)",
+           "membership in the database's current owner and in \"" + db + "\""},
           party::admin, admin_);
+      log::warn("adopted an existing database", {{"database", db}});
     }
 
     // 4. No other tenant may connect. Checked first: concurrent REVOKEs on one database
@@ -519,17 +540,24 @@ public:
     }
   }
 
-  bool ensure_user(const std::string& user, const secret& initial_password) override {
+  bool ensure_user(const std::string& user, const secret& initial_password, const ownership* owner) override {
     check_identifier(user, "role");
     check_password(initial_password, "\"" + user + "\"");
-    if (role_exists(user)) return false;
+    if (role_exists(user)) {
+      if (owner != nullptr) claim_role(user, *owner);
+      return false;
+    }
     PGconn* c = conn_.get();
     wiped_string sql;
     sql.value = "CREATE ROLE " + quote_ident(c, user) +
                 " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD ";
     append_scram_verifier_literal(c, sql.value, initial_password, user);
-    return run(c, sql.value, {"create the login role \"" + user + "\"", "CREATEROLE", true, {"42710", "23505"}},
-               party::admin, admin_);
+    // The record in the same implicit transaction: no login of ours exists without it.
+    if (owner != nullptr) append_comment(c, sql.value, user, *owner);
+    const bool created = run(c, sql.value, {"create the login role \"" + user + "\"", "CREATEROLE", true, {"42710", "23505"}},
+                             party::admin, admin_);
+    if (!created && owner != nullptr) claim_role(user, *owner);  // a racer made it
+    return created;
   }
 
   void set_password(const std::string& user, const secret& password) override {
@@ -622,6 +650,84 @@ public:
   }
 
 private:
+  static std::string describe_role(const std::string& role) { return "PostgreSQL role \"" + role + "\""; }
+  static std::string release_role(const std::string& role) { return "COMMENT ON ROLE \"" + role + "\" IS NULL"; }
+
+  /// "; COMMENT ON ROLE <role> IS '<record>'", appended to the statement that creates it.
+  static void append_comment(PGconn* c, std::string& sql, const std::string& role, const ownership& owner) {
+    sql += "; COMMENT ON ROLE " + quote_ident(c, role) + " IS ";
+    append_literal(c, sql, owner_record_json(owner.record));
+  }
+
+  /// The role's comment, where tenantdb keeps its ownership record; std::nullopt inside
+  /// if the role exists without one, std::nullopt outside if the role does not exist.
+  /// Only CREATEROLE holders may comment on a role in PostgreSQL 15, so a tenant's logins
+  /// (and its group role, as which they act) cannot write it; anyone can read it.
+  std::optional<std::optional<std::string>> role_comment(const std::string& role) {
+    const result_ptr res = query(conn_.get(), "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+                                 {&role}, {"read the ownership record of role \"" + role + "\""}, party::admin, admin_);
+    if (PQntuples(res.get()) == 0) return std::nullopt;
+    if (PQgetisnull(res.get(), 0, 0)) return std::optional<std::string>();
+    return std::optional<std::string>(PQgetvalue(res.get(), 0, 0));
+  }
+
+  /// An existing role must carry this owner's record; an unrecorded one gets it with
+  /// --adopt-existing; anything else throws (ownership).
+  void claim_role(const std::string& role, const ownership& owner) {
+    const auto comment = role_comment(role);
+    if (!comment) return;  // gone meanwhile: whoever creates it again records it
+    if (must_adopt(owner, describe_role(role), *comment, release_role(role))) record_role(role, owner);
+  }
+
+  void record_role(const std::string& role, const ownership& owner) {
+    PGconn* c = conn_.get();
+    std::string sql = "COMMENT ON ROLE " + quote_ident(c, role) + " IS ";
+    append_literal(c, sql, owner_record_json(owner.record));
+    run(c, sql, {"record the owner of role \"" + role + "\"", "CREATEROLE"}, party::admin, admin_);
+    log::warn("adopted an existing role", {{"role", role}});
+  }
+
+  /// The database's owner, std::nullopt if it does not exist.
+  std::optional<std::string> database_owner(const std::string& db) {
+    const result_ptr res = query(conn_.get(), "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
+                                 {&db}, {"read the owner of database \"" + db + "\""}, party::admin, admin_);
+    if (PQntuples(res.get()) == 0) return std::nullopt;
+    return std::string(PQgetvalue(res.get(), 0, 0));
+  }
+
+  /// A database with the tenant's name must be owned by its group role. Returns true if
+  /// it is not but may be handed over (--adopt-existing, and its owner is not another
+  /// tenant's role); throws (ownership) otherwise.
+  bool check_database_owner(const std::string& db, const ownership& owner) {
+    const auto current = database_owner(db);
+    if (!current || *current == db) return false;
+    const std::string object = "PostgreSQL database \"" + db + "\"";
+    const auto owner_comment = role_comment(*current);
+    const bool tenant_role = owner_comment && *owner_comment && parse_owner_record(**owner_comment);
+    if (owner.adopt_existing && !tenant_role) return true;
+    throw error(error_kind::ownership,
+                object + " already exists and is owned by role \"" + printable(*current) +
+                    "\", not by the tenant's group role \"" + db + "\": it was not made for this tenant, so it is left "
+                    "alone" + (tenant_role ? std::string(" (its owner is another tenant's role)")
+                                           : "; if it is this tenant's, rerun with --adopt-existing"))
+        .about(object);
+  }
+
+  /// Step 0 of ensure_database: every existing object with one of the tenant's names is
+  /// checked before anything changes; only then are unrecorded ones adopted. Returns true
+  /// if the database must be handed over to the group role.
+  bool claim_existing(const tenant_names& names, const ownership& owner) {
+    std::vector<std::string> adopt;
+    for (const std::string* role : {&names.database, &names.user_a, &names.user_b}) {
+      check_identifier(*role, "role");
+      const auto comment = role_comment(*role);
+      if (comment && must_adopt(owner, describe_role(*role), *comment, release_role(*role))) adopt.push_back(*role);
+    }
+    const bool adopt_database = check_database_owner(names.database, owner);
+    for (const auto& role : adopt) record_role(role, owner);
+    return adopt_database;
+  }
+
   bool role_exists(const std::string& role) {
     return query_is_true(conn_.get(), "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", {&role},
                          {"look up role \"" + role + "\""}, party::admin, admin_);

@@ -1,7 +1,9 @@
 #include "tenantdb/provision.hpp"
 
+#include <filesystem>
 #include <thread>
 
+#include "tenantdb/app.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/password.hpp"
@@ -49,11 +51,37 @@ bool consistent(const credentials& c, const tenant_names& names, rotation_strate
   return c.standby && c.standby->user == (a_active ? names.user_b : names.user_a);
 }
 
+// Who owns what this run provisions: the tenant as given and where its credentials live.
+// A directory store is named by its absolute, normalised path, so "out" and "./out/"
+// are the same owner.
+ownership owner_of(const provision_options& opts, const tenant_names& names, const credential_store& store) {
+  ownership o;
+  o.adopt_existing = opts.adopt_existing;
+  o.record.namespace_name = opts.who.namespace_name;
+  o.record.name = opts.who.name;
+  o.record.store = store.describe();
+  static constexpr std::string_view directory = "directory ";
+  if (o.record.store.starts_with(directory)) {
+    std::error_code ec;
+    auto path = std::filesystem::absolute(o.record.store.substr(directory.size()), ec).lexically_normal();
+    if (!ec) {
+      if (path.has_relative_path() && path.filename().empty()) path = path.parent_path();
+      o.record.store = std::string(directory) + path.string();
+    }
+  }
+  o.record.database = names.database;
+  o.record.users = {names.user_a, names.user_b};
+  o.record.created = now_rfc3339();
+  o.record.version = version();
+  return o;
+}
+
 struct run {
   const connector& conn;
   credential_store& store;
   const provision_options& opts;
   tenant_names names;
+  ownership owner;
   std::unique_ptr<admin_session> admin;
   provision_result result;
 
@@ -69,7 +97,7 @@ struct run {
 
   // Creates the account with its stored password if it is missing; false if it existed.
   bool create_if_missing(const credentials& c, const login& account) {
-    if (!admin->ensure_user(account.user, account.password)) return false;
+    if (!admin->ensure_user(account.user, account.password, &owner)) return false;
     log::info("created login account", {{"user", account.user}});
     reached(account.user == c.active.user ? points::active_account_created : points::standby_account_created);
     return true;
@@ -264,7 +292,7 @@ struct run {
     admin = connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, opts.timeouts);
     log::info("connected as admin", {{"engine", engine_name(conn.server)}, {"host", conn.server.host},
                                      {"port", static_cast<int>(conn.server.port)}, {"version", admin->server_version()}});
-    admin->ensure_database(names);
+    admin->ensure_database(names, &owner);
     reached(points::database_ensured);
     for (int i = 0; i < max_store_rounds; ++i)
       if (round()) return;
@@ -295,7 +323,8 @@ provision_result provision(const connector& conn, credential_store& store, const
   validate_tenant(options.who);
   validate_name_prefix(options.name_prefix);
   validate_password_length(options.password_length);
-  run r{conn, store, options, derive_names(options.who, options.name_prefix), nullptr, {}};
+  const tenant_names names = derive_names(options.who, options.name_prefix);
+  run r{conn, store, options, names, owner_of(options, names, store), nullptr, {}};
   r.result.names = r.names;
   log::info("provisioning", {{"tenant", options.who.name}, {"namespace", options.who.namespace_name},
                              {"database", r.names.database}, {"store", store.describe()}});

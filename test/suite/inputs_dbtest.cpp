@@ -344,7 +344,7 @@ TEST_P(BadInputTest, BadInitFlagsAndTenantInputsAreRejectedAndCreateNothing) {
       {"password length of 3000 digits", {"--password-length", repeat("9", 3000)}, {}, 2, "--password-length"},
       {"prefix with a capital and a bang", {"--name-prefix", "Bad!"}, {}, 2, "--name-prefix"},
       {"prefix with a leading digit", {"--name-prefix", "1abc"}, {}, 2, "--name-prefix"},
-      {"prefix of 17 characters", {"--name-prefix", repeat("p", 17)}, {}, 2, "--name-prefix"},
+      {"prefix of 14 characters", {"--name-prefix", repeat("p", 14)}, {}, 2, "--name-prefix"},
       {"SQL-looking prefix", {"--name-prefix", "x;drop"}, {}, 2, "--name-prefix"},
       {"world-readable files", {"--file-mode", "0644"}, {}, 2, "--file-mode"},
       {"files the owner cannot read", {"--file-mode", "0200"}, {}, 2, "--file-mode"},

@@ -70,21 +70,30 @@ const std::vector<std::string>& hostile_names() {
 }
 
 std::vector<std::string> prefixes() {
-  return {"", "vcluster_", "t", "a", "abcdefghijklmnop" /* 16 */, "abcdefghijklmno_" /* 16 */, "x1_"};
+  return {"", "vcluster_", "t", "a", "abcdefghijklm" /* 13 */, "abcdefghijkl_" /* 13 */, "x1_"};
 }
 
 TEST(DeriveNames, MatchesAnIndependentlyComputedReference) {
   // Reference hashes from the command line, not from this library:
-  //   printf '%s' default/my-app | openssl dgst -sha256 -binary | base32 | tr A-Z a-z | cut -c1-10
+  //   printf '%s' default/my-app | openssl dgst -sha256 -binary | base32 | tr A-Z a-z | cut -c1-16
+  // With the 9-character default prefix and the 17-character "_<hash>" only 4 characters
+  // of the folded name remain: "my_app" becomes "my_a".
   const tenant_names names = derive_names({"my-app", "default"});
-  EXPECT_EQ(names.database, "vcluster_my_app_eqiw3vfami");
-  EXPECT_EQ(names.user_a, "vcluster_my_app_eqiw3vfami_a");
-  EXPECT_EQ(names.user_b, "vcluster_my_app_eqiw3vfami_b");
+  EXPECT_EQ(names.database, "vcluster_my_a_eqiw3vfamij4fjep");
+  EXPECT_EQ(names.user_a, "vcluster_my_a_eqiw3vfamij4fjep_a");
+  EXPECT_EQ(names.user_b, "vcluster_my_a_eqiw3vfamij4fjep_b");
 
-  // "Web Shop ümlaut" folds to "web_shop_mlaut"; with the 9-character default prefix and
-  // the 11-character "_<hash>" only 10 characters remain: "web_shop_m".
+  // "Web Shop ümlaut" folds to "web_shop_mlaut", cut to "web_", and the trailing '_' goes.
   const tenant_names cut = derive_names({"Web Shop \xC3\xBCmlaut", "team-a"});
-  EXPECT_EQ(cut.database, "vcluster_web_shop_m_j4he2hqrn3");
+  EXPECT_EQ(cut.database, "vcluster_web_j4he2hqrn3hxrm3w");
+}
+
+TEST(DeriveNames, HashHasAtLeast80Bits) {
+  // 5 bits per base32 character: a collision with a chosen tenant takes ~2^80 hashes.
+  EXPECT_GE(name_hash_length * 5, 80u);
+  const tenant_names n = derive_names({"my-app", "default"});
+  EXPECT_EQ(n.database.size(), max_base_name_length);
+  EXPECT_EQ(n.database.substr(n.database.size() - name_hash_length), "eqiw3vfamij4fjep");
 }
 
 TEST(DeriveNames, HashSuffixIsBase32OfSha256OverNamespaceSlashName) {
@@ -138,7 +147,7 @@ TEST(DeriveNames, HostileNamesGiveShortSafeNames) {
 
 TEST(DeriveNames, FoldsToLowercaseLettersAndDigitsWithRunsAsUnderscore) {
   // Contract: <prefix><folded name>_<hash>; the folded name keeps lowercase ASCII letters
-  // and digits, and every other run becomes one '_'. 18 characters of room with no prefix.
+  // and digits, and every other run becomes one '_'. 12 characters of room with no prefix.
   const tenant t{"My--App..V2", "default"};
   EXPECT_EQ(derive_names(t, "").database, "my_app_v2_" + expected_hash(t));
   EXPECT_EQ(derive_names(t, "pre_").database, "pre_my_app_v2_" + expected_hash(t));
@@ -165,8 +174,8 @@ TEST(DeriveNames, NameOfOnlySymbolsStillGetsAName) {
 }
 
 TEST(DeriveNames, LongestPrefixStillFits) {
-  const std::string prefix = "abcdefghijklmnop";
-  ASSERT_EQ(prefix.size(), 16U);
+  const std::string prefix = "abcdefghijklm";
+  ASSERT_EQ(prefix.size(), 13U);
   const tenant_names n = derive_names({std::string(200, 'q'), "default"}, prefix);
   EXPECT_LE(n.database.size(), 30U);
   EXPECT_LE(n.user_a.size(), 32U);
@@ -275,13 +284,13 @@ TEST(ValidateTenant, RejectsBadNamespaces) {
 }
 
 TEST(ValidateNamePrefix, AcceptsEmptyAndWellFormedPrefixes) {
-  for (const std::string& ok : std::vector<std::string>{""s, "vcluster_"s, "a"s, "abcdefghijklmnop"s, "t1_"s, "a_b_c"s}) {
+  for (const std::string& ok : std::vector<std::string>{""s, "vcluster_"s, "a"s, "abcdefghijklm"s /* 13 */, "t1_"s, "a_b_c"s}) {
     EXPECT_NO_THROW(validate_name_prefix(ok)) << ok;
   }
 }
 
 TEST(ValidateNamePrefix, RejectsMalformedPrefixes) {
-  for (const std::string& bad : std::vector<std::string>{"abcdefghijklmnopq"s /* 17 */, "1abc"s, "_abc"s, "Abc"s, "a-b"s, "a b"s, "a.b"s,
+  for (const std::string& bad : std::vector<std::string>{"abcdefghijklmn"s /* 14 */, "abcdefghijklmnop"s /* 16, allowed before the hash grew */, "1abc"s, "_abc"s, "Abc"s, "a-b"s, "a b"s, "a.b"s,
                                 "\xC3\xBC"s, "a\n"s, "a'"s}) {
     EXPECT_TENANTDB_ERROR(validate_name_prefix(bad), error_kind::usage, "--name-prefix");
   }

@@ -9,6 +9,7 @@
 
 #include "tenantdb/connector.hpp"
 #include "tenantdb/naming.hpp"
+#include "tenantdb/ownership.hpp"
 #include "tenantdb/secret.hpp"
 
 namespace tenantdb {
@@ -32,11 +33,21 @@ public:
 
   /// Creates the tenant's database if missing (on PostgreSQL owned by a NOLOGIN role of
   /// the same name, with CONNECT revoked from PUBLIC). Does not touch an existing one's data.
-  virtual void ensure_database(const tenant_names& names) = 0;
+  ///
+  /// With `owner`, first checks every object that carries one of `names` (database, group
+  /// role, both accounts) and throws tenantdb::error (ownership) before changing anything
+  /// if one exists whose ownership record names someone else, or that has none (unless
+  /// owner->adopt_existing, which writes the record onto it). What it creates carries the
+  /// record from the start (PostgreSQL: in the same transaction; MySQL/MariaDB: the record
+  /// is written first). Without `owner` (engine tests, benchmarks) nothing is checked or
+  /// recorded.
+  virtual void ensure_database(const tenant_names& names, const ownership* owner = nullptr) = 0;
 
   /// Creates the login account if missing, with `initial_password`. An existing account
-  /// keeps its password. Returns true if it was created.
-  virtual bool ensure_user(const std::string& user, const secret& initial_password) = 0;
+  /// keeps its password. Returns true if it was created. With `owner`, an existing account
+  /// must carry its record (else tenantdb::error, ownership) and a new one gets it.
+  virtual bool ensure_user(const std::string& user, const secret& initial_password,
+                           const ownership* owner = nullptr) = 0;
 
   /// Sets the account's password (on PostgreSQL sent as a SCRAM verifier made here).
   virtual void set_password(const std::string& user, const secret& password) = 0;

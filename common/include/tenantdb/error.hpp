@@ -20,6 +20,7 @@ enum class exit_code : int {
   unavailable = 6,     ///< database or API unreachable until --timeout ran out
   output = 7,          ///< the credential directory or stdout could not be written
   verification = 8,    ///< the tenant could not log in with the credentials just made
+  ownership = 9,       ///< a database or account with the tenant's names belongs to another tenant or to nobody
 };
 
 /// What kind of failure; decides the exit code and the default retry behaviour.
@@ -32,6 +33,7 @@ enum class error_kind {
   unavailable,
   output,
   verification,
+  ownership,
 };
 
 /// The project's only exception type.

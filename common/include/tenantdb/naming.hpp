@@ -28,8 +28,11 @@ struct tenant_names {
 /// Longest base name (database), leaving room for the "_a"/"_b" account suffix within
 /// MySQL's 32-character account limit.
 inline constexpr std::size_t max_base_name_length = 30;
-/// Length of the hash part, in base32 characters (50 bits).
-inline constexpr std::size_t name_hash_length = 10;
+/// Length of the hash part, in base32 characters (80 bits): finding another tenant
+/// (namespace/name) whose names collide with a given tenant's takes about 2^80 SHA-256
+/// evaluations, so names cannot be squatted by computing a collision. With the default
+/// prefix this leaves 4 characters for the readable part of the name.
+inline constexpr std::size_t name_hash_length = 16;
 /// Default prefix.
 inline constexpr std::string_view default_name_prefix = "vcluster_";
 
@@ -39,7 +42,7 @@ inline constexpr std::string_view default_name_prefix = "vcluster_";
 void validate_tenant(const tenant& t);
 
 /// Throws tenantdb::error (usage, about "--name-prefix") unless `prefix` is empty or
-/// matches [a-z][a-z0-9_]* with at most 16 characters.
+/// matches [a-z][a-z0-9_]* with at most 13 characters (30, less the hash and its '_').
 void validate_name_prefix(std::string_view prefix);
 
 /// Derives the names as <prefix><folded name>_<hash>, where the folded name keeps

@@ -68,6 +68,10 @@ struct provision_options {
   std::string ca_file;
   std::chrono::steady_clock::time_point deadline;
   db_timeouts timeouts;
+  /// Write this tenant's ownership record onto existing objects that carry its names but
+  /// no record (made by hand, or by a tenantdb without records), instead of refusing them.
+  /// Objects recorded for another owner are refused regardless.
+  bool adopt_existing = false;
   /// Test hook, called at each of provision_fault_points that provision() reaches.
   fault_hook fault;
 };
@@ -80,7 +84,10 @@ struct provision_result {
   bool store_written = false; ///< the store was created or rewritten this run
 };
 
-/// Creates database and accounts if missing, grants least privilege, reconciles the
+/// Refuses (tenantdb::error, ownership; nothing changed) when a database or account with
+/// the tenant's names exists that is not recorded as this tenant's (same namespace, name
+/// and credentials store; see ownership.hpp). Creates database and accounts if missing,
+/// each with its ownership record, grants least privilege, reconciles the
 /// credentials with `store` (keeps working ones, replaces lost or broken ones; a lost
 /// race adopts the winner's), sets the passwords in the database, and logs in as the
 /// tenant. Transient failures are retried until options.deadline. Idempotent.
