@@ -350,6 +350,7 @@ void publish_directory(const fs::path& dir, const credential_data& data, const d
     if (!valid_key(key)) throw error(error_kind::internal, "invalid credential key \"" + key + "\"");
   // Everything below works relative to this descriptor and follows no symlink inside it.
   const unique_fd dirfd = open_dir(dir, true, options.dir_mode);
+  current_generation(dirfd.get(), dir);  // refuses a foreign ..data before the lock file is made
   // One writer at a time: the sidecar, or an init that runs again after a crash.
   unique_fd lock(::openat(dirfd.get(), lock_name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
   if (!lock) fail_io("cannot open lock file", dir / lock_name, errno);
@@ -395,7 +396,33 @@ void publish_directory(const fs::path& dir, const credential_data& data, const d
   fsync_fd(dirfd.get(), dir);
 }
 
-void check_credential_directory(const fs::path& dir, mode_t dir_mode) { open_dir(dir, true, dir_mode); }
+bool same_or_inside(const fs::path& path, const fs::path& dir) {
+  const auto resolve = [](const fs::path& p) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(p, ec);
+    fs::path out = fs::weakly_canonical(abs, ec);
+    if (ec) out = abs;
+    out = out.lexically_normal();
+    if (!out.empty() && out.filename().empty()) out = out.parent_path();  // "a/b/" -> "a/b"
+    return out;
+  };
+  const fs::path inner = resolve(path);
+  const fs::path outer = resolve(dir);
+  auto it = inner.begin();
+  bool prefix = true;
+  for (const auto& part : outer) {
+    if (it == inner.end() || *it != part) {
+      prefix = false;
+      break;
+    }
+    ++it;
+  }
+  if (prefix) return true;
+  struct stat a {}, b {};
+  return ::stat(path.c_str(), &a) == 0 && ::stat(dir.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+void check_credential_directory(const fs::path& dir, bool create, mode_t dir_mode) { open_dir(dir, create, dir_mode); }
 
 credential_data read_directory(const fs::path& dir) {
   credential_data out;

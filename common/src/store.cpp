@@ -118,7 +118,7 @@ public:
 private:
   unique_fd lock() {
     // Refuses a directory someone else could write before anything is created in it.
-    check_credential_directory(dir_, options_.dir_mode);
+    check_credential_directory(dir_, true, options_.dir_mode);
     const auto path = dir_ / "..tenantdb.store.lock";
     unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
     struct stat st {};

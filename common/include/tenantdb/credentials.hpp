@@ -96,10 +96,15 @@ void publish_directory(const std::filesystem::path& dir, const credential_data& 
 /// that is not a regular file (a FIFO, device or symlink) or is larger than 1 MiB.
 credential_data read_directory(const std::filesystem::path& dir);
 
-/// Creates `dir` (mode `dir_mode`) if it is missing and refuses it the way
-/// publish_directory does (tenantdb::error, output): not a directory, owned by another
-/// user, or writable by group or others.
-void check_credential_directory(const std::filesystem::path& dir, mode_t dir_mode);
+/// Refuses `dir` the way publish_directory does (tenantdb::error, output): not a
+/// directory, owned by another user, or writable by group or others. A missing `dir` is
+/// created (mode `dir_mode`) if `create`, else accepted as it is.
+void check_credential_directory(const std::filesystem::path& dir, bool create, mode_t dir_mode = 0750);
+
+/// True if `path` is the directory `dir` or lies inside it, after resolving symlinks (and
+/// for two existing directories, if they are the same inode). Used to keep a credential
+/// store out of the directory a workload reads.
+bool same_or_inside(const std::filesystem::path& path, const std::filesystem::path& dir);
 
 /// True if `name` is a data directory name of the shape publish_directory (and kubelet)
 /// write: "..YYYY_MM_DD_HH_MM_SS." and an alphanumeric suffix. `..data` must name one.
