@@ -83,7 +83,6 @@ std::string host_name() {
 
 int run(const flags& f) {
   using namespace tenantdb;
-  namespace fs = std::filesystem;
   // Every flag is checked before the first file is read or network call made.
   log::set_level(log::parse_level(f.log_level));
 
