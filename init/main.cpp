@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "tenantdb/app.hpp"
+#include "tenantdb/credentials.hpp"
 #include "tenantdb/duration.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/fault.hpp"
@@ -27,6 +28,7 @@ struct flags {
   std::string connector_file;
   std::string secret_name;
   std::string output_dir;
+  std::string store_dir;
   std::string ca_file;
   std::string kubeconfig;
   std::string strategy = "dual";
@@ -38,6 +40,14 @@ struct flags {
   bool print_json = false;
   bool adopt_existing = false;
 };
+
+// Before any database or Secret is touched: a directory someone else can write, or one
+// holding what tenantdb never writes (a ..data leading elsewhere, a FIFO for a key), is
+// refused with one line (exit 7) and nothing is changed.
+void refuse_unsafe_directory(const std::string& dir) {
+  tenantdb::check_credential_directory(dir, false);
+  (void)tenantdb::read_directory(dir);
+}
 
 int run(const flags& f) {
   using namespace tenantdb;
@@ -70,16 +80,32 @@ int run(const flags& f) {
     opts.who.namespace_name = resolve_namespace(f.namespace_name, "default");
     validate_tenant(opts.who);
     validate_name_prefix(opts.name_prefix);
+    // With --store-dir the store is tenantdb's own and --output-dir gets only the
+    // workload's keys; without it --output-dir is the store (standby included).
+    if (!f.store_dir.empty() && same_or_inside(f.store_dir, f.output_dir))
+      throw error(error_kind::usage, "--store-dir must be apart from --output-dir (not the same directory, not inside "
+                                     "it): the store holds the standby and pending passwords, which the workload "
+                                     "must never read")
+          .about("--store-dir");
     const connector conn = parse_connector(read_connector_path(f.connector_file));
-    auto store = make_directory_store(f.output_dir, dir_opts);
+    refuse_unsafe_directory(f.output_dir);
+    if (!f.store_dir.empty()) refuse_unsafe_directory(f.store_dir);
+    auto store = make_directory_store(f.store_dir.empty() ? f.output_dir : f.store_dir, dir_opts);
     const auto result = provision(conn, *store, opts);
     if (opts.fault) opts.fault(provision_fault_points::provisioned);
+    if (!f.store_dir.empty()) {
+      const auto view = workload_view(result.data);
+      if (!same_data(read_directory(f.output_dir), view)) publish_directory(f.output_dir, view, dir_opts);
+    }
     log::info("tenant ready", {{"database", result.names.database}, {"user", result.data.at("user").reveal()},
                                {"output_dir", f.output_dir}});
     if (f.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
     return 0;
   }
 
+  if (!f.store_dir.empty())
+    throw error(error_kind::usage, "--store-dir is for --local only (the store is the credentials Secret)")
+        .about("--store-dir");
   if (f.connector.empty() == f.connector_file.empty())
     throw error(error_kind::usage, "pass exactly one of --connector (a Secret) or --connector-file (a mounted file)")
         .about("--connector");
@@ -105,6 +131,7 @@ int run(const flags& f) {
   if (!conn.server.ca_pem.empty() && opts.ca_file.empty() && conn.server.type == engine_type::postgres)
     log::warn("the dataSource names no sslrootcert: pass --ca-file with the path where the workload mounts caCert");
 
+  if (!f.output_dir.empty()) refuse_unsafe_directory(f.output_dir);
   const tenant_names names = derive_names(opts.who, opts.name_prefix);
   std::map<std::string, std::string> labels{{"app.kubernetes.io/managed-by", "tenantdb"},
                                             {"tenantdb.io/database", names.database}};
@@ -149,7 +176,10 @@ int main(int argc, char** argv) {
   app.add_option("--password-length", f.password_length, "Password length (16-80)")->capture_default_str();
   app.add_option("--timeout", f.timeout, "Give up on an unreachable database or API after this long")->capture_default_str();
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")->capture_default_str();
-  app.add_flag("--local", f.local, "No Kubernetes: --connector-file in, --output-dir is the credential store");
+  app.add_flag("--local", f.local,
+               "No Kubernetes: --connector-file in, --store-dir (default: --output-dir) is the credential store");
+  app.add_option("--store-dir", f.store_dir,
+                 "With --local: the credential store, apart from --output-dir, which then gets only the workload's keys");
   app.add_flag("--print-json", f.print_json, "Print the credentials as JSON on stdout");
   app.add_flag("--adopt-existing", f.adopt_existing,
                "Take over an existing database or account with the tenant's names that has no ownership record "

@@ -16,6 +16,7 @@
 
 #include "tenantdb/agent.hpp"
 #include "tenantdb/app.hpp"
+#include "tenantdb/credentials.hpp"
 #include "tenantdb/duration.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/formats.hpp"
@@ -82,7 +83,6 @@ std::string host_name() {
 
 int run(const flags& f) {
   using namespace tenantdb;
-  namespace fs = std::filesystem;
   // Every flag is checked before the first file is read or network call made.
   log::set_level(log::parse_level(f.log_level));
 
@@ -152,13 +152,10 @@ int run(const flags& f) {
     if (f.store_dir.empty()) usage("--local", "needs --store-dir (the directory written by tenantdb-init --local)");
     if (!f.secret_name.empty() || !f.kubeconfig.empty())
       usage("--local", "does not use the Kubernetes API: drop --secret-name and --kubeconfig");
-    std::error_code ec;
-    const bool same = fs::weakly_canonical(f.store_dir, ec) == fs::weakly_canonical(f.output_dir, ec);
-    if (same) {
-      if (!opts.formats.empty())
-        usage("--formats", "needs an --output-dir apart from --store-dir (the store directory holds only its keys)");
-      opts.publish = false;
-    }
+    // The store holds the standby and pending passwords: the workload must not read it.
+    if (same_or_inside(f.store_dir, f.output_dir))
+      usage("--store-dir", "must be apart from --output-dir (not the same directory, not inside it): the store holds "
+                           "the standby and pending passwords, which the workload must never read");
     opts.store_source = "files";
     directory_options store_files;
     store_files.file_mode = opts.files.file_mode;
@@ -179,6 +176,12 @@ int run(const flags& f) {
     if (!is_dns1123_label(ns)) usage("--namespace", "must be a valid Kubernetes namespace name");
     store = make_secret_store(*client, ns, secret_name, {{"app.kubernetes.io/managed-by", "tenantdb"}});
   }
+
+  // A directory someone else can write is refused now, with one line, not at the first
+  // publish: someone could swap the files under the workload (missing ones are created
+  // safely later).
+  check_credential_directory(opts.output_dir, false);
+  if (f.local) check_credential_directory(f.store_dir, false);
 
   agent a(*store, std::move(opts));
   return a.run();

@@ -20,8 +20,10 @@ test/tools/testdb.sh start "$which"
 trap 'test/tools/testdb.sh stop "$which"' EXIT
 
 echo "== provisioning tenant 'demo' on the $engine server (connector: $TENANTDB_TESTDB_DIR/$which.connector)"
+# The store (standby password and rotation state included) apart from the files a
+# workload reads, which get only the workload's keys.
 build/init/tenantdb-init --local --connector-file "$TENANTDB_TESTDB_DIR/$which.connector" \
-  --tenant demo --namespace default --output-dir "$creds" --timeout 60s
+  --tenant demo --namespace default --store-dir "$creds.store" --output-dir "$creds" --timeout 60s
 
 echo "== credential files in $creds (password not shown):"
 for f in "$creds"/*; do

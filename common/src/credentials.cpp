@@ -5,6 +5,10 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <dirent.h>
+#include <optional>
+#include <random>
+#include <vector>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -23,8 +27,18 @@ constexpr const char* data_link = "..data";
 constexpr const char* data_link_tmp = "..data_tmp";
 constexpr const char* lock_name = "..tenantdb.lock";
 
+// What one read of a credential directory takes at most: a Secret holds at most 1 MiB,
+// so no key of ours is bigger, and a directory with more entries is not ours.
+constexpr std::size_t max_file_bytes = std::size_t{1} << 20;
+constexpr std::size_t max_entries = 1024;
+
 [[noreturn]] void fail_io(const std::string& what, const fs::path& path, int err) {
   throw error(error_kind::output, what + " " + path.string() + ": " + std::strerror(err)).about(path.string());
+}
+
+// The directory holds something tenantdb did not put there and will not touch.
+[[noreturn]] void refuse(const fs::path& dir, const std::string& what) {
+  throw error(error_kind::output, "refusing the credential directory " + dir.string() + ": " + what).about(dir.string());
 }
 
 bool valid_key(const std::string& key) {
@@ -35,14 +49,140 @@ bool valid_key(const std::string& key) {
   return true;
 }
 
-void fsync_path(const fs::path& path) {
-  unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) fail_io("cannot open", path, errno);
-  if (::fsync(fd.get()) != 0) fail_io("cannot fsync", path, errno);
+bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+}  // namespace
+
+bool is_generation_name(std::string_view name) {
+  // "..YYYY_MM_DD_HH_MM_SS." then a random suffix: what publish_directory and kubelet write.
+  constexpr std::string_view shape = "..dddd_dd_dd_dd_dd_dd.";
+  if (name.size() <= shape.size() || name.size() > shape.size() + 64) return false;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    const char c = name[i];
+    if (shape[i] == 'd' ? !(c >= '0' && c <= '9') : c != shape[i]) return false;
+  }
+  for (char c : name.substr(shape.size()))
+    if (!is_alnum(c)) return false;
+  return true;
 }
 
-void write_file(const fs::path& path, const std::string& content, mode_t mode) {
-  unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+namespace {
+
+// The directory must be a directory this process's user owns that nobody else can write:
+// whoever else can write it can swap ..data and its files under us.
+void check_dir_safe(int fd, const fs::path& dir) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail_io("cannot stat", dir, errno);
+  if (!S_ISDIR(st.st_mode)) refuse(dir, "it is not a directory");
+  if (st.st_uid != ::geteuid())
+    refuse(dir, "it is owned by uid " + std::to_string(st.st_uid) + ", not by this process's uid " +
+                    std::to_string(::geteuid()) + "; give a directory this user owns (or one tenantdb creates)");
+  if ((st.st_mode & 0022) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    refuse(dir, std::string("it is writable by group or others (mode ") + mode +
+                    "); remove that write access (chmod go-w) or give a directory tenantdb creates");
+  }
+}
+
+// Opens `dir` (following a symlink in the path the caller gave) and checks it is safe.
+// Returns an invalid fd if it does not exist and `create` is false.
+unique_fd open_dir(const fs::path& dir, bool create, mode_t dir_mode) {
+  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd && errno == ENOENT && create) {
+    int rc = ::mkdir(dir.c_str(), dir_mode);
+    if (rc != 0 && errno == ENOENT) {
+      std::error_code ec;  // missing parents, as mkdir -p makes them
+      fs::create_directories(dir.parent_path(), ec);
+      rc = ::mkdir(dir.c_str(), dir_mode);
+    }
+    if (rc != 0 && errno != EEXIST) fail_io("cannot create directory", dir, errno);
+    fd.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
+  if (!fd) {
+    if (errno == ENOENT && !create) return fd;
+    fail_io("cannot open", dir, errno);
+  }
+  check_dir_safe(fd.get(), dir);
+  return fd;
+}
+
+// The link's text, "" if there is no such entry. Refuses an entry that is not a symlink.
+std::string read_link_at(int dirfd, const std::string& name, const fs::path& dir) {
+  char buf[4096];
+  const ssize_t n = ::readlinkat(dirfd, name.c_str(), buf, sizeof buf - 1);
+  if (n < 0) {
+    if (errno == ENOENT) return {};
+    if (errno == EINVAL) refuse(dir, name + " is not a symlink");
+    fail_io("cannot read link", dir / name, errno);
+  }
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// The generation ..data names, "" if there is none. Anything but a sibling of the shape
+// this project (or kubelet) writes is refused: an absolute path, "../x" or "a/b" would
+// make us read, and later delete, whatever it names.
+std::string current_generation(int dirfd, const fs::path& dir) {
+  std::string target = read_link_at(dirfd, data_link, dir);
+  if (!target.empty() && !is_generation_name(target))
+    refuse(dir, std::string(data_link) +
+                    " points somewhere tenantdb never writes (only a sibling \"..<timestamp>.<suffix>\" directory is "
+                    "accepted); remove the link if the directory is meant for tenantdb");
+  return target;
+}
+
+// Entry names of an open directory ("." and ".." left out), at most max_entries.
+std::vector<std::string> list_dir(int fd, const fs::path& dir) {
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) fail_io("cannot read", dir, errno);
+  DIR* d = ::fdopendir(copy);
+  if (d == nullptr) {
+    const int err = errno;
+    ::close(copy);
+    fail_io("cannot read", dir, err);
+  }
+  ::rewinddir(d);
+  std::vector<std::string> out;
+  errno = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (out.size() == max_entries) {
+      ::closedir(d);
+      refuse(dir, "it holds more than " + std::to_string(max_entries) + " entries");
+    }
+    out.push_back(name);
+  }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) fail_io("cannot read", dir, err);
+  return out;
+}
+
+// Removes the entry `name` of `dirfd` without following any symlink: a link or a file is
+// unlinked, a directory is emptied through its own descriptor (a few levels deep at most:
+// ours are flat) and removed. Best effort: errors are left for the next publish.
+void remove_tree_at(int dirfd, const std::string& name, int depth = 0) {
+  if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno != EISDIR) return;
+  if (depth < 4) {
+    unique_fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) return;
+    try {
+      for (const auto& entry : list_dir(fd.get(), name)) remove_tree_at(fd.get(), entry, depth + 1);
+    } catch (const error&) {
+      return;
+    }
+  }
+  ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR);
+}
+
+void fsync_fd(int fd, const fs::path& path) {
+  if (::fsync(fd) != 0) fail_io("cannot fsync", path, errno);
+}
+
+void write_file_at(int dirfd, const fs::path& dir, const std::string& name, const std::string& content, mode_t mode) {
+  const fs::path path = dir / name;
+  unique_fd fd(::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) fail_io("cannot create", path, errno);
   if (::fchmod(fd.get(), mode) != 0) fail_io("cannot chmod", path, errno);  // umask must not widen or narrow it
   std::size_t done = 0;
@@ -54,48 +194,84 @@ void write_file(const fs::path& path, const std::string& content, mode_t mode) {
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) fail_io("cannot fsync", path, errno);
+  fsync_fd(fd.get(), path);
+}
+
+// Reads one key of a generation: a regular file (never a FIFO, device or symlink, which
+// could block us or feed us without end) of at most max_file_bytes. std::nullopt if it
+// vanished meanwhile.
+std::optional<std::string> read_key_at(int dirfd, const fs::path& dir, const std::string& name) {
+  unique_fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return std::nullopt;
+    if (errno == ELOOP) refuse(dir, name + " is a symlink, not a file");
+    fail_io("cannot open", dir / name, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) fail_io("cannot stat", dir / name, errno);
+  if (!S_ISREG(st.st_mode)) refuse(dir, name + " is not a regular file");
+  if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) > max_file_bytes)
+    refuse(dir, name + " is larger than " + std::to_string(max_file_bytes) + " bytes");
+  std::string content;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail_io("cannot read", dir / name, errno);
+    }
+    if (n == 0) break;
+    content.append(buf, static_cast<std::size_t>(n));
+    if (content.size() > max_file_bytes)  // it grew while we read
+      refuse(dir, name + " is larger than " + std::to_string(max_file_bytes) + " bytes");
+  }
+  return content;
 }
 
 // Replaces `link` with a symlink to `target` atomically (create beside it, rename over).
-void swap_symlink(const fs::path& dir, const std::string& link, const std::string& target) {
-  const fs::path tmp = dir / (std::string(data_link_tmp) + "." + link);
-  ::unlink(tmp.c_str());
-  if (::symlink(target.c_str(), tmp.c_str()) != 0) fail_io("cannot create symlink", tmp, errno);
-  if (::rename(tmp.c_str(), (dir / link).c_str()) != 0) {
+void swap_symlink(int dirfd, const fs::path& dir, const std::string& link, const std::string& target) {
+  const std::string tmp = std::string(data_link_tmp) + "." + link;
+  ::unlinkat(dirfd, tmp.c_str(), 0);
+  if (::symlinkat(target.c_str(), dirfd, tmp.c_str()) != 0) fail_io("cannot create symlink", dir / tmp, errno);
+  if (::renameat(dirfd, tmp.c_str(), dirfd, link.c_str()) != 0) {
     const int err = errno;
-    ::unlink(tmp.c_str());
+    ::unlinkat(dirfd, tmp.c_str(), 0);
     fail_io("cannot rename symlink to", dir / link, err);
   }
 }
 
-std::string read_link(const fs::path& link) {
-  char buf[4096];
-  const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return {};
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-
-std::string timestamp_dir_pattern() {
+std::string timestamp_prefix() {
   const auto now = std::chrono::system_clock::now();
   const auto secs = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
   std::strftime(buf, sizeof buf, "..%Y_%m_%d_%H_%M_%S.", &tm);
-  return std::string(buf) + "XXXXXX";
+  return buf;
+}
+
+// Creates a fresh, empty generation directory (mode 0700 until the caller sets its own)
+// and returns its name.
+std::string make_generation(int dirfd, const fs::path& dir) {
+  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string name = timestamp_prefix();
+    for (int i = 0; i < 6; ++i) name.push_back(alphabet[rng() % (sizeof alphabet - 1)]);
+    if (::mkdirat(dirfd, name.c_str(), 0700) == 0) return name;
+    if (errno != EEXIST) fail_io("cannot create data directory in", dir, errno);
+  }
+  fail_io("cannot create data directory in", dir, EEXIST);
 }
 
 // Everything a crashed or finished publish may have left: its own timestamped data
 // directories (other than the live one) and temporary links. Nothing else is touched:
 // lock files belong to writers that may be waiting on them right now.
-void remove_stale(const fs::path& dir, const std::string& live) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
+void remove_stale(int dirfd, const fs::path& dir, const std::string& live) {
+  for (const auto& name : list_dir(dirfd, dir)) {
     const bool data_dir = name.size() > 3 && name.rfind("..", 0) == 0 && name[2] >= '0' && name[2] <= '9';
     const bool temp_link = name.rfind(data_link_tmp, 0) == 0;
-    if ((data_dir && name != live) || temp_link) fs::remove_all(entry.path(), ec);
+    if ((data_dir && name != live) || temp_link) remove_tree_at(dirfd, name);
   }
 }
 
@@ -177,76 +353,120 @@ credential_data workload_view(const credential_data& data) {
 void publish_directory(const fs::path& dir, const credential_data& data, const directory_options& options) {
   for (const auto& [key, value] : data)
     if (!valid_key(key)) throw error(error_kind::internal, "invalid credential key \"" + key + "\"");
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) {
-    if (::mkdir(dir.c_str(), options.dir_mode) != 0 && errno != EEXIST) fail_io("cannot create directory", dir, errno);
-  }
+  // Everything below works relative to this descriptor and follows no symlink inside it.
+  const unique_fd dirfd = open_dir(dir, true, options.dir_mode);
+  current_generation(dirfd.get(), dir);  // refuses a foreign ..data before the lock file is made
   // One writer at a time: the sidecar, or an init that runs again after a crash.
-  const fs::path lock_path = dir / lock_name;
-  unique_fd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!lock) fail_io("cannot open lock file", lock_path, errno);
-  if (::flock(lock.get(), LOCK_EX) != 0) fail_io("cannot lock", lock_path, errno);
+  unique_fd lock(::openat(dirfd.get(), lock_name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
+  if (!lock) fail_io("cannot open lock file", dir / lock_name, errno);
+  struct stat lock_st {};
+  if (::fstat(lock.get(), &lock_st) != 0 || !S_ISREG(lock_st.st_mode)) refuse(dir, std::string(lock_name) + " is not a regular file");
+  if (::flock(lock.get(), LOCK_EX) != 0) fail_io("cannot lock", dir / lock_name, errno);
 
-  const std::string old_target = read_link(dir / data_link);
-  remove_stale(dir, old_target);
+  const std::string old_target = current_generation(dirfd.get(), dir);
+  remove_stale(dirfd.get(), dir, old_target);
 
-  std::string pattern = (dir / timestamp_dir_pattern()).string();
-  if (::mkdtemp(pattern.data()) == nullptr) fail_io("cannot create data directory in", dir, errno);
-  const fs::path new_dir(pattern);
-  const std::string new_name = new_dir.filename().string();
+  const std::string new_name = make_generation(dirfd.get(), dir);
+  const fs::path new_dir = dir / new_name;
   try {
-    if (::chmod(new_dir.c_str(), options.dir_mode) != 0) fail_io("cannot chmod", new_dir, errno);
-    for (const auto& [key, value] : data) write_file(new_dir / key, value.reveal(), options.file_mode);
-    fsync_path(new_dir);
+    const unique_fd gen(::openat(dirfd.get(), new_name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!gen) fail_io("cannot open", new_dir, errno);
+    if (::fchmod(gen.get(), options.dir_mode) != 0) fail_io("cannot chmod", new_dir, errno);
+    for (const auto& [key, value] : data) write_file_at(gen.get(), new_dir, key, value.reveal(), options.file_mode);
+    fsync_fd(gen.get(), new_dir);
     if (options.fault) options.fault(publish_fault_point);
-    swap_symlink(dir, data_link, new_name);
+    swap_symlink(dirfd.get(), dir, data_link, new_name);
     for (const auto& [key, value] : data) {
-      const fs::path link = dir / key;
-      if (read_link(link) != std::string(data_link) + "/" + key) swap_symlink(dir, key, std::string(data_link) + "/" + key);
+      const std::string want = std::string(data_link) + "/" + key;
+      char buf[4096];
+      const ssize_t n = ::readlinkat(dirfd.get(), key.c_str(), buf, sizeof buf - 1);
+      if (n < 0 || std::string(buf, static_cast<std::size_t>(n)) != want) swap_symlink(dirfd.get(), dir, key, want);
     }
     // Keys that are gone: their links point into ..data and would dangle.
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      const std::string name = entry.path().filename().string();
+    for (const auto& name : list_dir(dirfd.get(), dir)) {
       if (name.rfind("..", 0) == 0 || data.count(name) != 0) continue;
-      if (read_link(entry.path()) == std::string(data_link) + "/" + name) ::unlink(entry.path().c_str());
+      char buf[4096];
+      const ssize_t n = ::readlinkat(dirfd.get(), name.c_str(), buf, sizeof buf - 1);
+      if (n > 0 && std::string(buf, static_cast<std::size_t>(n)) == std::string(data_link) + "/" + name)
+        ::unlinkat(dirfd.get(), name.c_str(), 0);
     }
-    fsync_path(dir);
+    fsync_fd(dirfd.get(), dir);
   } catch (...) {
-    if (read_link(dir / data_link) != new_name) fs::remove_all(new_dir, ec);
+    char buf[4096];
+    const ssize_t n = ::readlinkat(dirfd.get(), data_link, buf, sizeof buf - 1);
+    if (n < 0 || std::string(buf, static_cast<std::size_t>(n)) != new_name) remove_tree_at(dirfd.get(), new_name);
     throw;
   }
-  if (!old_target.empty() && old_target != new_name) fs::remove_all(dir / old_target, ec);
-  fsync_path(dir);
+  if (!old_target.empty() && old_target != new_name) remove_tree_at(dirfd.get(), old_target);
+  fsync_fd(dirfd.get(), dir);
 }
+
+bool same_or_inside(const fs::path& path, const fs::path& dir) {
+  const auto resolve = [](const fs::path& p) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(p, ec);
+    fs::path out = fs::weakly_canonical(abs, ec);
+    if (ec) out = abs;
+    out = out.lexically_normal();
+    if (!out.empty() && out.filename().empty()) out = out.parent_path();  // "a/b/" -> "a/b"
+    return out;
+  };
+  const fs::path inner = resolve(path);
+  const fs::path outer = resolve(dir);
+  auto it = inner.begin();
+  bool prefix = true;
+  for (const auto& part : outer) {
+    if (it == inner.end() || *it != part) {
+      prefix = false;
+      break;
+    }
+    ++it;
+  }
+  if (prefix) return true;
+  struct stat a {}, b {};
+  return ::stat(path.c_str(), &a) == 0 && ::stat(dir.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+void check_credential_directory(const fs::path& dir, bool create, mode_t dir_mode) { open_dir(dir, create, dir_mode); }
 
 credential_data read_directory(const fs::path& dir) {
   credential_data out;
+  const unique_fd dirfd = open_dir(dir, false, 0);
+  if (!dirfd) return out;
   // Resolve ..data once so every key comes from the same generation. If that generation
   // is removed while we read, start over with the new one.
   for (int attempt = 0; attempt < 50; ++attempt) {
     out.clear();
-    const std::string target = read_link(dir / data_link);
+    const std::string target = current_generation(dirfd.get(), dir);
     if (target.empty()) return out;
     const fs::path data_dir = dir / target;
-    std::error_code ec;
     bool vanished = false;
-    for (const auto& entry : fs::directory_iterator(data_dir, ec)) {
-      const std::string name = entry.path().filename().string();
-      unique_fd fd(::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-      if (!fd) {
-        vanished = true;
-        break;
+    unique_fd gen(::openat(dirfd.get(), target.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!gen) {
+      if (errno == ELOOP || errno == ENOTDIR) refuse(dir, target + " is not a directory");
+      if (errno != ENOENT) fail_io("cannot open", data_dir, errno);
+      vanished = true;
+    } else {
+      check_dir_safe(gen.get(), data_dir);
+      std::vector<std::string> names;
+      try {
+        names = list_dir(gen.get(), data_dir);
+      } catch (const error&) {
+        vanished = true;  // deleted under us; refusals of a live generation repeat below
+        if (read_link_at(dirfd.get(), data_link, dir) == target) throw;
       }
-      std::string content;
-      char buf[4096];
-      ssize_t n;
-      while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) content.append(buf, static_cast<std::size_t>(n));
-      out[name] = secret(std::move(content));
+      for (const auto& name : names) {
+        auto content = read_key_at(gen.get(), data_dir, name);
+        if (!content) {
+          vanished = true;
+          break;
+        }
+        out[name] = secret(std::move(*content));
+      }
     }
-    if (ec) vanished = true;
     // A generation is deleted only after ..data moved away from it: if the link still
     // points where it did, nothing we read was being deleted.
-    if (!vanished && read_link(dir / data_link) == target) return out;
+    if (!vanished && read_link_at(dirfd.get(), data_link, dir) == target) return out;
   }
   throw error(error_kind::output, "the credential directory " + dir.string() + " kept changing while being read");
 }

@@ -151,10 +151,15 @@ public:
 
 private:
   unique_fd lock() {
-    std::error_code ec;
-    std::filesystem::create_directories(dir_, ec);
+    // Refuses a directory someone else could write before anything is created in it.
+    check_credential_directory(dir_, true, options_.dir_mode);
     const auto path = dir_ / "..tenantdb.store.lock";
-    unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
+    struct stat st {};
+    if (fd && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)))
+      throw error(error_kind::output, "refusing the credential directory " + dir_.string() + ": " + path.filename().string() +
+                                          " is not a regular file")
+          .about(dir_.string());
     if (!fd || ::flock(fd.get(), LOCK_EX) != 0)
       throw error(error_kind::output, "cannot lock " + path.string() + ": " + std::strerror(errno)).about(dir_.string());
     return fd;

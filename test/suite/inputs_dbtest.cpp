@@ -365,6 +365,8 @@ TEST_P(BadInputTest, BadInitFlagsAndTenantInputsAreRejectedAndCreateNothing) {
   const std::vector<bad_input> kube_cases = {
       {"neither --connector nor --connector-file", {"--connector", drop}, {}, 2, "--connector"},
       {"both --connector and --connector-file", {"--connector-file", good.string()}, {}, 2, "--connector"},
+      {"--store-dir without --local", {"--store-dir", (fs::temp_directory_path() / "tenantdb-no-store").string()}, {}, 2,
+       "--store-dir"},
       {"uppercase connector name", {"--connector", "Platform/DB-Connector"}, {}, 2, "--connector"},
       {"connector with two slashes", {"--connector", "platform/db/connector"}, {}, 2, "--connector"},
       {"SQL-looking connector", {"--connector", "x'; DROP TABLE t; --"}, {}, 2, "--connector"},

@@ -386,6 +386,81 @@ TEST_F(CredentialsDir, RefusesKeysThatCouldEscapeOrClash) {
   EXPECT_EQ(reveal_all(read_directory(dir)), good);
 }
 
+TEST_F(CredentialsDir, ForeignDataLinkIsRefusedAndItsTargetLeftAlone) {
+  const fs::path victim = tmp_.path() / "victim";
+  fs::create_directories(victim);
+  { std::ofstream(victim / "password") << "keep"; }
+  for (const std::string& target : {victim.string(), "../victim"s, "..2020_01_01_00_00_00.AbCdEf/../../victim"s, "a/b"s}) {
+    SCOPED_TRACE(target);
+    const fs::path dir = tmp_.path() / "creds";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::create_symlink(target, dir / "..data");
+    EXPECT_THROW(read_directory(dir), error);
+    try {
+      publish_directory(dir, make_data({{"password", "new"}}));
+      ADD_FAILURE() << "published over a foreign ..data";
+    } catch (const error& e) {
+      EXPECT_STREQ(to_string(e.kind()), "output");
+      EXPECT_NE(std::string(e.what()).find("..data"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(read_file(victim / "password"), "keep");
+    EXPECT_EQ(link_target(dir / "..data"), target);
+    EXPECT_EQ(entries(dir), std::set<std::string>{"..data"}) << "the refused publish left something behind";
+  }
+}
+
+TEST_F(CredentialsDir, KeysThatAreNotSmallRegularFilesAreRefusedWithoutBlocking) {
+  const fs::path dir = tmp_.path() / "creds";
+  publish_directory(dir, make_data({{"user", "u"}, {"password", "p"}}));
+  const fs::path password = dir / link_target(dir / "..data") / "password";
+  fs::remove(password);
+  ASSERT_EQ(::mkfifo(password.c_str(), 0600), 0);
+  EXPECT_THROW(read_directory(dir), error);  // blocks forever if the FIFO is opened for reading
+  fs::remove(password);
+  fs::create_symlink("/dev/zero", password);
+  EXPECT_THROW(read_directory(dir), error);
+  fs::remove(password);
+  { std::ofstream(password) << std::string((1 << 20) + 1, 'x'); }
+  EXPECT_THROW(read_directory(dir), error);
+}
+
+TEST_F(CredentialsDir, DirectoryOthersCanWriteIsRefused) {
+  const fs::path dir = tmp_.path() / "creds";
+  fs::create_directories(dir);
+  for (mode_t mode : {0777, 0770, 0757, 01777}) {
+    ASSERT_EQ(::chmod(dir.c_str(), mode), 0);
+    EXPECT_THROW(publish_directory(dir, make_data({{"user", "u"}})), error) << std::oct << mode;
+    EXPECT_THROW(read_directory(dir), error) << std::oct << mode;
+    EXPECT_TRUE(entries(dir).empty()) << std::oct << mode;
+  }
+  ASSERT_EQ(::chmod(dir.c_str(), 0750), 0);
+  publish_directory(dir, make_data({{"user", "u"}}));
+  EXPECT_EQ(reveal_all(read_directory(dir)), (std::map<std::string, std::string>{{"user", "u"}}));
+}
+
+TEST(CredentialPaths, GenerationNamesAreOnlyTheShapeWeWrite) {
+  EXPECT_TRUE(is_generation_name("..2020_01_01_00_00_00.AbCdEf"));
+  EXPECT_TRUE(is_generation_name("..2024_12_31_23_59_59.1234567890"));  // kubelet's suffix
+  for (const char* bad : {"", "..data", "/tmp/x", "../x", "..2020_01_01_00_00_00.", "..2020_01_01_00_00_00.a/b",
+                          "..2020_01_01_00_00_00.ab/../../x", "..2020_01_01_00_00.abc", "x..2020_01_01_00_00_00.abc"})
+    EXPECT_FALSE(is_generation_name(bad)) << bad;
+}
+
+TEST_F(CredentialsDir, SameOrInsideSeesThroughSymlinksAndSpelling) {
+  const fs::path a = tmp_.path() / "a";
+  fs::create_directories(a);
+  fs::create_directory_symlink(a, tmp_.path() / "link");
+  EXPECT_TRUE(same_or_inside(a, a));
+  EXPECT_TRUE(same_or_inside(tmp_.path() / "link", a));
+  EXPECT_TRUE(same_or_inside(a, tmp_.path() / "link"));
+  EXPECT_TRUE(same_or_inside(fs::path(a.string() + "/./"), a));
+  EXPECT_TRUE(same_or_inside(a / "store", a));
+  EXPECT_FALSE(same_or_inside(a, a / "out"));
+  EXPECT_FALSE(same_or_inside(tmp_.path() / "ab", a));
+  EXPECT_FALSE(same_or_inside(tmp_.path() / "b", a));
+}
+
 // ---------------------------------------------------------------------------------------
 // to_data / from_data / workload_view / to_json
 

@@ -84,12 +84,33 @@ mode_t parse_file_mode(std::string_view text);
 /// the previous data directory is removed. A reader that opens `dir/key` sees either the
 /// whole old set or the whole new set, never a mix. Temp entries are removed on failure.
 /// Keys not in `data` disappear. Throws tenantdb::error (output) naming the path.
+///
+/// Nothing in `dir` is trusted: everything is done relative to a descriptor of `dir`
+/// without following symlinks, and `dir` is refused (tenantdb::error, output, nothing
+/// changed) if it is not owned by this process's user, is writable by group or others,
+/// or has a `..data` that is not a symlink to a sibling generation directory.
 void publish_directory(const std::filesystem::path& dir, const credential_data& data,
                        const directory_options& options = {});
 
 /// Reads a directory written by publish_directory (or a Secret volume) back into a map.
-/// Returns an empty map if the directory has no ..data link.
+/// Returns an empty map if the directory does not exist or has no ..data link.
+/// Throws tenantdb::error (output) for what publish_directory also refuses, and for a key
+/// that is not a regular file (a FIFO, device or symlink) or is larger than 1 MiB.
 credential_data read_directory(const std::filesystem::path& dir);
+
+/// Refuses `dir` the way publish_directory does (tenantdb::error, output): not a
+/// directory, owned by another user, or writable by group or others. A missing `dir` is
+/// created (mode `dir_mode`) if `create`, else accepted as it is.
+void check_credential_directory(const std::filesystem::path& dir, bool create, mode_t dir_mode = 0750);
+
+/// True if `path` is the directory `dir` or lies inside it, after resolving symlinks (and
+/// for two existing directories, if they are the same inode). Used to keep a credential
+/// store out of the directory a workload reads.
+bool same_or_inside(const std::filesystem::path& path, const std::filesystem::path& dir);
+
+/// True if `name` is a data directory name of the shape publish_directory (and kubelet)
+/// write: "..YYYY_MM_DD_HH_MM_SS." and an alphanumeric suffix. `..data` must name one.
+bool is_generation_name(std::string_view name);
 
 /// The credentials as one JSON object, as the init prints with --print-json.
 secret to_json(const credential_data& data);
