@@ -82,11 +82,7 @@ int run(const flags& f) {
     validate_name_prefix(opts.name_prefix);
     // With --store-dir the store is tenantdb's own and --output-dir gets only the
     // workload's keys; without it --output-dir is the store (standby included).
-    if (!f.store_dir.empty() && same_or_inside(f.store_dir, f.output_dir))
-      throw error(error_kind::usage, "--store-dir must be apart from --output-dir (not the same directory, not inside "
-                                     "it): the store holds the standby and pending passwords, which the workload "
-                                     "must never read")
-          .about("--store-dir");
+    if (!f.store_dir.empty()) check_store_apart(f.store_dir, f.output_dir);
     const connector conn = parse_connector(read_connector_path(f.connector_file));
     refuse_unsafe_directory(f.output_dir);
     if (!f.store_dir.empty()) refuse_unsafe_directory(f.store_dir);

@@ -153,9 +153,7 @@ int run(const flags& f) {
     if (!f.secret_name.empty() || !f.kubeconfig.empty())
       usage("--local", "does not use the Kubernetes API: drop --secret-name and --kubeconfig");
     // The store holds the standby and pending passwords: the workload must not read it.
-    if (same_or_inside(f.store_dir, f.output_dir))
-      usage("--store-dir", "must be apart from --output-dir (not the same directory, not inside it): the store holds "
-                           "the standby and pending passwords, which the workload must never read");
+    check_store_apart(f.store_dir, f.output_dir);
     opts.store_source = "files";
     directory_options store_files;
     store_files.file_mode = opts.files.file_mode;

@@ -437,14 +437,14 @@ struct agent::impl {
     } catch (const foreign_store_error& e) {
       // Not tenantdb's (a ServiceAccount token Secret in its place): nothing from it is
       // published, and the pod says so until the store is usable again.
-      store_refused = e.what();
+      store_refused = true;
       count_error(options.store_source, e, "reading the " + store.describe());
       return false;
     } catch (const error& e) {
       count_error(options.store_source, e, "reading the " + store.describe());
       return false;
     }
-    store_refused.clear();
+    store_refused = false;
     // An existing Secret with no data is one pre-created for tenantdb-init to fill.
     if (loaded && loaded->data.empty()) loaded.reset();
     if (!loaded) {
@@ -459,33 +459,26 @@ struct agent::impl {
     observe_lockout();
     // Republish when the store moved on, or when someone removed the files meanwhile.
     std::error_code ec;
-    const bool files_gone =
-        options.publish && files_in_place && !std::filesystem::is_symlink(options.output_dir / "..data", ec);
+    const bool files_gone = files_in_place && !std::filesystem::is_symlink(options.output_dir / "..data", ec);
     if (current->version == published_version && !publish_failed && !files_gone) return true;
 
     bool changed = false;
-    if (options.publish) {
-      try {
-        const credential_data desired =
-            with_formats(files_view(current->data), options.formats, options.ca_file, grace_login(*current));
-        if (!same_data(read_directory(options.output_dir), desired)) {
-          publish_directory(options.output_dir, desired, options.files);
-          ++files_published_total;
-          changed = true;
-          log::info("credential files published", {{"output_dir", options.output_dir.string()},
-                                                   {"version", current->version}});
-        }
-        published = files_view(current->data);
-      } catch (const error& e) {
-        publish_failed = true;
-        not_ready_reason = "cannot write the credential files";
-        count_error("files", e, "publishing the credential files");
-        return true;
+    try {
+      const credential_data desired =
+          with_formats(files_view(current->data), options.formats, options.ca_file, grace_login(*current));
+      if (!same_data(read_directory(options.output_dir), desired)) {
+        publish_directory(options.output_dir, desired, options.files);
+        ++files_published_total;
+        changed = true;
+        log::info("credential files published", {{"output_dir", options.output_dir.string()},
+                                                 {"version", current->version}});
       }
-    } else {
-      const credential_data view = files_view(current->data);
-      changed = published.has_value() && !same_data(*published, view);
-      published = view;
+      published = files_view(current->data);
+    } catch (const error& e) {
+      publish_failed = true;
+      not_ready_reason = "cannot write the credential files";
+      count_error("files", e, "publishing the credential files");
+      return true;
     }
     publish_failed = false;
     published_version = current->version;
@@ -645,12 +638,12 @@ struct agent::impl {
   // Not ready while an account is locked out: whoever changed its password holds a login
   // to the tenant's database that rotation can no longer take away.
   bool ready() const {
-    return files_in_place && !publish_failed && check_ok && locked_out().empty() && store_refused.empty();
+    return files_in_place && !publish_failed && check_ok && locked_out().empty() && !store_refused;
   }
 
   // One terse line from a fixed set (see failure_class); the details are in the log.
   std::string reason() const {
-    if (!store_refused.empty()) return "credentials Secret refused";  // why: the log
+    if (store_refused) return "credentials Secret refused";  // why: the log
     if (!files_in_place || publish_failed) return not_ready_reason;
     if (!check_ok) return check_reason.empty() ? "login check pending" : check_reason;
     if (!locked_out().empty()) return "account locked out: run tenantdb-init";  // which one: the log and the gauge
@@ -855,7 +848,8 @@ struct agent::impl {
         sample("tenantdb_account_lockout{account=\"" + locked + "\"}", "1");
     }
     family("tenantdb_ready", "gauge",
-           "1 when the files are in place, the last login check passed and no account is locked out.");
+           "1 when the files are in place, the last login check passed, the store is tenantdb's and no account "
+           "is locked out.");
     sample("tenantdb_ready", ready() ? "1" : "0");
     if (main_server) {
       // A connection flood against --listen shows here, not as failed probes.
@@ -914,8 +908,8 @@ struct agent::impl {
   std::string published_version;
   bool files_in_place = false;
   bool publish_failed = false;
-  /// Why the store was refused at the last sync (foreign_store_error); empty when it was not.
-  std::string store_refused;
+  /// The last sync found a store that is not tenantdb's (foreign_store_error); why: the log.
+  bool store_refused = false;
   bool missing_logged = false;
   std::string not_ready_reason = "starting";
   bool check_ok = false;

@@ -427,6 +427,13 @@ bool same_or_inside(const fs::path& path, const fs::path& dir) {
   return ::stat(path.c_str(), &a) == 0 && ::stat(dir.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+void check_store_apart(const fs::path& store_dir, const fs::path& output_dir) {
+  if (same_or_inside(store_dir, output_dir))
+    throw error(error_kind::usage, "--store-dir must be apart from --output-dir (not the same directory, not inside it): "
+                                   "the store holds the standby and pending passwords, which the workload must never read")
+        .about("--store-dir");
+}
+
 void check_credential_directory(const fs::path& dir, bool create, mode_t dir_mode) { open_dir(dir, create, dir_mode); }
 
 credential_data read_directory(const fs::path& dir) {

@@ -87,9 +87,6 @@ struct reload_options {
 struct agent_options {
   /// Where the workload reads its files.
   std::filesystem::path output_dir;
-  /// False when output_dir is the store itself (local mode with --store-dir equal to
-  /// --output-dir): then nothing is published separately.
-  bool publish = true;
   directory_options files;
   /// Extra files published with the keys, in the same generation.
   std::vector<credential_format> formats;

@@ -108,6 +108,11 @@ void check_credential_directory(const std::filesystem::path& dir, bool create, m
 /// store out of the directory a workload reads.
 bool same_or_inside(const std::filesystem::path& path, const std::filesystem::path& dir);
 
+/// Throws tenantdb::error (usage, about --store-dir) if the store directory is the output
+/// directory or lies inside it (same_or_inside): the store holds the standby and pending
+/// passwords, which the workload reading the output directory must never see.
+void check_store_apart(const std::filesystem::path& store_dir, const std::filesystem::path& output_dir);
+
 /// True if `name` is a data directory name of the shape publish_directory (and kubelet)
 /// write: "..YYYY_MM_DD_HH_MM_SS." and an alphanumeric suffix. `..data` must name one.
 bool is_generation_name(std::string_view name);
