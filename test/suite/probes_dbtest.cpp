@@ -30,6 +30,7 @@
 using namespace tenantdb;
 using namespace tenantdb::test::outages;
 using namespace std::chrono_literals;
+using test::connect_from;
 using test::eventually;
 using test::tail;
 
@@ -40,24 +41,6 @@ namespace {
 // The sidecar's default connection cap (common/src/http_server.hpp): with the attack
 // under way its descriptors may grow by at most this many.
 constexpr std::size_t connection_cap = 64;
-
-// A socket connected from `source` (a loopback address) to 127.0.0.1:port; -1 on failure.
-int connect_from(const std::string& source, std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in from{};
-  from.sin_family = AF_INET;
-  ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(port);
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
-      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 struct probe_result {
   int status = 0;  ///< 0: no answer within the timeout

@@ -60,6 +60,10 @@ struct http_reply {
 };
 http_reply http(std::uint16_t port, const std::string& method, const std::string& path, const std::string& extra = {});
 
+/// A TCP socket bound to `source` (a loopback address such as 127.0.0.2) and connected to
+/// 127.0.0.1:port, so tests can speak from several addresses; -1 on failure.
+int connect_from(const std::string& source, std::uint16_t port);
+
 /// An annotation of Secret ns/name in `api`; "" when absent (the rotator blanks removed ones).
 std::string secret_annotation(const KubeStandin& api, const std::string& ns, const std::string& name,
                               const std::string& key);

@@ -25,30 +25,14 @@
 #pragma GCC diagnostic pop
 
 #include "http_server.hpp"
+#include "pod.hpp"
 
 using namespace std::chrono_literals;
 namespace http = tenantdb::http;
+using tenantdb::test::connect_from;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-// A socket connected from `source` (a loopback address) to 127.0.0.1:port; -1 on failure.
-int connect_from(const std::string& source, std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in from{};
-  from.sin_family = AF_INET;
-  ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(port);
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
-      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 struct fd_set_guard {
   std::vector<int> fds;
