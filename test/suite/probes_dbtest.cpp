@@ -38,7 +38,7 @@ namespace {
 
 [[maybe_unused]] const bool server_logs = test::dump_server_logs_on_failure({"pg", "mariadb"});
 
-// The sidecar's default connection cap (common/src/http_server.hpp): with the attack
+// The sidecar's default connection cap (common/src/sidecar/http_server.hpp): with the attack
 // under way its descriptors may grow by at most this many.
 constexpr std::size_t connection_cap = 64;
 

@@ -24,7 +24,7 @@
 #include <boost/asio/post.hpp>
 #pragma GCC diagnostic pop
 
-#include "http_server.hpp"
+#include "sidecar/http_server.hpp"
 #include "pod.hpp"
 
 using namespace std::chrono_literals;

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace {

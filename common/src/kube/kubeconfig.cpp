@@ -6,10 +6,10 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
-#include "base64.hpp"
+#include "base/base64.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/kube.hpp"
-#include "unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace {

@@ -25,13 +25,13 @@
 #include <thread>
 #include <vector>
 
-#include "engines.hpp"
-#include "temp_ca_file.hpp"
+#include "engine/engines.hpp"
+#include "engine/temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/ownership.hpp"
 #include "tenantdb/secret.hpp"
-#include "unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace tenantdb::detail {
 namespace {

@@ -27,12 +27,12 @@
 #include <boost/asio/steady_timer.hpp>
 #pragma GCC diagnostic pop
 
-#include "http_server.hpp"
+#include "sidecar/http_server.hpp"
 #include "tenantdb/engine.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/memory.hpp"
-#include "unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace asio = boost::asio;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "tenantdb/error.hpp"
-#include "unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace tenantdb::detail {
 

@@ -11,7 +11,7 @@
 #include <openssl/x509.h>
 #include <yaml-cpp/yaml.h>
 
-#include "base64.hpp"
+#include "base/base64.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/naming.hpp"

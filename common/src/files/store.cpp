@@ -9,7 +9,7 @@
 
 #include "tenantdb/error.hpp"
 #include "tenantdb/kube.hpp"
-#include "unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace {

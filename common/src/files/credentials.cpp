@@ -17,7 +17,7 @@
 #include "tenantdb/dsn.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
-#include "unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace fs = std::filesystem;

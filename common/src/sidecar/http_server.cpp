@@ -1,4 +1,4 @@
-#include "http_server.hpp"
+#include "sidecar/http_server.hpp"
 
 #include <algorithm>
 #include <array>

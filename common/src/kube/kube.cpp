@@ -17,10 +17,10 @@
 #include <rapidjson/writer.h>
 #include <unistd.h>
 
-#include "base64.hpp"
+#include "base/base64.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
-#include "unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 #ifndef TENANTDB_VERSION
 #define TENANTDB_VERSION "unknown"

@@ -1,6 +1,6 @@
 #include "tenantdb/engine.hpp"
 
-#include "engines.hpp"
+#include "engine/engines.hpp"
 
 namespace tenantdb {
 
