@@ -37,10 +37,10 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <new>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -59,7 +59,9 @@ void step(const char* what) {
   step_t0 = t;
 }
 
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
+[[noreturn]] void fail(const std::string& what) {
+  throw std::runtime_error(what);
+}
 
 long long now_ns() {
   timespec ts{};
@@ -157,12 +159,12 @@ struct pg_closer {
 };
 using pg_ptr = std::unique_ptr<PGconn, pg_closer>;
 
-pg_ptr pg_connect(const connector& c, const std::string& ca_file, const std::string& user,
-                  const std::string& password, const std::string& db) {
-  const char* keys[] = {"host",    "port",        "dbname",          "user",    "password",
+pg_ptr pg_connect(const connector& c, const std::string& ca_file, const std::string& user, const std::string& password,
+                  const std::string& db) {
+  const char* keys[] = {"host",    "port",        "dbname",          "user",       "password",
                         "sslmode", "sslrootcert", "connect_timeout", "gssencmode", nullptr};
-  const char* vals[] = {c.host.c_str(), c.port.c_str(), db.c_str(), user.c_str(), password.c_str(),
-                        "verify-full",  ca_file.c_str(), "10",      "disable",    nullptr};
+  const char* vals[] = {c.host.c_str(), c.port.c_str(),  db.c_str(), user.c_str(), password.c_str(),
+                        "verify-full",  ca_file.c_str(), "10",       "disable",    nullptr};
   pg_ptr conn(PQconnectdbParams(keys, vals, 0));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
     fail("pg connect as " + user + ": " + (conn ? PQerrorMessage(conn.get()) : "out of memory"));
@@ -246,8 +248,8 @@ struct my_closer {
 };
 using my_ptr = std::unique_ptr<MYSQL, my_closer>;
 
-my_ptr my_connect(const connector& c, const std::string& ca_file, const std::string& user,
-                  const std::string& password, const char* db) {
+my_ptr my_connect(const connector& c, const std::string& ca_file, const std::string& user, const std::string& password,
+                  const char* db) {
   my_ptr m(mysql_init(nullptr));
   if (!m) fail("mysql_init");
   unsigned int timeout = 10;

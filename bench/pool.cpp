@@ -29,8 +29,7 @@ long long now_ns() {
 }
 
 std::string substitute(std::string arg, const std::string& name) {
-  for (std::size_t at = 0; (at = arg.find("{}", at)) != std::string::npos; at += name.size())
-    arg.replace(at, 2, name);
+  for (std::size_t at = 0; (at = arg.find("{}", at)) != std::string::npos; at += name.size()) arg.replace(at, 2, name);
   return arg;
 }
 

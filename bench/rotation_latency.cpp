@@ -11,12 +11,12 @@
 // then a random 0..MS ms (--spread-ms, give the sync interval: otherwise the trigger
 // follows the last follower's read in step and always meets the followers at the same
 // point of their polling cycle), sends POST /rotate to the next replica in turn, and
-// waits until the Secret and all files hold a new password. The decision is the `"rotation requested"` line that replica
-// logs (JSON, `ts` in ms) when its sync starts the rotation. Prints one line per rotation:
+// waits until the Secret and all files hold a new password. The decision is the `"rotation requested"` line that
+// replica logs (JSON, `ts` in ms) when its sync starts the rotation. Prints one line per rotation:
 //   i leader trigger_to_decision_ms secret_ms replica1_ms ... replicaK_ms all_ms
 // where every *_ms after the second column counts from the decision. Exits 1 on a timeout.
-#include <sys/inotify.h>
 #include <poll.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,8 +167,8 @@ void watch_secret(state& st, const std::string& url, const std::string& ca, cons
     curl_easy_cleanup(curl);
     if (st.stop) return;
     if (rc != CURLE_OK || status != 200)
-      std::fprintf(stderr, "rotation_latency: the watch ended (%s, HTTP %ld); watching again\n",
-                   curl_easy_strerror(rc), status);
+      std::fprintf(stderr, "rotation_latency: the watch ended (%s, HTTP %ld); watching again\n", curl_easy_strerror(rc),
+                   status);
     std::this_thread::sleep_for(100ms);
   }
 }
@@ -240,13 +240,20 @@ int main(int argc, char** argv) {
   state st;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--api") api = value;
-    else if (flag == "--ca") ca = value;
-    else if (flag == "--token-file") token_file = value;
-    else if (flag == "--namespace") ns = value;
-    else if (flag == "--secret") secret_name = value;
-    else if (flag == "--rotations") rotations = std::atol(value.c_str());
-    else if (flag == "--spread-ms") spread_ms = std::atol(value.c_str());
+    if (flag == "--api")
+      api = value;
+    else if (flag == "--ca")
+      ca = value;
+    else if (flag == "--token-file")
+      token_file = value;
+    else if (flag == "--namespace")
+      ns = value;
+    else if (flag == "--secret")
+      secret_name = value;
+    else if (flag == "--rotations")
+      rotations = std::atol(value.c_str());
+    else if (flag == "--spread-ms")
+      spread_ms = std::atol(value.c_str());
     else if (flag == "--replica") {
       replica r;
       std::istringstream parts(value);
@@ -257,7 +264,8 @@ int main(int argc, char** argv) {
       std::getline(parts, r.log, ',');
       r.admin = static_cast<std::uint16_t>(std::atoi(port.c_str()));
       st.replicas.push_back(std::move(r));
-    } else die("unknown flag " + flag);
+    } else
+      die("unknown flag " + flag);
   }
   if (api.empty() || ca.empty() || token_file.empty() || ns.empty() || secret_name.empty() || st.replicas.empty() ||
       rotations < 1)
@@ -310,7 +318,8 @@ int main(int argc, char** argv) {
       return true;
     });
     if (!done) {
-      std::fprintf(stderr, "rotation_latency: rotation %ld did not reach the Secret and every replica within 10 minutes\n", i);
+      std::fprintf(stderr,
+                   "rotation_latency: rotation %ld did not reach the Secret and every replica within 10 minutes\n", i);
       code = 1;
       break;
     }
@@ -318,8 +327,8 @@ int main(int argc, char** argv) {
     if (decided == 0) die("no \"rotation requested\" line in " + st.replicas[leader].log);
     const auto ms = [&](long long t) { return static_cast<double>(t - decided) / 1000.0; };
     long long all = 0;
-    std::printf("%ld %s %.1f %.1f", i, st.replicas[leader].name.c_str(), static_cast<double>(decided - trigger) / 1000.0,
-                ms(st.secret_changed_us));
+    std::printf("%ld %s %.1f %.1f", i, st.replicas[leader].name.c_str(),
+                static_cast<double>(decided - trigger) / 1000.0, ms(st.secret_changed_us));
     for (const auto& r : st.replicas) {
       std::printf(" %.1f", ms(r.changed_us));
       all = std::max(all, r.changed_us);

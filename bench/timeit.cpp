@@ -1,11 +1,11 @@
 // timeit CMD ARGS...: runs CMD (stdout/stderr inherited) and prints on fd 3, or stdout
 // when fd 3 is closed, the nanoseconds from just before spawning it to just after it was
 // reaped, on CLOCK_MONOTONIC. Exits with the command's status.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include <cstdio>
 #include <cstring>

@@ -93,8 +93,9 @@ int run(const flags& f) {
       const auto view = workload_view(result.data);
       if (!same_data(read_directory(f.output_dir), view)) publish_directory(f.output_dir, view, dir_opts);
     }
-    log::info("tenant ready", {{"database", result.names.database}, {"user", result.data.at("user").reveal()},
-                               {"output_dir", f.output_dir}});
+    log::info(
+        "tenant ready",
+        {{"database", result.names.database}, {"user", result.data.at("user").reveal()}, {"output_dir", f.output_dir}});
     if (f.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
     return 0;
   }
@@ -112,11 +113,11 @@ int run(const flags& f) {
   const std::string secret_name = f.secret_name.empty() ? "vc-db-" + f.tenant : f.secret_name;
   if (!is_dns1123_subdomain(secret_name)) {
     // Quoted cut short: one readable line, never a long value echoed back whole.
-    const std::string shown = f.secret_name.empty()    ? std::string("vc-db-<tenant>")
+    const std::string shown = f.secret_name.empty()     ? std::string("vc-db-<tenant>")
                               : secret_name.size() > 63 ? secret_name.substr(0, 40) + "..."
                                                         : secret_name;
-    throw error(error_kind::usage, "the credentials Secret name \"" + shown +
-                                       "\" is not a valid Kubernetes name; pass --secret-name")
+    throw error(error_kind::usage,
+                "the credentials Secret name \"" + shown + "\" is not a valid Kubernetes name; pass --secret-name")
         .about("--secret-name");
   }
 
@@ -143,7 +144,8 @@ int run(const flags& f) {
     const auto view = workload_view(result.data);
     if (!same_data(read_directory(f.output_dir), view)) publish_directory(f.output_dir, view, dir_opts);
   }
-  log::info("tenant ready", {{"database", result.names.database}, {"user", result.data.at("user").reveal()},
+  log::info("tenant ready", {{"database", result.names.database},
+                             {"user", result.data.at("user").reveal()},
                              {"secret", opts.who.namespace_name + "/" + secret_name}});
   if (f.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
   return 0;
@@ -167,15 +169,19 @@ int main(int argc, char** argv) {
   app.add_option("--output-dir", f.output_dir, "Also write the credentials as files into this directory");
   app.add_option("--ca-file", f.ca_file, "Path of caCert as the workload sees it (default: <output-dir>/caCert)");
   app.add_option("--file-mode", f.file_mode, "Mode of the credential files")->capture_default_str();
-  app.add_option("--kubeconfig", f.kubeconfig, "Kubeconfig to use outside a cluster (default: $KUBECONFIG, else in-cluster)");
-  app.add_option("--strategy", f.strategy, "Rotation strategy the accounts are made for: dual or in-place")->capture_default_str();
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "Kubeconfig to use outside a cluster (default: $KUBECONFIG, else in-cluster)");
+  app.add_option("--strategy", f.strategy, "Rotation strategy the accounts are made for: dual or in-place")
+      ->capture_default_str();
   app.add_option("--password-length", f.password_length, "Password length (16-80)")->capture_default_str();
-  app.add_option("--timeout", f.timeout, "Give up on an unreachable database or API after this long")->capture_default_str();
+  app.add_option("--timeout", f.timeout, "Give up on an unreachable database or API after this long")
+      ->capture_default_str();
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")->capture_default_str();
   app.add_flag("--local", f.local,
                "No Kubernetes: --connector-file in, --store-dir (default: --output-dir) is the credential store");
-  app.add_option("--store-dir", f.store_dir,
-                 "With --local: the credential store, apart from --output-dir, which then gets only the workload's keys");
+  app.add_option(
+      "--store-dir", f.store_dir,
+      "With --local: the credential store, apart from --output-dir, which then gets only the workload's keys");
   app.add_flag("--print-json", f.print_json, "Print the credentials as JSON on stdout");
   app.add_flag("--adopt-existing", f.adopt_existing,
                "Take over an existing database or account with the tenant's names that has no ownership record "

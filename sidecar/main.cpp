@@ -64,7 +64,8 @@ using tenantdb::error_kind;
 }
 
 // "0" is allowed where the flag says so; parse_duration refuses zero.
-std::chrono::milliseconds parse_period(const std::string& text, const std::string& flag, std::chrono::milliseconds min) {
+std::chrono::milliseconds parse_period(const std::string& text, const std::string& flag,
+                                       std::chrono::milliseconds min) {
   const auto d = tenantdb::parse_duration(text, flag);
   if (d < min) usage(flag, "must be at least " + tenantdb::format_duration(min));
   return d;
@@ -90,14 +91,16 @@ int run(const flags& f) {
   rotation_options& rot = opts.rotation;
   rot.strategy = parse_strategy(f.strategy);
   if (f.password_length < min_password_length || f.password_length > max_password_length)
-    usage("--password-length", "must be from " + std::to_string(min_password_length) + " to " +
-                                   std::to_string(max_password_length));
+    usage("--password-length",
+          "must be from " + std::to_string(min_password_length) + " to " + std::to_string(max_password_length));
   rot.password_length = f.password_length;
-  rot.grace = f.grace == "0" ? std::chrono::seconds(0) : whole_seconds(parse_period(f.grace, "--grace", std::chrono::seconds(1)), "--grace");
+  rot.grace = f.grace == "0" ? std::chrono::seconds(0)
+                             : whole_seconds(parse_period(f.grace, "--grace", std::chrono::seconds(1)), "--grace");
   if (f.rotate_every == "0" || f.rotate_every == "never" || f.rotate_every == "off") {
     opts.rotate_every.reset();
   } else {
-    opts.rotate_every = whole_seconds(parse_period(f.rotate_every, "--rotate-every", std::chrono::seconds(1)), "--rotate-every");
+    opts.rotate_every =
+        whole_seconds(parse_period(f.rotate_every, "--rotate-every", std::chrono::seconds(1)), "--rotate-every");
   }
   if (!(f.jitter >= 0.0 && f.jitter <= 0.5)) usage("--jitter", "must be a fraction from 0 to 0.5");
   opts.jitter = f.jitter;
@@ -112,8 +115,9 @@ int run(const flags& f) {
   const bool wants_pgpass =
       std::find(opts.formats.begin(), opts.formats.end(), credential_format::pgpass) != opts.formats.end();
   if (wants_pgpass && (opts.files.file_mode & 0077) != 0)
-    usage("--file-mode", "must give no group or other access (e.g. 0400) with --formats pgpass: libpq ignores a "
-                         "password file that others can read");
+    usage("--file-mode",
+          "must give no group or other access (e.g. 0400) with --formats pgpass: libpq ignores a "
+          "password file that others can read");
 
   if (!f.reload_signal.empty()) opts.reload.signal = parse_signal(f.reload_signal);
   opts.reload.process_name = f.reload_process;
@@ -125,7 +129,8 @@ int run(const flags& f) {
     const std::string& program = f.reload_command.front();
     if (program.empty() || program.front() != '/')
       usage("--reload-command", "must start with an absolute path (it runs without a shell)");
-    if (::access(program.c_str(), X_OK) != 0) usage("--reload-command", "names a program that is not executable: " + program);
+    if (::access(program.c_str(), X_OK) != 0)
+      usage("--reload-command", "names a program that is not executable: " + program);
     opts.reload.command = f.reload_command;
   }
 
@@ -137,7 +142,8 @@ int run(const flags& f) {
   std::string holder = f.pod_name;
   if (holder.empty()) holder = host_name();
   if (holder.empty() || holder.size() > 253 || !is_valid_utf8(holder) ||
-      std::any_of(holder.begin(), holder.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == '"'; }))
+      std::any_of(holder.begin(), holder.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == '"'; }))
     usage("--pod-name", "must be this replica's name (default: $POD_NAME, else the host name)");
   rot.holder = holder;
   opts.crash_at = crash_at_from_env();
@@ -199,17 +205,22 @@ int main(int argc, char** argv) {
   app.add_option("--tenant", f.tenant, "Tenant name; names the default credentials Secret")->envname("TENANTDB_TENANT");
   app.add_option("--namespace", f.namespace_name, "Namespace of the credentials Secret (default: $POD_NAMESPACE)");
   app.add_option("--secret-name", f.secret_name, "Credentials Secret name (default: vc-db-<tenant>)");
-  app.add_option("--kubeconfig", f.kubeconfig, "Kubeconfig to use outside a cluster (default: $KUBECONFIG, else in-cluster)");
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "Kubeconfig to use outside a cluster (default: $KUBECONFIG, else in-cluster)");
   app.add_flag("--local", f.local, "No Kubernetes: the store is --store-dir, written by tenantdb-init --local");
   app.add_option("--store-dir", f.store_dir, "With --local: the credential store directory");
   app.add_option("--output-dir", f.output_dir, "Where the workload reads its credential files")->required();
   app.add_option("--formats", f.formats, "Extra files, comma-separated: pgpass, mycnf, env, json");
-  app.add_option("--rotate-every", f.rotate_every, "Rotation period; 0 or never: only on request")->capture_default_str();
-  app.add_option("--jitter", f.jitter, "Per-tenant spread of the schedule, a fraction of the period")->capture_default_str();
-  app.add_option("--grace", f.grace, "How long the previous password keeps working after a switch (dual)")->capture_default_str();
+  app.add_option("--rotate-every", f.rotate_every, "Rotation period; 0 or never: only on request")
+      ->capture_default_str();
+  app.add_option("--jitter", f.jitter, "Per-tenant spread of the schedule, a fraction of the period")
+      ->capture_default_str();
+  app.add_option("--grace", f.grace, "How long the previous password keeps working after a switch (dual)")
+      ->capture_default_str();
   app.add_option("--strategy", f.strategy, "dual or in-place (as the init provisioned)")->capture_default_str();
   app.add_option("--sync-interval", f.sync_interval, "How often the store is read")->capture_default_str();
-  app.add_option("--check-interval", f.check_interval, "How often the credentials' login is checked")->capture_default_str();
+  app.add_option("--check-interval", f.check_interval, "How often the credentials' login is checked")
+      ->capture_default_str();
   app.add_option("--listen", f.listen, "Address of /healthz, /readyz and /metrics, or off")->capture_default_str();
   app.add_option("--admin-listen", f.admin_listen, "Loopback address of POST /rotate, or off")->capture_default_str();
   app.add_option("--reload-signal", f.reload_signal, "Signal sent to --reload-process after the files change");

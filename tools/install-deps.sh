@@ -8,6 +8,7 @@ packages=(
   libpq-dev libmariadb-dev libcurl4-openssl-dev libssl-dev
   rapidjson-dev libboost-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev
+  clang-format     # tools/check-format.sh: the house style (.clang-format) is checked in CI
   postgresql postgresql-client mariadb-server mariadb-client
   iproute2 util-linux procps
   libnss-systemd   # the static smoke test's NSS crash case (issue 12, finding 7)

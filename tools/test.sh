@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
+tools/check-format.sh
 tools/build.sh
 if [ "${TENANTDB_SKIP_STATIC:-0}" != 1 ]; then
   tools/static-smoke.sh

@@ -173,7 +173,9 @@ protected:
   std::vector<std::string> extra_databases_;
 };
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
+std::string quoted(const std::string& s) {
+  return "'" + s + "'";
+}
 
 // ---------------------------------------------------------------------------------------
 // Idempotence and concurrency
@@ -232,9 +234,9 @@ TEST_F(MariadbEngine, TwoConcurrentProvisioningsOfOneTenantBothSucceedWithOneDat
     EXPECT_EQ(created.load(), 1);
 
     auto su = super_client();
-    EXPECT_EQ(su.value("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = " +
-                       quoted(names.database)),
-              "1");
+    EXPECT_EQ(
+        su.value("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = " + quoted(names.database)),
+        "1");
     EXPECT_EQ(su.value("SELECT COUNT(*) FROM mysql.user WHERE User = " + quoted(names.user_a)), "1");
     const secret pw = generate_password();
     admin()->set_password(names.user_a, pw);
@@ -352,7 +354,9 @@ TEST_F(MariadbEngine, NamesOutsideTheAllowListAreRejectedBeforeAnySql) {
   for (const auto& bad : bad_names) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(expect_error([&] { session->ensure_user(bad, pw); }).kind(), error_kind::usage);
-    EXPECT_EQ(expect_error([&] { session->ensure_database({bad, "tdbt_ok_a", "tdbt_ok_b"}); }).kind(),
+    EXPECT_EQ(expect_error([&] {
+                session->ensure_database({bad, "tdbt_ok_a", "tdbt_ok_b"});
+              }).kind(),
               error_kind::usage);
   }
 }
@@ -386,9 +390,9 @@ TEST_F(MariadbEngine, TenantCannotReadAnotherTenantsTableByQualifiedName) {
   EXPECT_EQ(as_a.errno_of("INSERT INTO " + table + " VALUES ('x')"), 1142u);
   EXPECT_EQ(as_a.errno_of("DROP TABLE " + table), 1142u);
   EXPECT_EQ(as_a.errno_of("DROP DATABASE `" + b.names.database + "`"), 1044u);
-  EXPECT_EQ(as_a.value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
-                       quoted(b.names.database)),
-            "0");
+  EXPECT_EQ(
+      as_a.value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = " + quoted(b.names.database)),
+      "0");
 }
 
 TEST_F(MariadbEngine, TenantCannotReachALookAlikeDatabaseMatchedByTheUnderscoreWildcard) {
@@ -591,7 +595,8 @@ TEST_F(MariadbEngine, EndSessionsEndsOnlyThatAccountsSessions) {
   EXPECT_FALSE(alive(a2));
   EXPECT_TRUE(alive(b)) << "another account's session was ended";
   auto su = super_client();
-  EXPECT_EQ(su.value("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = " + quoted(p.names.user_a)), "0");
+  EXPECT_EQ(su.value("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = " + quoted(p.names.user_a)),
+            "0");
   // The admin's own session goes on; nothing is left to end.
   EXPECT_EQ(session->end_sessions(p.names.user_a), 0);
   EXPECT_TRUE(session->user_exists(p.names.user_a));

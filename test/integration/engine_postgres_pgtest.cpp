@@ -28,7 +28,8 @@ const bool server_logs = test::dump_server_logs_on_failure({"pg"});
 // ---------------------------------------------------------------------------------------
 
 struct sql_failure : std::runtime_error {
-  sql_failure(const std::string& message, std::string state) : std::runtime_error(message), sqlstate(std::move(state)) {}
+  sql_failure(const std::string& message, std::string state)
+      : std::runtime_error(message), sqlstate(std::move(state)) {}
   std::string sqlstate;
 };
 
@@ -39,12 +40,21 @@ public:
   pg_client(const connector& c, const std::string& user, const secret& password, const std::string& database) {
     const std::string port = std::to_string(c.server.port);
     const std::string ca = test::ca_pem_path().string();
-    const char* keys[] = {"host", "port", "dbname", "user", "password", "sslmode", "sslrootcert", "connect_timeout", nullptr};
-    const char* values[] = {c.server.host.c_str(), port.c_str(), database.c_str(), user.c_str(),
-                            password.reveal().c_str(), "verify-full", ca.c_str(), "5", nullptr};
+    const char* keys[] = {"host",    "port",        "dbname",          "user", "password",
+                          "sslmode", "sslrootcert", "connect_timeout", nullptr};
+    const char* values[] = {c.server.host.c_str(),
+                            port.c_str(),
+                            database.c_str(),
+                            user.c_str(),
+                            password.reveal().c_str(),
+                            "verify-full",
+                            ca.c_str(),
+                            "5",
+                            nullptr};
     conn_.reset(PQconnectdbParams(keys, values, 0));
     if (PQstatus(conn_.get()) != CONNECTION_OK) throw sql_failure(PQerrorMessage(conn_.get()), "");
-    PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn_.get(), [](void*, const char*) {}, nullptr);
   }
 
   /// Runs `sql` with text parameters; throws sql_failure with the SQLSTATE.
@@ -291,7 +301,8 @@ TEST_F(PostgresEngine, ChangeOwnPasswordWorksWithoutTheAdminAndTheOldPasswordIsR
 
   // It changed the login's password, not the group role's it acts as.
   auto su = super_client();
-  EXPECT_EQ(su.value("SELECT (rolpassword IS NULL)::text FROM pg_authid WHERE rolname = $1", {p.names.database}), "true");
+  EXPECT_EQ(su.value("SELECT (rolpassword IS NULL)::text FROM pg_authid WHERE rolname = $1", {p.names.database}),
+            "true");
   const std::string stored = su.value("SELECT rolpassword FROM pg_authid WHERE rolname = $1", {p.names.user_a});
   EXPECT_TRUE(stored.starts_with("SCRAM-SHA-256$"));
   // The other login is untouched.
@@ -370,7 +381,9 @@ TEST_F(PostgresEngine, NamesOutsideTheAllowListAreRejectedBeforeAnySql) {
   for (const auto& bad : bad_names) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(expect_error([&] { session->ensure_user(bad, pw); }).kind(), error_kind::usage);
-    EXPECT_EQ(expect_error([&] { session->ensure_database({bad, "tdbt_ok_a", "tdbt_ok_b"}); }).kind(),
+    EXPECT_EQ(expect_error([&] {
+                session->ensure_database({bad, "tdbt_ok_a", "tdbt_ok_b"});
+              }).kind(),
               error_kind::usage);
   }
 }

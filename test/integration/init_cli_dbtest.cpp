@@ -8,7 +8,6 @@
 #include <rapidjson/document.h>
 #include <thread>
 
-
 #include "kube_standin.hpp"
 #include "pod.hpp"
 #include "process.hpp"
@@ -50,8 +49,8 @@ protected:
   }
 
   std::vector<std::string> kube_args(const fs::path& out) const {
-    return {"--tenant", who_.name, "--namespace", "team-a", "--connector", "platform/db-connector",
-            "--kubeconfig", kubeconfig_, "--output-dir", out.string(), "--timeout", "60s"};
+    return {"--tenant",     who_.name,   "--namespace",  "team-a",     "--connector", "platform/db-connector",
+            "--kubeconfig", kubeconfig_, "--output-dir", out.string(), "--timeout",   "60s"};
   }
 
   std::string stored(const std::string& key) const {
@@ -186,9 +185,9 @@ TEST_P(InitCliTest, DebugLogsNeverHoldAPassword) {
 
 TEST_P(InitCliTest, LocalModePrintsTheCredentialsAsJson) {
   const fs::path out = work_ / "local";
-  const auto r = init({"--local", "--connector-file", (test::testdb_dir() / (GetParam() + ".connector")).string(),
-                       "--tenant", who_.name, "--namespace", "team-a", "--output-dir", out.string(), "--print-json",
-                       "--timeout", "60s"});
+  const auto r =
+      init({"--local", "--connector-file", (test::testdb_dir() / (GetParam() + ".connector")).string(), "--tenant",
+            who_.name, "--namespace", "team-a", "--output-dir", out.string(), "--print-json", "--timeout", "60s"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   rapidjson::Document doc;
   ASSERT_FALSE(doc.Parse(r.out.c_str()).HasParseError()) << r.out;

@@ -152,12 +152,15 @@ protected:
     return "apiVersion: v1\nkind: Config\ncurrent-context: main\n"
            "clusters:\n"
            "- name: other\n  cluster:\n    server: https://unused.invalid:6443\n"
-           "- name: standin\n  cluster:\n    server: " + standin_.url() + "\n" + cluster_extra +
+           "- name: standin\n  cluster:\n    server: " +
+           standin_.url() + "\n" + cluster_extra +
            "contexts:\n"
-           "- name: main\n  context:\n    cluster: standin\n    user: tenantdb\n" + context_extra +
+           "- name: main\n  context:\n    cluster: standin\n    user: tenantdb\n" +
+           context_extra +
            "- name: second\n  context:\n    cluster: other\n    user: tenantdb\n    namespace: elsewhere\n"
            "users:\n"
-           "- name: tenantdb\n  user:\n" + user_body;
+           "- name: tenantdb\n  user:\n" +
+           user_body;
   }
 
   std::string ca_data_line() const { return "    certificate-authority-data: " + b64(standin_.ca_pem()) + "\n"; }
@@ -297,7 +300,8 @@ TEST_F(KubeClientTest, OversizedAnswerIsRefused) {
   // Seeded behind the API's back: kube-apiserver itself would refuse a Secret this big.
   const std::string huge = b64(std::string(7 * 1024 * 1024, 'x'));
   standin_.put_object(R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"huge","namespace":"tenants"},)"
-                      R"("type":"Opaque","data":{"a":")" + huge + R"("}})");
+                      R"("type":"Opaque","data":{"a":")" +
+                      huge + R"("}})");
   kube_client client(config());
   const error e = expect_error([&] { client.get_secret(ns, "huge"); });
   EXPECT_EQ(e.kind(), error_kind::kubernetes);
@@ -417,9 +421,9 @@ TEST_F(KubeClientTest, ClientCertificateFromKubeconfigAuthenticates) {
   const auto cert = standin_.issue_client_cert("alice", {"system:masters"});
   other_secrets_.push_back(cert.key_pem);
   write_file(dir_ / "ca.crt", standin_.ca_pem());
-  const fs::path path = write_kubeconfig(kubeconfig_yaml("    certificate-authority: ca.crt\n",
-                                                         "    client-certificate-data: " + b64(cert.cert_pem) +
-                                                             "\n    client-key-data: " + b64(cert.key_pem) + "\n"));
+  const fs::path path = write_kubeconfig(kubeconfig_yaml(
+      "    certificate-authority: ca.crt\n",
+      "    client-certificate-data: " + b64(cert.cert_pem) + "\n    client-key-data: " + b64(cert.key_pem) + "\n"));
   kube_client client(load_kubeconfig(path));
   client.create_secret(sample("by-cert"));
   EXPECT_TRUE(client.get_secret(ns, "by-cert").has_value());
@@ -528,8 +532,8 @@ TEST_F(KubeClientTest, PlainHttpIsRefused) {
 // --- kubeconfig -----------------------------------------------------------------------
 
 TEST_F(KubeClientTest, KubeconfigWithTokenAndCaData) {
-  const fs::path path = write_kubeconfig(kubeconfig_yaml(ca_data_line(), "    token: " + token_ + "\n",
-                                                         "    namespace: tenants\n"));
+  const fs::path path =
+      write_kubeconfig(kubeconfig_yaml(ca_data_line(), "    token: " + token_ + "\n", "    namespace: tenants\n"));
   const kube_config c = load_kubeconfig(path);
   EXPECT_EQ(c.server, standin_.url());
   EXPECT_EQ(c.ca_pem, standin_.ca_pem());
@@ -582,8 +586,8 @@ TEST_F(KubeClientTest, KubeconfigMissingContextIsNamed) {
 }
 
 TEST_F(KubeClientTest, KubeconfigInsecureSkipTlsVerifyIsRefused) {
-  const fs::path path = write_kubeconfig(
-      kubeconfig_yaml("    insecure-skip-tls-verify: true\n", "    token: " + token_ + "\n"));
+  const fs::path path =
+      write_kubeconfig(kubeconfig_yaml("    insecure-skip-tls-verify: true\n", "    token: " + token_ + "\n"));
   const error e = expect_error([&] { (void)load_kubeconfig(path); });
   EXPECT_EQ(e.kind(), error_kind::kubernetes);
   EXPECT_EQ(e.key(), "clusters[name=\"standin\"].cluster.insecure-skip-tls-verify");
@@ -592,17 +596,18 @@ TEST_F(KubeClientTest, KubeconfigInsecureSkipTlsVerifyIsRefused) {
 }
 
 TEST_F(KubeClientTest, KubeconfigExecAndAuthProviderAreRefused) {
-  const fs::path exec = write_kubeconfig(
-      kubeconfig_yaml(ca_data_line(), "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
-                                      "      command: aws\n      args: [eks, get-token]\n"),
-      "exec");
+  const fs::path exec =
+      write_kubeconfig(kubeconfig_yaml(ca_data_line(),
+                                       "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                                       "      command: aws\n      args: [eks, get-token]\n"),
+                       "exec");
   const error e = expect_error([&] { (void)load_kubeconfig(exec); });
   EXPECT_EQ(e.key(), "users[name=\"tenantdb\"].user.exec");
   EXPECT_NE(std::string(e.what()).find("only token"), std::string::npos) << e.what();
   EXPECT_NE(std::string(e.what()).find("client-certificate"), std::string::npos) << e.what();
 
-  const fs::path provider = write_kubeconfig(
-      kubeconfig_yaml(ca_data_line(), "    auth-provider:\n      name: gcp\n"), "provider");
+  const fs::path provider =
+      write_kubeconfig(kubeconfig_yaml(ca_data_line(), "    auth-provider:\n      name: gcp\n"), "provider");
   const error e2 = expect_error([&] { (void)load_kubeconfig(provider); });
   EXPECT_EQ(e2.key(), "users[name=\"tenantdb\"].user.auth-provider");
 }
@@ -617,7 +622,8 @@ TEST_F(KubeClientTest, KubeconfigBadValuesNameTheirKey) {
   const std::vector<bad_case> cases = {
       {"    certificate-authority-data: not*base64\n", token_line,
        "clusters[name=\"standin\"].cluster.certificate-authority-data"},
-      {"    certificate-authority: missing.crt\n", token_line, "clusters[name=\"standin\"].cluster.certificate-authority"},
+      {"    certificate-authority: missing.crt\n", token_line,
+       "clusters[name=\"standin\"].cluster.certificate-authority"},
       {ca_data_line() + "    certificate-authority: ca.crt\n", token_line,
        "clusters[name=\"standin\"].cluster.certificate-authority"},
       {ca_data_line(), "    client-certificate-data: " + b64("cert") + "\n",
@@ -627,7 +633,8 @@ TEST_F(KubeClientTest, KubeconfigBadValuesNameTheirKey) {
       {ca_data_line(), "    {}\n", "users[name=\"tenantdb\"].user"},
   };
   for (const auto& c : cases) {
-    const error e = expect_error([&] { (void)load_kubeconfig(write_kubeconfig(kubeconfig_yaml(c.cluster_extra, c.user_body))); });
+    const error e =
+        expect_error([&] { (void)load_kubeconfig(write_kubeconfig(kubeconfig_yaml(c.cluster_extra, c.user_body))); });
     EXPECT_EQ(e.kind(), error_kind::kubernetes) << e.what();
     EXPECT_EQ(e.key(), c.key) << e.what();
     expect_clean(e, "kubeconfig");

@@ -109,7 +109,7 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* out) {
 }
 
 class Client {
- public:
+public:
   explicit Client(const KubeStandin& s, std::string token = {})
       : base_(s.url()), ca_(s.ca_pem()), token_(std::move(token)), handle_(curl_easy_init()) {}
   ~Client() { curl_easy_cleanup(handle_); }
@@ -173,7 +173,7 @@ class Client {
 
   Reply get(const std::string& path) { return send("GET", path); }
 
- private:
+private:
   std::string base_, ca_, token_;
   KubeStandin::ClientCert cert_;
   std::chrono::milliseconds timeout_{10'000};
@@ -183,7 +183,7 @@ class Client {
 
 /// A watch read on its own thread, line by line.
 class WatchStream {
- public:
+public:
   WatchStream(const KubeStandin& s, const std::string& token, const std::string& path)
       : url_(s.url() + path), ca_(s.ca_pem()), auth_("Authorization: Bearer " + token) {
     thread_ = std::thread([this] { run(); });
@@ -213,7 +213,7 @@ class WatchStream {
   }
   [[nodiscard]] long status() const { return status_; }
 
- private:
+private:
   void run() {
     CURL* h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url_.c_str());
@@ -221,16 +221,17 @@ class WatchStream {
     curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
     curl_slist* headers = curl_slist_append(nullptr, auth_.c_str());
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, +[](char* data, std::size_t size, std::size_t n, void* self) {
-      static_cast<WatchStream*>(self)->feed(std::string_view(data, size * n));
-      return size * n;
-    });
+    curl_easy_setopt(
+        h, CURLOPT_WRITEFUNCTION, +[](char* data, std::size_t size, std::size_t n, void* self) {
+          static_cast<WatchStream*>(self)->feed(std::string_view(data, size * n));
+          return size * n;
+        });
     curl_easy_setopt(h, CURLOPT_WRITEDATA, this);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION,
-                     +[](void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-                       return static_cast<WatchStream*>(self)->abort_.load() ? 1 : 0;
-                     });
+    curl_easy_setopt(
+        h, CURLOPT_XFERINFOFUNCTION, +[](void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+          return static_cast<WatchStream*>(self)->abort_.load() ? 1 : 0;
+        });
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, this);
     rc_ = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status_);
@@ -286,7 +287,7 @@ std::string secret_json(const std::string& name, const std::string& ns = "ns", c
 }
 
 class KubeStandinTest : public ::testing::Test {
- protected:
+protected:
   void SetUp() override {
     ASSERT_TRUE(curl_ready);
     standin_.add_token(token_, user_);
@@ -353,8 +354,9 @@ TEST_F(KubeStandinTest, ForbiddenUsesKubeApiserversMessages) {
   Reply r = c.get("/api/v1/namespaces/ns/secrets/x");
   EXPECT_EQ(r.status, 403);
   auto d = r.json();
-  EXPECT_EQ(at(d, "/message"),
-            R"(secrets "x" is forbidden: User "u" cannot get resource "secrets" in API group "" in the namespace "ns")");
+  EXPECT_EQ(
+      at(d, "/message"),
+      R"(secrets "x" is forbidden: User "u" cannot get resource "secrets" in API group "" in the namespace "ns")");
   EXPECT_EQ(at(d, "/reason"), "Forbidden");
   EXPECT_EQ(at(d, "/details"), R"({"name":"x","kind":"secrets"})");
   EXPECT_EQ(at(d, "/code"), "403");
@@ -363,16 +365,19 @@ TEST_F(KubeStandinTest, ForbiddenUsesKubeApiserversMessages) {
   EXPECT_EQ(at(c.get(secrets()).json(), "/message"),
             R"(secrets is forbidden: User "u" cannot list resource "secrets" in API group "" in the namespace "ns")");
   d = c.get("/apis/coordination.k8s.io/v1/leases?watch=1").json();
-  EXPECT_EQ(at(d, "/message"), R"(leases.coordination.k8s.io is forbidden: User "u" cannot watch resource "leases" in API group "coordination.k8s.io" at the cluster scope)");
+  EXPECT_EQ(
+      at(d, "/message"),
+      R"(leases.coordination.k8s.io is forbidden: User "u" cannot watch resource "leases" in API group "coordination.k8s.io" at the cluster scope)");
   EXPECT_EQ(at(d, "/details"), R"({"group":"coordination.k8s.io","kind":"leases"})");
-  EXPECT_EQ(at(c.send("DELETE", secrets() + "/x").json(), "/message"),
-            R"(secrets "x" is forbidden: User "u" cannot delete resource "secrets" in API group "" in the namespace "ns")");
+  EXPECT_EQ(
+      at(c.send("DELETE", secrets() + "/x").json(), "/message"),
+      R"(secrets "x" is forbidden: User "u" cannot delete resource "secrets" in API group "" in the namespace "ns")");
   d = c.get("/metrics").json();
   EXPECT_EQ(at(d, "/message"), R"(forbidden: User "u" cannot get path "/metrics")");
   EXPECT_EQ(at(d, "/details"), "{}");
 
   EXPECT_EQ(c.get("/api/v1/namespaces/other/secrets/x").status, 404);  // what the rule grants
-  r = c.get("/healthz");  // public, as with system:public-info-viewer
+  r = c.get("/healthz");                                               // public, as with system:public-info-viewer
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "ok");
 }
@@ -439,8 +444,9 @@ TEST_F(KubeStandinTest, ClientCertificatesAuthenticateAsCommonNameAndGroups) {
 
 TEST_F(KubeStandinTest, CreateAnswers201WithServerFieldsThenAlreadyExists) {
   Client c(standin_, token_);
-  Reply r = c.send("POST", secrets(),
-                   R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s1","labels":{"app":"x"}},"data":{"k":"dmFsdWU="}})");
+  Reply r = c.send(
+      "POST", secrets(),
+      R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s1","labels":{"app":"x"}},"data":{"k":"dmFsdWU="}})");
   ASSERT_EQ(r.status, 201) << r.body;
   const auto d = r.json();
   EXPECT_EQ(at(d, "/kind"), "Secret");
@@ -449,8 +455,7 @@ TEST_F(KubeStandinTest, CreateAnswers201WithServerFieldsThenAlreadyExists) {
   EXPECT_TRUE(std::regex_match(at(d, "/metadata/uid"),
                                std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")))
       << at(d, "/metadata/uid");
-  EXPECT_TRUE(std::regex_match(at(d, "/metadata/creationTimestamp"),
-                               std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
+  EXPECT_TRUE(std::regex_match(at(d, "/metadata/creationTimestamp"), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
   EXPECT_EQ(at(d, "/metadata/resourceVersion"), std::to_string(standin_.resource_version()));
   EXPECT_EQ(at(d, "/type"), "Opaque");
   EXPECT_EQ(standin_.secret_value("ns", "s1", "k"), "value");
@@ -458,8 +463,9 @@ TEST_F(KubeStandinTest, CreateAnswers201WithServerFieldsThenAlreadyExists) {
 
   r = c.send("POST", secrets(), secret_json("s1"));
   EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(r.body,
-            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"s1\" already exists","reason":"AlreadyExists","details":{"name":"s1","kind":"secrets"},"code":409})");
+  EXPECT_EQ(
+      r.body,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"s1\" already exists","reason":"AlreadyExists","details":{"name":"s1","kind":"secrets"},"code":409})");
 
   r = c.send("POST", secrets(), R"({"metadata":{"generateName":"gen-"},"stringData":{"a":"b"}})");
   EXPECT_EQ(r.status, 201);
@@ -476,8 +482,8 @@ TEST_F(KubeStandinTest, PutIsConditionalOnResourceVersionAndUnconditionalWithout
   const std::string rv1 = at(created, "/metadata/resourceVersion");
   const auto put = [&](const std::string& rv, const std::string& value) {
     const std::string meta = rv.empty() ? R"({"name":"s"})" : R"({"name":"s","resourceVersion":")" + rv + R"("})";
-    return c.send("PUT", secrets() + "/s", R"({"kind":"Secret","apiVersion":"v1","metadata":)" + meta +
-                                               R"(,"data":{"k":")" + value + R"("}})");
+    return c.send("PUT", secrets() + "/s",
+                  R"({"kind":"Secret","apiVersion":"v1","metadata":)" + meta + R"(,"data":{"k":")" + value + R"("}})");
   };
   Reply r = put(rv1, "b25l");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -488,8 +494,9 @@ TEST_F(KubeStandinTest, PutIsConditionalOnResourceVersionAndUnconditionalWithout
 
   r = put(rv1, "c3RhbGU=");
   EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(r.body,
-            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Operation cannot be fulfilled on secrets \"s\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","details":{"name":"s","kind":"secrets"},"code":409})");
+  EXPECT_EQ(
+      r.body,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Operation cannot be fulfilled on secrets \"s\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","details":{"name":"s","kind":"secrets"},"code":409})");
   EXPECT_EQ(standin_.secret_value("ns", "s", "k"), "one");
 
   r = put("", "dHdv");
@@ -505,12 +512,15 @@ TEST_F(KubeStandinTest, PutIsConditionalOnResourceVersionAndUnconditionalWithout
   EXPECT_EQ(at(r.json(), "/message"), "the name of the object (other) does not match the name on the URL (s)");
   r = c.send("PUT", secrets() + "/s", secret_json("s", "elsewhere"));
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(at(r.json(), "/message"), "the namespace of the object (elsewhere) does not match the namespace on the URL (ns)");
+  EXPECT_EQ(at(r.json(), "/message"),
+            "the namespace of the object (elsewhere) does not match the namespace on the URL (ns)");
 }
 
 TEST_F(KubeStandinTest, MergePatchFollowsRfc7386WithResourceVersionAsPrecondition) {
   Client c(standin_, token_);
-  const auto created = c.send("POST", secrets(), R"({"metadata":{"name":"p","labels":{"x":"1"}},"data":{"a":"YQ==","b":"Yg=="}})").json();
+  const auto created =
+      c.send("POST", secrets(), R"({"metadata":{"name":"p","labels":{"x":"1"}},"data":{"a":"YQ==","b":"Yg=="}})")
+          .json();
   const std::string rv = at(created, "/metadata/resourceVersion");
   const auto patch = [&](const std::string& body, const std::string& type = "application/merge-patch+json") {
     return c.send("PATCH", secrets() + "/p", body, type);
@@ -545,14 +555,18 @@ TEST_F(KubeStandinTest, DeleteAnswersSuccessStatusAndHonoursPreconditions) {
   const std::string rv = at(created, "/metadata/resourceVersion");
   Reply r = c.send("DELETE", secrets() + "/d", R"({"preconditions":{"resourceVersion":"999"}})");
   EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(at(r.json(), "/message"), "Operation cannot be fulfilled on secrets \"d\": Precondition failed: "
-                                      "ResourceVersion in precondition: 999, ResourceVersion in object meta: " + rv);
+  EXPECT_EQ(at(r.json(), "/message"),
+            "Operation cannot be fulfilled on secrets \"d\": Precondition failed: "
+            "ResourceVersion in precondition: 999, ResourceVersion in object meta: " +
+                rv);
   r = c.send("DELETE", secrets() + "/d", R"({"preconditions":{"uid":"nope"}})");
   EXPECT_EQ(r.status, 409);
   r = c.send("DELETE", secrets() + "/d");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"d","kind":"secrets","uid":")" +
-                        uid + R"("}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"d","kind":"secrets","uid":")" +
+          uid + R"("}})");
   EXPECT_EQ(c.get(secrets() + "/d").status, 404);
   r = c.send("DELETE", secrets() + "/d");
   EXPECT_EQ(r.status, 404);
@@ -561,7 +575,8 @@ TEST_F(KubeStandinTest, DeleteAnswersSuccessStatusAndHonoursPreconditions) {
 
 TEST_F(KubeStandinTest, StringDataIsMergedIntoDataAndDropped) {
   Client c(standin_, token_);
-  Reply r = c.send("POST", secrets(), R"({"metadata":{"name":"sd"},"data":{"a":"YQ==","b":"Yg=="},"stringData":{"b":"B","c":"C"}})");
+  Reply r = c.send("POST", secrets(),
+                   R"({"metadata":{"name":"sd"},"data":{"a":"YQ==","b":"Yg=="},"stringData":{"b":"B","c":"C"}})");
   ASSERT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(at(r.json(), "/data"), R"({"a":"YQ==","b":"Qg==","c":"Qw=="})");
   EXPECT_EQ(at(r.json(), "/stringData"), "<absent>");
@@ -575,17 +590,19 @@ TEST_F(KubeStandinTest, BodiesAreDecodedAndValidatedLikeTheApiserver) {
   // kube-apiserver rejects bad base64 while decoding (400), not in validation.
   Reply r = c.send("POST", secrets(), R"({"metadata":{"name":"b64"},"data":{"k":"not*base64"}})");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(at(r.json(), "/message"), R"(Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 3)");
+  EXPECT_EQ(at(r.json(), "/message"),
+            R"(Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 3)");
   EXPECT_EQ(at(r.json(), "/reason"), "BadRequest");
 
   r = c.send("POST", secrets(), R"({"metadata":{"name":"Bad_Name"}})");
   EXPECT_EQ(r.status, 422);
   auto d = r.json();
-  EXPECT_EQ(at(d, "/message"),
-            "Secret \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain "
-            "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an "
-            "alphanumeric character (e.g. 'example.com', regex used for validation is "
-            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')");
+  EXPECT_EQ(
+      at(d, "/message"),
+      "Secret \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain "
+      "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an "
+      "alphanumeric character (e.g. 'example.com', regex used for validation is "
+      "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')");
   EXPECT_EQ(at(d, "/reason"), "Invalid");
   EXPECT_EQ(at(d, "/details/kind"), "Secret");
   EXPECT_EQ(at(d, "/details/causes/0/reason"), "FieldValueInvalid");
@@ -599,12 +616,15 @@ TEST_F(KubeStandinTest, BodiesAreDecodedAndValidatedLikeTheApiserver) {
 
   r = c.send("POST", secrets(), R"({"metadata":{"name":"x","namespace":"elsewhere"}})");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(at(r.json(), "/message"), "the namespace of the provided object does not match the namespace sent on the request");
+  EXPECT_EQ(at(r.json(), "/message"),
+            "the namespace of the provided object does not match the namespace sent on the request");
 
   r = c.send("POST", secrets(), R"({"metadata":{"name":"x",}})");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(at(r.json(), "/message").rfind("the object provided is unrecognized (must be of type Secret): couldn't get "
-                                           "version/kind; json parse error: ", 0),
+  EXPECT_EQ(at(r.json(), "/message")
+                .rfind("the object provided is unrecognized (must be of type Secret): couldn't get "
+                       "version/kind; json parse error: ",
+                       0),
             0U)
       << r.body;
   EXPECT_EQ(c.send("POST", secrets(), R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x"}})").status, 400);
@@ -630,11 +650,13 @@ TEST_F(KubeStandinTest, BodyOverTheLimitIs413) {
   small.allow_all(user_);
   Client c(small, token_);
   c.no_expect();
-  Reply r = c.send("POST", secrets(), R"({"metadata":{"name":"x"},"stringData":{"k":")" + std::string(64 * 1024, 'x') + "\"}}");
+  Reply r = c.send("POST", secrets(),
+                   R"({"metadata":{"name":"x"},"stringData":{"k":")" + std::string(64 * 1024, 'x') + "\"}}");
   EXPECT_EQ(r.rc, CURLE_OK) << curl_easy_strerror(r.rc);
   EXPECT_EQ(r.status, 413);
-  EXPECT_EQ(r.body,
-            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Request entity too large: limit is 1024","reason":"RequestEntityTooLarge","code":413})");
+  EXPECT_EQ(
+      r.body,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Request entity too large: limit is 1024","reason":"RequestEntityTooLarge","code":413})");
   EXPECT_EQ(c.get(secrets() + "/x").status, 404);  // a new connection serves on
   // Unauthenticated senders are refused before their body matters.
   EXPECT_EQ(Client(small).send("POST", secrets(), std::string(4096, ' ')).status, 401);
@@ -656,8 +678,9 @@ TEST_F(KubeStandinTest, FailNextAnswersLikeTheApiserverAfterAuthentication) {
   Reply r = c.get(secrets() + "/x");
   EXPECT_EQ(r.status, 429);
   EXPECT_EQ(r.header("retry-after"), "2");
-  EXPECT_EQ(r.body,
-            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Too many requests, please try again later.","reason":"TooManyRequests","details":{"retryAfterSeconds":2},"code":429})");
+  EXPECT_EQ(
+      r.body,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Too many requests, please try again later.","reason":"TooManyRequests","details":{"retryAfterSeconds":2},"code":429})");
   EXPECT_EQ(c.get(secrets() + "/x").status, 404);  // spent
 
   KubeStandin::Fault plain;
@@ -770,7 +793,8 @@ TEST_F(KubeStandinTest, ListFiltersWithFieldAndLabelSelectors) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(at(r.json(), "/message"), "field label not supported: spec.foo");
   r = c.get(leases() + "?fieldSelector=type%3Dx");
-  EXPECT_EQ(at(r.json(), "/message"), R"("type" is not a known field selector: only "metadata.name", "metadata.namespace")");
+  EXPECT_EQ(at(r.json(), "/message"),
+            R"("type" is not a known field selector: only "metadata.name", "metadata.namespace")");
   EXPECT_EQ(c.get(secrets() + "?labelSelector=app+in+(x").status, 400);
   r = c.get(leases());
   EXPECT_EQ(r.body, R"({"kind":"LeaseList","apiVersion":"coordination.k8s.io/v1","metadata":{"resourceVersion":")" +
@@ -836,8 +860,9 @@ TEST_F(KubeStandinTest, WatchFromAnEvictedResourceVersionGets410Expired) {
   WatchStream old(s, token_, secrets() + "?watch=1&resourceVersion=1");
   const auto line = old.next();
   ASSERT_TRUE(line);
-  EXPECT_EQ(*line,
-            R"j({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (2)","reason":"Expired","code":410}})j");
+  EXPECT_EQ(
+      *line,
+      R"j({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (2)","reason":"Expired","code":410}})j");
   EXPECT_EQ(old.join(), CURLE_OK);
   EXPECT_EQ(old.status(), 200);
 
@@ -856,8 +881,9 @@ TEST_F(KubeStandinTest, WatchSendsBookmarksAndSelectorTransitions) {
   s.add_token(token_, user_);
   s.allow_all(user_);
   s.put_object(secret_json("m", "ns", R"({"app":"y"})"));
-  WatchStream w(s, token_, secrets() + "?watch=1&allowWatchBookmarks=true&labelSelector=app%3Dx&resourceVersion=" +
-                               std::to_string(s.resource_version()));
+  WatchStream w(s, token_,
+                secrets() + "?watch=1&allowWatchBookmarks=true&labelSelector=app%3Dx&resourceVersion=" +
+                    std::to_string(s.resource_version()));
   auto line = w.next();
   ASSERT_TRUE(line);
   auto event = parse(*line);
@@ -897,34 +923,42 @@ TEST_F(KubeStandinTest, StopEndsWatchesWithTheTerminatingChunkAndIsIdempotent) {
 
 TEST_F(KubeStandinTest, LeasesUseMicroTimeAndCreateOnUpdate) {
   Client c(standin_, token_);
-  Reply r = c.send("POST", leases(), R"({"metadata":{"name":"l"},"spec":{"holderIdentity":"a","renewTime":"2024-05-01T12:00:00.5+02:00"}})");
+  Reply r =
+      c.send("POST", leases(),
+             R"({"metadata":{"name":"l"},"spec":{"holderIdentity":"a","renewTime":"2024-05-01T12:00:00.5+02:00"}})");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(at(r.json(), "/message"),
-            R"(Lease in version "v1" cannot be handled as a Lease: parsing time "2024-05-01T12:00:00.5+02:00" as "2006-01-02T15:04:05.000000Z07:00": cannot parse ".5+02:00" as ".000000")");
-  r = c.send("POST", leases(), R"({"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"l"},"spec":{"holderIdentity":"a","leaseDurationSeconds":15,"renewTime":"2024-05-01T12:00:00.500000+02:00"}})");
+  EXPECT_EQ(
+      at(r.json(), "/message"),
+      R"(Lease in version "v1" cannot be handled as a Lease: parsing time "2024-05-01T12:00:00.5+02:00" as "2006-01-02T15:04:05.000000Z07:00": cannot parse ".5+02:00" as ".000000")");
+  r = c.send(
+      "POST", leases(),
+      R"({"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"l"},"spec":{"holderIdentity":"a","leaseDurationSeconds":15,"renewTime":"2024-05-01T12:00:00.500000+02:00"}})");
   ASSERT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(at(r.json(), "/spec/renewTime"), "2024-05-01T10:00:00.500000Z");
   EXPECT_EQ(at(r.json(), "/apiVersion"), "coordination.k8s.io/v1");
 
   r = c.send("POST", leases(), R"({"metadata":{"name":"l2"},"spec":{"leaseDurationSeconds":0}})");
   EXPECT_EQ(r.status, 422);
-  EXPECT_EQ(at(r.json(), "/message"),
-            R"(Lease.coordination.k8s.io "l2" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0)");
+  EXPECT_EQ(
+      at(r.json(), "/message"),
+      R"(Lease.coordination.k8s.io "l2" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0)");
   EXPECT_EQ(at(r.json(), "/details/group"), "coordination.k8s.io");
 
   r = c.send("PUT", leases() + "/l3", R"({"metadata":{"name":"l3"},"spec":{"holderIdentity":"b"}})");
   EXPECT_EQ(r.status, 201) << "Leases allow create-on-update";
   r = c.get(leases() + "/nope");
-  EXPECT_EQ(r.body,
-            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"leases.coordination.k8s.io \"nope\" not found","reason":"NotFound","details":{"name":"nope","group":"coordination.k8s.io","kind":"leases"},"code":404})");
+  EXPECT_EQ(
+      r.body,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"leases.coordination.k8s.io \"nope\" not found","reason":"NotFound","details":{"name":"nope","group":"coordination.k8s.io","kind":"leases"},"code":404})");
 }
 
 TEST_F(KubeStandinTest, UnknownPathsMethodsAndNamespaces) {
   Client c(standin_, token_);
   const std::string not_found =
       R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404})";
-  for (const std::string path : {"/api/v1/namespaces/ns/configmaps", "/apis/coordination.k8s.io/v2/namespaces/ns/leases",
-                                 "/api/v1/namespaces/ns/secrets/x/status", "/nothing/here"}) {
+  for (const std::string path :
+       {"/api/v1/namespaces/ns/configmaps", "/apis/coordination.k8s.io/v2/namespaces/ns/leases",
+        "/api/v1/namespaces/ns/secrets/x/status", "/nothing/here"}) {
     const Reply r = c.get(path);
     EXPECT_EQ(r.status, 404) << path;
     EXPECT_EQ(r.body, not_found) << path;
@@ -988,7 +1022,8 @@ TEST_F(KubeStandinTest, ConcurrentWritersAndTheTestThreadShareOneOrder) {
     writers.emplace_back([&, t] {
       Client c(standin_, token_);
       for (int i = 0; i < 15; ++i)
-        EXPECT_EQ(c.send("POST", secrets(), secret_json("t" + std::to_string(t) + "-" + std::to_string(i))).status, 201);
+        EXPECT_EQ(c.send("POST", secrets(), secret_json("t" + std::to_string(t) + "-" + std::to_string(i))).status,
+                  201);
     });
   for (int i = 0; i < 15; ++i) standin_.put_object(secret_json("direct-" + std::to_string(i), "other"));
   for (auto& t : writers) t.join();
@@ -1065,7 +1100,8 @@ TEST(KubeStandinProcess, WritesKubeconfigServesAndExitsOnSigterm) {
   }
   const std::string server = "https://127.0.0.1:" + port.substr(0, port.size() - 1);
   EXPECT_NE(kubeconfig.find("server: " + server + "\n"), std::string::npos) << kubeconfig;
-  EXPECT_NE(kubeconfig.find("certificate-authority: \"" + (dir / "state" / "ca.pem").string() + "\"\n"), std::string::npos);
+  EXPECT_NE(kubeconfig.find("certificate-authority: \"" + (dir / "state" / "ca.pem").string() + "\"\n"),
+            std::string::npos);
   EXPECT_NE(kubeconfig.find("token: " + token), std::string::npos);
   EXPECT_NE(kubeconfig.find("namespace: default\n"), std::string::npos);
   EXPECT_NE(kubeconfig.find("current-context: kube-standin\n"), std::string::npos);

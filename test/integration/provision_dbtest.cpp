@@ -185,9 +185,8 @@ TEST_P(ProvisionTest, InPlaceStrategyMakesOneAccountAndNoStandby) {
 
 TEST_P(ProvisionTest, HostileTenantNamesProvisionAndStayApart) {
   const std::string suffix = test::unique_tenant("x").name;
-  const std::vector<std::string> hostile = {
-      "quote'\"`\\;--" + suffix, "pct%_under_" + suffix, "ümlaut-ñ-" + suffix,
-      std::string(200, 'a') + suffix, "DROP DATABASE x;" + suffix};
+  const std::vector<std::string> hostile = {"quote'\"`\\;--" + suffix, "pct%_under_" + suffix, "ümlaut-ñ-" + suffix,
+                                            std::string(200, 'a') + suffix, "DROP DATABASE x;" + suffix};
   std::vector<provision_result> results;
   for (std::size_t i = 0; i < hostile.size(); ++i) {
     const tenant who{hostile[i], "default"};
@@ -231,7 +230,8 @@ TEST_P(ProvisionTest, WrongAdminPasswordFailsAtOnceAndCreatesNothing) {
     EXPECT_EQ(e.code(), exit_code::database) << e.what();
     EXPECT_EQ(std::string(e.what()).find("definitely-not"), std::string::npos) << "message leaks the password";
   }
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20)) << "a refused login must not be retried";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20))
+      << "a refused login must not be retried";
   EXPECT_FALSE(store->load());
   auto admin = connect_admin(conn_.server, login{conn_.admin_user, conn_.admin_password});
   EXPECT_FALSE(admin->user_exists(derive_names(who).user_a));

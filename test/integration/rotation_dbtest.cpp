@@ -48,7 +48,9 @@ std::string sanitized(std::string name) {
   return name;
 }
 
-login active_of(const stored_credentials& s) { return login{s.data.at(keys::user).reveal(), s.data.at(keys::password)}; }
+login active_of(const stored_credentials& s) {
+  return login{s.data.at(keys::user).reveal(), s.data.at(keys::password)};
+}
 
 login standby_of(const stored_credentials& s) {
   return login{s.data.at(keys::standby_user).reveal(), s.data.at(keys::standby_password)};
@@ -97,9 +99,8 @@ protected:
 
   void SetUp() override {
     conn_ = test::load_connector(engine());
-    dir_ = fs::temp_directory_path() /
-           ("tenantdb-rotation-" + std::to_string(::getpid()) + "-" +
-            sanitized(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = fs::temp_directory_path() / ("tenantdb-rotation-" + std::to_string(::getpid()) + "-" +
+                                        sanitized(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     store_ = make_directory_store(dir_);
   }
@@ -444,7 +445,8 @@ TEST_P(RotationTest, AClientLoggingInThroughFiveRotationsSeesNoAuthenticationFai
     ASSERT_EQ(r.rotate(clock_type::now()), rotation_outcome::rotated) << "rotation " << i;
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     rotation_outcome o = rotation_outcome::nothing;
-    while ((o = r.advance(clock_type::now())) == rotation_outcome::nothing && std::chrono::steady_clock::now() < deadline)
+    while ((o = r.advance(clock_type::now())) == rotation_outcome::nothing &&
+           std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(100ms);
     ASSERT_EQ(o, rotation_outcome::retired) << "rotation " << i;
   }
@@ -516,7 +518,7 @@ TEST_P(RotationCrashTest, AnotherProcessCompletesTheRotationAndTheActiveCredenti
     expect_refused(active_of(crashed), db, "(in-place, crashed after the change)");
     ASSERT_EQ(crashed.data.count(pending_password_key), 1u);
     expect_login(login{active_of(crashed).user, crashed.data.at(pending_password_key)}, db,
-                   "with the pending password (in-place, crashed after the change)");
+                 "with the pending password (in-place, crashed after the change)");
   } else {
     expect_login(active_of(crashed), db, "right after the crash");
   }
@@ -524,7 +526,8 @@ TEST_P(RotationCrashTest, AnotherProcessCompletesTheRotationAndTheActiveCredenti
   auto store = make_directory_store(dir_);
   rotator fresh(*store, options(c.strategy, other_holder ? "pod-b" : "pod-a"));
   auto t = crash_time;
-  const bool held = has_annotation(crashed, annotations::rotation) && member(rotation_json(crashed), "phase") != "grace";
+  const bool held =
+      has_annotation(crashed, annotations::rotation) && member(rotation_json(crashed), "phase") != "grace";
   if (other_holder && held) {
     // Another replica waits for takeover_after before it touches a rotation it does not hold.
     EXPECT_EQ(fresh.advance(t + 1s), rotation_outcome::nothing);
@@ -624,9 +627,9 @@ TEST(ServerFromData, NamesTheKeyThatIsMissingOrBad) {
     expect_connector_error(d, key);
   }
   const std::vector<std::pair<const char*, std::string>> bad = {
-      {keys::type, "oracle"},       {keys::port, "0"},         {keys::port, "70000"},
-      {keys::port, "33o6"},         {keys::port, "-1"},        {keys::ssl_mode, "sometimes"},
-      {keys::ca_cert, "not a pem"}, {keys::host, "a b"},       {keys::host, "db\n.example"}};
+      {keys::type, "oracle"},       {keys::port, "0"},   {keys::port, "70000"},
+      {keys::port, "33o6"},         {keys::port, "-1"},  {keys::ssl_mode, "sometimes"},
+      {keys::ca_cert, "not a pem"}, {keys::host, "a b"}, {keys::host, "db\n.example"}};
   for (const auto& [key, value] : bad) {
     auto d = server_keys();
     d[key] = secret(value);
@@ -705,9 +708,9 @@ std::string rfc3339(clock_type::time_point tp) {
 TEST(RotatorOffline, ARotationHeldByALiveReplicaIsLeftAlone) {
   offline_store o;
   const auto now = clock_type::now();
-  o.put({{annotations::rotation,
-          R"({"phase":"standby","holder":"pod-x","id":"1","started":")" + rfc3339(now) + R"("})"}},
-        true);
+  o.put(
+      {{annotations::rotation, R"({"phase":"standby","holder":"pod-x","id":"1","started":")" + rfc3339(now) + R"("})"}},
+      true);
   const auto before = o.store->load()->version;
   rotation_options opts;
   opts.holder = "pod-y";
@@ -762,7 +765,8 @@ TEST(Schedule, RotateNowAndGraceEndsReadTheAnnotations) {
   const auto end = rotator::grace_ends(s);
   ASSERT_TRUE(end);
   EXPECT_EQ(*end, std::chrono::sys_days{std::chrono::year{2024} / 5 / 1} + 12h + 10min);
-  s.annotations[annotations::rotation] = R"({"phase":"standby","holder":"p","id":"1","started":"2024-05-01T12:00:00Z"})";
+  s.annotations[annotations::rotation] =
+      R"({"phase":"standby","holder":"p","id":"1","started":"2024-05-01T12:00:00Z"})";
   EXPECT_FALSE(rotator::grace_ends(s));
   s.annotations[annotations::rotation] = "{not json";
   EXPECT_FALSE(rotator::grace_ends(s));

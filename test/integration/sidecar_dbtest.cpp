@@ -141,34 +141,45 @@ protected:
 
   void launch(sidecar& s, const std::vector<std::string>& extra, const std::map<std::string, std::string>& env) {
     std::vector<std::string> args = {TENANTDB_SIDECAR_BIN,
-                                     "--tenant", who_.name,
-                                     "--namespace", ns,
-                                     "--kubeconfig", kubeconfig_,
-                                     "--output-dir", s.out.string(),
-                                     "--listen", "127.0.0.1:" + std::to_string(s.port),
-                                     "--admin-listen", "127.0.0.1:" + std::to_string(s.admin),
-                                     "--pod-name", s.name,
-                                     "--sync-interval", "300ms",
-                                     "--check-interval", "1s",
-                                     "--log-level", "debug"};
+                                     "--tenant",
+                                     who_.name,
+                                     "--namespace",
+                                     ns,
+                                     "--kubeconfig",
+                                     kubeconfig_,
+                                     "--output-dir",
+                                     s.out.string(),
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(s.port),
+                                     "--admin-listen",
+                                     "127.0.0.1:" + std::to_string(s.admin),
+                                     "--pod-name",
+                                     s.name,
+                                     "--sync-interval",
+                                     "300ms",
+                                     "--check-interval",
+                                     "1s",
+                                     "--log-level",
+                                     "debug"};
     args.insert(args.end(), extra.begin(), extra.end());
     if (std::find(extra.begin(), extra.end(), "--local") != extra.end()) {
       const auto k = std::find(args.begin(), args.end(), "--kubeconfig");
       args.erase(k, k + 2);  // local mode refuses Kubernetes flags
     }
-    std::map<std::string, std::string> e = {{"KUBECONFIG", ""}, {"POD_NAMESPACE", ""}, {"POD_NAME", ""},
-                                            {"TENANTDB_TENANT", ""}, {"TENANTDB_TEST_CRASH_AT", ""}};
+    std::map<std::string, std::string> e = {{"KUBECONFIG", ""},
+                                            {"POD_NAMESPACE", ""},
+                                            {"POD_NAME", ""},
+                                            {"TENANTDB_TENANT", ""},
+                                            {"TENANTDB_TEST_CRASH_AT", ""}};
     for (const auto& [k, v] : env) e[k] = v;
-    s.proc = std::make_unique<test::child_process>(args, e, (work_ / s.name).string() + "-" +
-                                                                std::to_string(++launches_));
+    s.proc =
+        std::make_unique<test::child_process>(args, e, (work_ / s.name).string() + "-" + std::to_string(++launches_));
   }
 
   std::string stored(const std::string& key) const { return api_.secret_value(ns, secret_name_, key).value_or(""); }
 
   // An annotation of the Secret; "" when absent (the rotator blanks removed ones).
-  std::string annotation(const std::string& key) const {
-    return test::secret_annotation(api_, ns, secret_name_, key);
-  }
+  std::string annotation(const std::string& key) const { return test::secret_annotation(api_, ns, secret_name_, key); }
 
   bool intent_left() const {
     return !annotation(annotations::rotation).empty() || api_.secret_value(ns, secret_name_, pending_password_key);
@@ -293,7 +304,8 @@ TEST_P(SidecarTest, ThreeReplicasRotateOncePerPeriodAndConverge) {
       5s))
       << "rotations in the metrics do not match the switches in the Secret (" << switches.size() << ")";
   for (auto* p : pods)
-    EXPECT_TRUE(eventually([&] { return value_of(files(*p), keys::password) == stored(keys::password); }, 5s)) << p->name;
+    EXPECT_TRUE(eventually([&] { return value_of(files(*p), keys::password) == stored(keys::password); }, 5s))
+        << p->name;
 }
 
 TEST_P(SidecarTest, ClientsReadingTheFilesNeverFailAndNeverSeeAMixedSet) {
@@ -340,9 +352,17 @@ TEST_P(SidecarTest, ClientsReadingTheFilesNeverFailAndNeverSeeAMixedSet) {
         const std::string user = value_of(d, keys::user);
         const std::string passfile = (sc.out / "pgpass").string();
         const std::string port = std::to_string(conn_.server.port);
-        const char* k[] = {"host", "port", "dbname", "user", "passfile", "sslmode", "sslrootcert", "connect_timeout", nullptr};
-        const char* v[] = {conn_.server.host.c_str(), port.c_str(), database.c_str(), user.c_str(), passfile.c_str(),
-                           "verify-full", ca.c_str(), "10", nullptr};
+        const char* k[] = {"host",    "port",        "dbname",          "user", "passfile",
+                           "sslmode", "sslrootcert", "connect_timeout", nullptr};
+        const char* v[] = {conn_.server.host.c_str(),
+                           port.c_str(),
+                           database.c_str(),
+                           user.c_str(),
+                           passfile.c_str(),
+                           "verify-full",
+                           ca.c_str(),
+                           "10",
+                           nullptr};
         PGconn* c = PQconnectdbParams(k, v, 0);
         if (PQstatus(c) == CONNECTION_OK) {
           ++format_logins;
@@ -371,8 +391,8 @@ TEST_P(SidecarTest, ClientsReadingTheFilesNeverFailAndNeverSeeAMixedSet) {
   // 3: resolves ..data once and reads every file of that generation: all present, all
   // from one credential.
   std::thread reader([&] {
-    const std::vector<std::string> expected = {keys::user, keys::password, keys::data_source, "credentials.env",
-                                               "credentials.json", pg ? "pgpass" : "my.cnf"};
+    const std::vector<std::string> expected = {keys::user,        keys::password,     keys::data_source,
+                                               "credentials.env", "credentials.json", pg ? "pgpass" : "my.cnf"};
     while (!stop) {
       char target[4096];
       const ssize_t n = ::readlink((sc.out / "..data").c_str(), target, sizeof target - 1);
@@ -402,7 +422,8 @@ TEST_P(SidecarTest, ClientsReadingTheFilesNeverFailAndNeverSeeAMixedSet) {
         // after ..data moved on); a key missing while ..data still names it is a partial set.
         char again[4096];
         const ssize_t m = ::readlink((sc.out / "..data").c_str(), again, sizeof again - 1);
-        if (m == n && std::string(again, static_cast<std::size_t>(m)) == std::string(target, static_cast<std::size_t>(n))) {
+        if (m == n &&
+            std::string(again, static_cast<std::size_t>(m)) == std::string(target, static_cast<std::size_t>(n))) {
           ++partial;
           note("a key is missing from a live generation");
         }
@@ -457,8 +478,8 @@ TEST_P(SidecarTest, ProbesMetricsAdminRotateNowAndSigterm) {
   auto& sc = start("pod-h", {"--rotate-every", "never", "--grace", "1s"});
   ASSERT_TRUE(eventually([&] { return http(sc.port, "GET", "/healthz").status == 200; }, 10s));
   EXPECT_EQ(http(sc.port, "GET", "/healthz").body, "ok\n");
-  ASSERT_TRUE(eventually([&] { return http(sc.port, "GET", "/readyz").body.find("no credentials") != std::string::npos; },
-                         10s))
+  ASSERT_TRUE(
+      eventually([&] { return http(sc.port, "GET", "/readyz").body.find("no credentials") != std::string::npos; }, 10s))
       << http(sc.port, "GET", "/readyz").body;
   EXPECT_EQ(http(sc.port, "GET", "/readyz").status, 503);
 
@@ -495,7 +516,8 @@ TEST_P(SidecarTest, ProbesMetricsAdminRotateNowAndSigterm) {
   rapidjson::Document doc;
   doc.Parse(object->data(), object->size());
   auto& meta = doc["metadata"];
-  if (!meta.HasMember("annotations")) meta.AddMember("annotations", rapidjson::Value(rapidjson::kObjectType), doc.GetAllocator());
+  if (!meta.HasMember("annotations"))
+    meta.AddMember("annotations", rapidjson::Value(rapidjson::kObjectType), doc.GetAllocator());
   meta["annotations"].AddMember(rapidjson::StringRef(annotations::rotate_now), "now", doc.GetAllocator());
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
@@ -520,8 +542,8 @@ TEST_P(SidecarTest, ReloadSignalsTheNamedProcessAndRunsTheCommand) {
   const fs::path watcher_bin = work_ / name;
   fs::copy_file("/bin/sleep", watcher_bin);
   const fs::path marker = work_ / "reloaded";
-  auto& sc = start("pod-w", {"--rotate-every", "never", "--grace", "1s", "--reload-signal", "HUP", "--reload-process", name,
-                             "--reload-command", "/bin/sh", "--reload-command=-c",
+  auto& sc = start("pod-w", {"--rotate-every", "never", "--grace", "1s", "--reload-signal", "HUP", "--reload-process",
+                             name, "--reload-command", "/bin/sh", "--reload-command=-c",
                              "--reload-command=echo \"$TENANTDB_OUTPUT_DIR\" >> " + marker.string()});
   ASSERT_TRUE(eventually([&] { return http(sc.port, "GET", "/readyz").status == 200; }, 15s));
   ASSERT_TRUE(eventually([&] { return test::read_file(marker.string()).size() == sc.out.string().size() + 1; }, 5s))
@@ -533,7 +555,8 @@ TEST_P(SidecarTest, ReloadSignalsTheNamedProcessAndRunsTheCommand) {
   ASSERT_TRUE(watcher.running());
   EXPECT_EQ(http(sc.admin, "POST", "/rotate").status, 202);
   EXPECT_EQ(watcher.wait(15s), 128 + SIGHUP) << "the watcher was not sent SIGHUP after the files changed";
-  EXPECT_TRUE(eventually([&] { return test::read_file(marker.string()).size() == 2 * (sc.out.string().size() + 1); }, 5s))
+  EXPECT_TRUE(
+      eventually([&] { return test::read_file(marker.string()).size() == 2 * (sc.out.string().size() + 1); }, 5s))
       << test::read_file(marker.string());
 }
 
@@ -555,7 +578,8 @@ TEST_P(SidecarTest, NoPasswordInCmdlineEnvironOrDebugLogs) {
   auto& sc = start("pod-s", {"--rotate-every", "never", "--grace", "1s", "--formats", "env,json"});
   ASSERT_TRUE(eventually([&] { return http(sc.port, "GET", "/readyz").status == 200; }, 15s));
   EXPECT_EQ(http(sc.admin, "POST", "/rotate").status, 202);
-  ASSERT_TRUE(eventually([&] { return metric(sc.metrics(), "tenantdb_rotations_total{result=\"retired\"}") >= 1; }, 20s));
+  ASSERT_TRUE(
+      eventually([&] { return metric(sc.metrics(), "tenantdb_rotations_total{result=\"retired\"}") >= 1; }, 20s));
   const std::string cmdline = test::read_file("/proc/" + std::to_string(sc.proc->pid()) + "/cmdline");
   const std::string environ_text = test::read_file("/proc/" + std::to_string(sc.proc->pid()) + "/environ");
   ASSERT_FALSE(cmdline.empty());
@@ -579,10 +603,10 @@ TEST_P(SidecarTest, NoPasswordInCmdlineEnvironOrDebugLogs) {
 TEST_P(SidecarTest, LocalModeRotatesTheDirectoryStore) {
   // tenantdb-init --local: the directory is the store; no Kubernetes anywhere.
   const fs::path store = work_ / "store";
-  const auto r = test::run_process({TENANTDB_INIT_BIN, "--local", "--tenant", who_.name, "--namespace", ns,
-                                    "--connector-file", (test::testdb_dir() / (engine() + ".connector")).string(),
-                                    "--output-dir", store.string(), "--timeout", "60s"},
-                                   {{"KUBECONFIG", ""}, {"POD_NAMESPACE", ""}, {"TENANTDB_TENANT", ""}});
+  const auto r = test::run_process(
+      {TENANTDB_INIT_BIN, "--local", "--tenant", who_.name, "--namespace", ns, "--connector-file",
+       (test::testdb_dir() / (engine() + ".connector")).string(), "--output-dir", store.string(), "--timeout", "60s"},
+      {{"KUBECONFIG", ""}, {"POD_NAMESPACE", ""}, {"TENANTDB_TENANT", ""}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string db = value_of(read_directory(store), keys::database);
   const auto local_login = [&](const credential_data& d) {
@@ -601,7 +625,8 @@ TEST_P(SidecarTest, LocalModeRotatesTheDirectoryStore) {
   ASSERT_TRUE(eventually([&] { return !value_of(files(sc), keys::password).empty(); }, 15s));
   const std::string pw0 = value_of(files(sc), keys::password);
   ASSERT_TRUE(eventually([&] { return value_of(files(sc), keys::password) != pw0; }, 15s)) << "no rotation";
-  ASSERT_TRUE(eventually([&] { return value_of(files(sc), keys::password) == value_of(read_directory(store), keys::password); }, 5s));
+  ASSERT_TRUE(eventually(
+      [&] { return value_of(files(sc), keys::password) == value_of(read_directory(store), keys::password); }, 5s));
   EXPECT_TRUE(local_login(files(sc)));
   EXPECT_EQ(files(sc).count(keys::standby_password), 0u);
   EXPECT_EQ(files(sc).count(keys::ca_cert), 1u);
@@ -611,8 +636,8 @@ TEST_P(SidecarTest, LocalModeRotatesTheDirectoryStore) {
   // --output-dir equal to --store-dir would hand the workload the standby and pending
   // passwords: refused before anything starts (the attack itself is in
   // test/suite/directory_dbtest.cpp).
-  auto& same = start("pod-m", {"--local", "--store-dir", store.string(), "--rotate-every", "never", "--grace", "1s"}, {},
-                     store);
+  auto& same =
+      start("pod-m", {"--local", "--store-dir", store.string(), "--rotate-every", "never", "--grace", "1s"}, {}, store);
   EXPECT_EQ(same.proc->wait(30s), 2) << same.proc->err();
   EXPECT_NE(same.proc->err().find("--store-dir"), std::string::npos) << same.proc->err();
 }
@@ -672,7 +697,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values("pg", "mariadb"),
                        ::testing::Values(std::string(fault_points::claimed), std::string(fault_points::changed),
                                          std::string(fault_points::switched), std::string(fault_points::retire_claimed),
-                                         std::string(fault_points::retire_changed), std::string(fault_points::retired))),
+                                         std::string(fault_points::retire_changed),
+                                         std::string(fault_points::retired))),
     [](const auto& param_info) {
       std::string n = std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param);
       for (char& c : n)

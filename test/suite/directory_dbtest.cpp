@@ -45,7 +45,8 @@ namespace {
 std::map<std::string, std::string> snapshot(const fs::path& dir) {
   std::map<std::string, std::string> out;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
     const fs::path p = it->path();
     struct stat st {};
     ::lstat(p.c_str(), &st);
@@ -85,11 +86,12 @@ public:
 
   // One error line, the documented exit code, naming `names`.
   void refused(const test::process_result& r, int code, const std::string& names) {
-    check(r.exit_code == code, "exit " + std::to_string(r.exit_code) + ", not " + std::to_string(code) + ":\n" +
-                                   test::tail(r.err, 10));
+    check(r.exit_code == code,
+          "exit " + std::to_string(r.exit_code) + ", not " + std::to_string(code) + ":\n" + test::tail(r.err, 10));
     const auto errors = error_lines(r.err);
     check(errors.size() == 1, std::to_string(errors.size()) + " error lines:\n" + test::tail(r.err, 10));
-    if (!errors.empty()) check(errors[0].find(names) != std::string::npos, "the line does not name " + names + ": " + errors[0]);
+    if (!errors.empty())
+      check(errors[0].find(names) != std::string::npos, "the line does not name " + names + ": " + errors[0]);
   }
 
 private:
@@ -110,23 +112,24 @@ protected:
 
   // tenantdb-init in Kubernetes mode; a short timeout so a hang fails the test quickly.
   test::process_result init_kube(const fs::path& out) const {
-    return test::run_process({TENANTDB_INIT_BIN, "--tenant", who_.name, "--namespace", ns, "--connector",
-                              "platform/db-connector", "--kubeconfig", kubeconfig_, "--output-dir", out.string(),
-                              "--timeout", "60s"},
-                             clean_env(), 60s);
+    return test::run_process(
+        {TENANTDB_INIT_BIN, "--tenant", who_.name, "--namespace", ns, "--connector", "platform/db-connector",
+         "--kubeconfig", kubeconfig_, "--output-dir", out.string(), "--timeout", "60s"},
+        clean_env(), 60s);
   }
 
   test::process_result init_local(const fs::path& out, const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = {TENANTDB_INIT_BIN, "--local", "--connector-file", connector_path(), "--tenant",
-                                     who_.name, "--namespace", ns, "--output-dir", out.string(), "--timeout", "60s"};
+    std::vector<std::string> args = {TENANTDB_INIT_BIN, "--local",    "--connector-file", connector_path(),
+                                     "--tenant",        who_.name,    "--namespace",      ns,
+                                     "--output-dir",    out.string(), "--timeout",        "60s"};
     args.insert(args.end(), extra.begin(), extra.end());
     return test::run_process(args, clean_env(), 60s);
   }
 
   // A sidecar in either mode that is expected to refuse at start.
   test::process_result sidecar_once(const std::vector<std::string>& args_in) const {
-    std::vector<std::string> args = {TENANTDB_SIDECAR_BIN, "--listen", "127.0.0.1:" + std::to_string(test::unused_port()),
-                                     "--admin-listen", "off"};
+    std::vector<std::string> args = {TENANTDB_SIDECAR_BIN, "--listen",
+                                     "127.0.0.1:" + std::to_string(test::unused_port()), "--admin-listen", "off"};
     args.insert(args.end(), args_in.begin(), args_in.end());
     return test::run_process(args, clean_env(), 30s);
   }
@@ -247,8 +250,12 @@ TEST_P(DirectoryAttackTest, HostileKeyFilesNeitherHangNorFloodTheBinaries) {
       attack a(tally, binary + " reading " + c.label);
       if (binary == "sidecar") {
         auto& s = start("pod-" + std::to_string(n), out, {"--rotate-every", "never"});
-        const bool logged = eventually([&] { return s.proc->err().find("password") != std::string::npos &&
-                                                    s.proc->err().find("refusing") != std::string::npos; }, 20s);
+        const bool logged = eventually(
+            [&] {
+              return s.proc->err().find("password") != std::string::npos &&
+                     s.proc->err().find("refusing") != std::string::npos;
+            },
+            20s);
         a.check(logged, "no refusal logged:\n" + test::tail(s.proc->err(), 10));
         // It read nothing without bound: its peak memory stays that of an idle sidecar.
         const std::string status = test::read_file("/proc/" + std::to_string(s.proc->pid()) + "/status");
@@ -281,7 +288,8 @@ TEST_P(DirectoryAttackTest, DirectoryOfAnotherUserOrWritableByOthersIsRefusedBef
        "owned by uid 65534"},
       {"mode 0777", [](const fs::path& d) { return ::chmod(d.c_str(), 0777) == 0; }, "writable by group or others"},
       {"mode 0770", [](const fs::path& d) { return ::chmod(d.c_str(), 0770) == 0; }, "writable by group or others"},
-      {"mode 1777 (sticky)", [](const fs::path& d) { return ::chmod(d.c_str(), 01777) == 0; }, "writable by group or others"},
+      {"mode 1777 (sticky)", [](const fs::path& d) { return ::chmod(d.c_str(), 01777) == 0; },
+       "writable by group or others"},
   };
   int n = 0;
   for (const auto& c : cases) {
@@ -306,7 +314,8 @@ TEST_P(DirectoryAttackTest, DirectoryOfAnotherUserOrWritableByOthersIsRefusedBef
                                 dir.string()}),
                   7, c.names);
       } else {
-        a.refused(sidecar_once({"--local", "--store-dir", dir.string(), "--output-dir", (work_ / ("ok-" + std::to_string(n))).string()}),
+        a.refused(sidecar_once({"--local", "--store-dir", dir.string(), "--output-dir",
+                                (work_ / ("ok-" + std::to_string(n))).string()}),
                   7, c.names);
       }
       a.check(names_in(dir).empty(), "something was created in the refused directory");
@@ -333,7 +342,8 @@ TEST_P(DirectoryAttackTest, StoreDirectoryThatIsTheWorkloadsDirectoryIsRefused) 
     SCOPED_TRACE(label);
     {
       attack a(tally, "sidecar --local with --store-dir " + label);
-      a.refused(sidecar_once({"--local", "--store-dir", store.string(), "--output-dir", out.string()}), 2, "--store-dir");
+      a.refused(sidecar_once({"--local", "--store-dir", store.string(), "--output-dir", out.string()}), 2,
+                "--store-dir");
     }
     {
       attack a(tally, "init --local with --store-dir " + label);

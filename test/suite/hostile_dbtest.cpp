@@ -65,7 +65,8 @@ std::string random_hex(std::size_t n) {
 class work_dir {
 public:
   explicit work_dir(const std::string& label) {
-    path_ = fs::temp_directory_path() / ("tenantdb-hostile-" + std::to_string(::getpid()) + "-" + label + "-" + random_hex(6));
+    path_ = fs::temp_directory_path() /
+            ("tenantdb-hostile-" + std::to_string(::getpid()) + "-" + label + "-" + random_hex(6));
     fs::remove_all(path_);
     fs::create_directories(path_);
     fs::permissions(path_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
@@ -91,9 +92,10 @@ struct self_signed {
 
 self_signed make_self_signed(const fs::path& dir, const std::string& name) {
   self_signed s{(dir / (name + ".crt")).string(), (dir / (name + ".key")).string()};
-  const auto r = test::run_process({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", s.key_file, "-out", s.cert_file,
-                                    "-days", "2", "-subj", "/CN=" + name, "-addext", "subjectAltName=IP:127.0.0.1"});
+  const auto r =
+      test::run_process({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", s.key_file, "-out", s.cert_file, "-days",
+                         "2", "-subj", "/CN=" + name, "-addext", "subjectAltName=IP:127.0.0.1"});
   if (r.exit_code != 0) throw std::runtime_error("openssl req failed: " + r.err);
   return s;
 }
@@ -103,7 +105,9 @@ self_signed make_self_signed(const fs::path& dir, const std::string& name) {
 // ---------------------------------------------------------------------------------------
 
 enum class flavour { postgres, mariadb };
-void PrintTo(flavour f, std::ostream* os) { *os << (f == flavour::postgres ? "postgres" : "mariadb"); }
+void PrintTo(flavour f, std::ostream* os) {
+  *os << (f == flavour::postgres ? "postgres" : "mariadb");
+}
 
 class hostile_server {
 public:
@@ -155,8 +159,8 @@ private:
       while (out.size() < n) {
         char buf[4096];
         const std::size_t want = std::min(sizeof buf, n - out.size());
-        const int got = ssl != nullptr ? SSL_read(ssl, buf, static_cast<int>(want))
-                                       : static_cast<int>(::recv(fd, buf, want, 0));
+        const int got =
+            ssl != nullptr ? SSL_read(ssl, buf, static_cast<int>(want)) : static_cast<int>(::recv(fd, buf, want, 0));
         if (got <= 0) return std::nullopt;
         out.append(buf, static_cast<std::size_t>(got));
         owner->record(std::string_view(buf, static_cast<std::size_t>(got)));
@@ -167,13 +171,15 @@ private:
     void drain() {
       char buf[4096];
       for (;;) {
-        const int got = ssl != nullptr ? SSL_read(ssl, buf, sizeof buf) : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
+        const int got =
+            ssl != nullptr ? SSL_read(ssl, buf, sizeof buf) : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
         if (got <= 0) return;
         owner->record(std::string_view(buf, static_cast<std::size_t>(got)));
       }
     }
     bool write(const std::string& bytes) {
-      if (ssl != nullptr) return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
+      if (ssl != nullptr)
+        return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
       return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
     }
     bool start_tls(SSL_CTX* ctx) {
@@ -259,11 +265,10 @@ private:
   // Handshake v10 offering TLS and mysql_native_password; after the client's TLS request
   // and handshake response, an auth switch to mysql_clear_password.
   void serve_mariadb(link& l) {
-    const std::uint32_t caps = 0x1 /* LONG_PASSWORD */ | 0x4 /* LONG_FLAG */ | 0x8 /* CONNECT_WITH_DB */ |
-                               0x200 /* PROTOCOL_41 */ | 0x800 /* SSL */ | 0x2000 /* TRANSACTIONS */ |
-                               0x8000 /* SECURE_CONNECTION */ | 0x10000 /* MULTI_STATEMENTS */ |
-                               0x20000 /* MULTI_RESULTS */ | 0x80000 /* PLUGIN_AUTH */ |
-                               0x200000 /* PLUGIN_AUTH_LENENC_CLIENT_DATA */;
+    const std::uint32_t caps =
+        0x1 /* LONG_PASSWORD */ | 0x4 /* LONG_FLAG */ | 0x8 /* CONNECT_WITH_DB */ | 0x200 /* PROTOCOL_41 */ |
+        0x800 /* SSL */ | 0x2000 /* TRANSACTIONS */ | 0x8000 /* SECURE_CONNECTION */ | 0x10000 /* MULTI_STATEMENTS */ |
+        0x20000 /* MULTI_RESULTS */ | 0x80000 /* PLUGIN_AUTH */ | 0x200000 /* PLUGIN_AUTH_LENENC_CLIENT_DATA */;
     const std::string scramble = "0123456789abcdefghij";  // 20 bytes
     std::string hello;
     hello += '\x0a';
@@ -334,8 +339,9 @@ void write_connector(const fs::path& dir, flavour f, std::uint16_t port, const s
 }
 
 std::map<std::string, std::string> clean_env() {
-  return {{"KUBECONFIG", ""}, {"POD_NAMESPACE", ""}, {"POD_NAME", ""}, {"TENANTDB_TENANT", ""},
-          {"TENANTDB_TEST_CRASH_AT", ""}, {"PGCHANNELBINDING", ""}, {"PGSSLMODE", ""}};
+  return {{"KUBECONFIG", ""},      {"POD_NAMESPACE", ""},          {"POD_NAME", ""},
+          {"TENANTDB_TENANT", ""}, {"TENANTDB_TEST_CRASH_AT", ""}, {"PGCHANNELBINDING", ""},
+          {"PGSSLMODE", ""}};
 }
 
 bool dir_is_empty_or_missing(const fs::path& p) {
@@ -396,7 +402,9 @@ TEST_P(HostileServerTest, InitWithSslModeRequireSendsNoPasswordToACleartextReque
   EXPECT_EQ(r.err.find(password_), std::string::npos) << "the admin password is in the init's log";
   EXPECT_TRUE(dir_is_empty_or_missing(out())) << "the init wrote credentials although it failed";
   // The warning that says how to turn verification on, before any connection.
-  EXPECT_NE(r.err.find("\"level\":\"warn\",\"component\":\"init\",\"msg\":\"TLS to the database server is not verified"), std::string::npos)
+  EXPECT_NE(
+      r.err.find("\"level\":\"warn\",\"component\":\"init\",\"msg\":\"TLS to the database server is not verified"),
+      std::string::npos)
       << test::tail(r.err, 10);
   EXPECT_NE(r.err.find("set sslMode: verify-full"), std::string::npos) << test::tail(r.err, 10);
   if (!leaked && r.exit_code == 3) ++tally.held;

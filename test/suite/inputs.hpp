@@ -27,9 +27,9 @@ struct bad_input {
   std::vector<std::string> flags;           // "--flag value" replaces a default's value; the rest is appended
   std::map<std::string, std::string> keys;  // connector key -> new value, or drop
   int exit_code;
-  std::string names;                        // the flag or key the line must name
-  std::string hidden = {};                  // a secret of this case that must never be printed
-  std::optional<std::string> file = {};     // the connector as this one file instead of a directory
+  std::string names;                     // the flag or key the line must name
+  std::string hidden = {};               // a secret of this case that must never be printed
+  std::optional<std::string> file = {};  // the connector as this one file instead of a directory
 };
 
 // Messages quote at most a short prefix of a value; anything longer coming back whole
@@ -66,7 +66,8 @@ inline std::vector<std::string> with_flags(std::vector<std::string> args, const 
   return args;
 }
 
-inline std::string flag_value(const std::vector<std::string>& args, const std::string& flag, const std::string& otherwise) {
+inline std::string flag_value(const std::vector<std::string>& args, const std::string& flag,
+                              const std::string& otherwise) {
   const auto it = std::find(args.begin(), args.end(), flag);
   return it != args.end() && it + 1 != args.end() ? *(it + 1) : otherwise;
 }
@@ -80,7 +81,7 @@ inline std::string json_string(const rapidjson::Document& doc, const char* key) 
 // One line on stderr, at level error, with the documented exit code, naming what to fix;
 // nothing on stdout; no secret and no oversized value of the case printed anywhere.
 inline void expect_one_clear_line(const bad_input& c, const process_result& r, const std::string& admin_password,
-                           suite_tally& tally) {
+                                  suite_tally& tally) {
   EXPECT_EQ(r.exit_code, c.exit_code) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "expected exactly one line on stderr:\n" << r.err;
   const std::string line = r.err.substr(0, r.err.find('\n'));

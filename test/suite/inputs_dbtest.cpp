@@ -44,7 +44,8 @@ protected:
   void SetUp() override {
     admin_ = test::load_connector(GetParam());
     connector_dir_ = test::testdb_dir() / (GetParam() + ".connector");
-    work_ = fs::temp_directory_path() / ("tenantdb-suite-inputs-" + std::to_string(::getpid()) + "-" + test::sanitized_test_name());
+    work_ = fs::temp_directory_path() /
+            ("tenantdb-suite-inputs-" + std::to_string(::getpid()) + "-" + test::sanitized_test_name());
     fs::remove_all(work_);
     fs::create_directories(work_);
     // Broader than manifests/rbac.yaml on purpose: RBAC must not be what stops a write.
@@ -101,12 +102,14 @@ protected:
   }
 
   std::vector<std::string> local_args(const fs::path& connector, const fs::path& out, const std::string& tenant) const {
-    return {"--local", "--connector-file", connector.string(), "--tenant", tenant,
-            "--output-dir", out.string(), "--timeout", "20s"};
+    return {"--local",      "--connector-file", connector.string(), "--tenant", tenant,
+            "--output-dir", out.string(),       "--timeout",        "20s"};
   }
   std::vector<std::string> kube_args(const fs::path& out, const std::string& tenant) const {
-    return {"--tenant", tenant, "--namespace", pod_.ns, "--connector", pod_.connector_ns + "/" + pod_.connector_name,
-            "--kubeconfig", kubeconfig_, "--output-dir", out.string(), "--timeout", "20s"};
+    return {"--tenant",     tenant,        "--namespace",
+            pod_.ns,        "--connector", pod_.connector_ns + "/" + pod_.connector_name,
+            "--kubeconfig", kubeconfig_,   "--output-dir",
+            out.string(),   "--timeout",   "20s"};
   }
 
   test::process_result init(std::vector<std::string> args) {
@@ -215,21 +218,39 @@ TEST_P(BadInputTest, MalformedConnectorFilesAreRejectedAndCreateNothing) {
       {"missing admin user", {}, {{"adminUser", drop}}, 3, "adminUser"},
       {"non-UTF-8 admin user", {}, {{"adminUser", "adm\xff\xfe"}}, 3, "adminUser"},
       {"SQL-looking admin user", {}, {{"adminUser", "x'; DROP TABLE t; --"}}, 3, "adminUser"},
-      {"SQL-looking admin user with a control character", {}, {{"adminUser", "x'; DROP TABLE t; --\n\x01"}}, 3, "adminUser"},
+      {"SQL-looking admin user with a control character",
+       {},
+       {{"adminUser", "x'; DROP TABLE t; --\n\x01"}},
+       3,
+       "adminUser"},
       {"admin user with a tab", {}, {{"adminUser", "adm\tin"}}, 3, "adminUser"},
       {"admin user of 1000 bytes", {}, {{"adminUser", repeat("u", 1000)}}, 3, "adminUser"},
       {"missing admin password", {}, {{"adminPassword", drop}}, 3, "adminPassword"},
       {"empty admin password", {}, {{"adminPassword", "\n"}}, 3, "adminPassword"},
       {"admin password of 1 MiB", {}, {{"adminPassword", repeat("p", 1 << 20)}}, 3, "adminPassword"},
-      {"admin password with a NUL byte", {}, {{"adminPassword", password + "\0tail"s}}, 3, "adminPassword", password + "\0tail"s},
+      {"admin password with a NUL byte",
+       {},
+       {{"adminPassword", password + "\0tail"s}},
+       3,
+       "adminPassword",
+       password + "\0tail"s},
       // Quotes are fine in a password: it reaches the server as data, which refuses the
       // login. Warnings only, so the one line is the error (no progress lines).
-      {"SQL-looking admin password", {"--log-level", "warn"}, {{"adminPassword", sql_password}}, 5, "adminPassword", sql_password},
+      {"SQL-looking admin password",
+       {"--log-level", "warn"},
+       {{"adminPassword", sql_password}},
+       5,
+       "adminPassword",
+       sql_password},
       {"unknown ssl mode", {}, {{"sslMode", "sometimes"}, {"tls", drop}}, 3, "sslMode"},
       {"tls disagrees with sslMode", {}, {{"sslMode", "verify-full"}, {"tls", "false"}}, 3, "tls"},
       {"ssl mode with a bell character", {}, {{"sslMode", "verify-full\x07"}}, 3, "sslMode"},
       {"admin database name of 100 bytes", {}, {{"database", repeat("d", 100)}}, 3, "database"},
-      {"invalid PEM", {}, {{"caCert", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"}}, 3, "caCert"},
+      {"invalid PEM",
+       {},
+       {{"caCert", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"}},
+       3,
+       "caCert"},
       {"not PEM at all", {}, {{"caCert", "hello"}}, 3, "caCert"},
       {"truncated certificate", {}, {{"caCert", pem.substr(0, pem.size() / 2)}}, 3, "caCert"},
       {"certificate with a line missing", {}, {{"caCert", gap}}, 3, "caCert"},
@@ -242,7 +263,12 @@ TEST_P(BadInputTest, MalformedConnectorFilesAreRejectedAndCreateNothing) {
       {"directory without keys", {}, {{"*", drop}}, 3, "--connector-file"},
       {"path that does not exist", {"--connector-file", "/nonexistent/tenantdb/connector"}, {}, 3, "--connector-file"},
       {"manifest data that is not base64", {}, {}, 3, "port", "", "kind: Secret\ndata:\n  port: \"!!not-base64!!\"\n"},
-      {"manifest password that is not base64", {}, {}, 3, "adminPassword", password,
+      {"manifest password that is not base64",
+       {},
+       {},
+       3,
+       "adminPassword",
+       password,
        "kind: Secret\ndata:\n  adminPassword: \"" + test::base64(password) + "!\"\n"},
       {"port as a list", {}, {}, 3, "port", "", R"({"type":"postgres","port":[5432]})"},
       {"host as a map", {}, {}, 3, "host", "", "type: postgres\nhost:\n  name: db\n"},
@@ -253,9 +279,12 @@ TEST_P(BadInputTest, MalformedConnectorFilesAreRejectedAndCreateNothing) {
       {"empty file", {}, {}, 3, "--connector-file", "", ""},
       {"file of 5 MiB", {}, {}, 3, "--connector-file", "", "# " + repeat("x", 5 << 20) + "\n"},
   };
-  expect_all_rejected(cases, false, [&](const bad_input& c, std::size_t n, const fs::path& out, const std::string& t) {
-    return local_args(write_connector(c, n), out, t);
-  }, tally);
+  expect_all_rejected(
+      cases, false,
+      [&](const bad_input& c, std::size_t n, const fs::path& out, const std::string& t) {
+        return local_args(write_connector(c, n), out, t);
+      },
+      tally);
 }
 
 // The connector Secret read through the API, in this project's keys and the Platform's.
@@ -268,9 +297,13 @@ TEST_P(BadInputTest, MalformedConnectorSecretsAreRejectedAndCreateNothing) {
   const std::string key = ca_key();
   // The vCluster Platform's spelling: endpoint, user, password.
   const auto platform = [&](std::map<std::string, std::string> edits) {
-    std::map<std::string, std::string> keys = {{"host", drop}, {"port", drop}, {"adminUser", drop},
-                                               {"adminPassword", drop}, {"endpoint", host + ":" + port},
-                                               {"user", user}, {"password", password}};
+    std::map<std::string, std::string> keys = {{"host", drop},
+                                               {"port", drop},
+                                               {"adminUser", drop},
+                                               {"adminPassword", drop},
+                                               {"endpoint", host + ":" + port},
+                                               {"user", user},
+                                               {"password", password}};
     for (auto& [k, v] : edits) keys[k] = v;
     return keys;
   };
@@ -284,8 +317,11 @@ TEST_P(BadInputTest, MalformedConnectorSecretsAreRejectedAndCreateNothing) {
       {"an empty Secret", {}, {{"*", drop}}, 3, "type"},
       {"a TLS Secret's keys", {}, {{"*", drop}, {"tls.crt", ca()}, {"tls.key", key}}, 3, "type", key},
       {"the connector as one file in one key", {}, {{"*", drop}, {"connector.yaml", whole_file}}, 3, "type"},
-      {"snake_case keys", {}, {{"adminUser", drop}, {"adminPassword", drop}, {"admin_user", user}, {"admin_password", password}},
-       3, "adminUser"},
+      {"snake_case keys",
+       {},
+       {{"adminUser", drop}, {"adminPassword", drop}, {"admin_user", user}, {"admin_password", password}},
+       3,
+       "adminUser"},
       {"port base64-encoded twice", {}, {{"port", test::base64(port)}}, 3, "port"},
       {"type base64-encoded twice", {}, {{"type", test::base64(read("type"))}}, 3, "type"},
       {"caCert base64-encoded twice", {}, {{"caCert", test::base64(ca())}}, 3, "caCert"},
@@ -297,22 +333,33 @@ TEST_P(BadInputTest, MalformedConnectorSecretsAreRejectedAndCreateNothing) {
       {"tls that is not a mode", {}, {{"sslMode", drop}, {"tls", "maybe"}}, 3, "tls"},
       {"Platform keys: endpoint port out of range", {}, platform({{"endpoint", host + ":70000"}}), 3, "endpoint"},
       {"Platform keys: endpoint port not a number", {}, platform({{"endpoint", host + ":pg"}}), 3, "endpoint"},
-      {"Platform keys: endpoint is a URL", {}, platform({{"endpoint", "postgres://" + host + ":" + port}}), 3, "endpoint"},
+      {"Platform keys: endpoint is a URL",
+       {},
+       platform({{"endpoint", "postgres://" + host + ":" + port}}),
+       3,
+       "endpoint"},
       {"Platform keys: endpoint without a host", {}, platform({{"endpoint", ":" + port}}), 3, "endpoint"},
       {"Platform keys: unclosed IPv6 bracket", {}, platform({{"endpoint", "[::1:" + port}}), 3, "endpoint"},
       {"Platform keys: endpoint and host disagree", {}, platform({{"host", "db.other.example"}}), 3, "endpoint"},
       {"Platform keys: endpoint and port disagree", {}, platform({{"port", "1"}}), 3, "endpoint"},
       {"Platform keys: user and adminUser disagree", {}, platform({{"adminUser", "someone_else"}}), 3, "user"},
       {"Platform keys: SQL-looking user", {}, platform({{"user", "x'; DROP TABLE t; --"}}), 3, "user"},
-      {"Platform keys: password and adminPassword differ", {}, platform({{"adminPassword", password + "-other"}}), 3,
-       "password", password + "-other"},
+      {"Platform keys: password and adminPassword differ",
+       {},
+       platform({{"adminPassword", password + "-other"}}),
+       3,
+       "password",
+       password + "-other"},
       {"Platform keys: no password", {}, platform({{"password", drop}}), 3, "adminPassword"},
       {"Platform keys: no endpoint", {}, platform({{"endpoint", drop}}), 3, "host"},
   };
-  expect_all_rejected(cases, true, [&](const bad_input& c, std::size_t, const fs::path& out, const std::string& t) {
-    put_connector_secret(c);
-    return kube_args(out, t);
-  }, tally);
+  expect_all_rejected(
+      cases, true,
+      [&](const bad_input& c, std::size_t, const fs::path& out, const std::string& t) {
+        put_connector_secret(c);
+        return kube_args(out, t);
+      },
+      tally);
 }
 
 // Flags and tenant inputs of tenantdb-init, with a connector that works.
@@ -324,8 +371,18 @@ TEST_P(BadInputTest, BadInitFlagsAndTenantInputsAreRejectedAndCreateNothing) {
       {"tenant of 254 bytes", {"--tenant", repeat("t", 254)}, {}, 2, "--tenant"},
       {"non-UTF-8 tenant", {"--tenant", "team\xff"}, {}, 2, "--tenant"},
       {"tenant with a line break", {"--tenant", "a\nb"}, {}, 2, "--tenant"},
-      {"tenant with a C1 control", {"--tenant", "a\xc2\x9b" "31m"}, {}, 2, "--tenant"},
-      {"SQL-looking tenant with a control character", {"--tenant", "x'; DROP DATABASE postgres; --\x01"}, {}, 2, "--tenant"},
+      {"tenant with a C1 control",
+       {"--tenant",
+        "a\xc2\x9b"
+        "31m"},
+       {},
+       2,
+       "--tenant"},
+      {"SQL-looking tenant with a control character",
+       {"--tenant", "x'; DROP DATABASE postgres; --\x01"},
+       {},
+       2,
+       "--tenant"},
       {"uppercase namespace", {"--namespace", "Team-A"}, {}, 2, "--namespace"},
       {"namespace with a slash", {"--namespace", "team/a"}, {}, 2, "--namespace"},
       {"namespace with a dot", {"--namespace", "team.a"}, {}, 2, "--namespace"},
@@ -358,14 +415,20 @@ TEST_P(BadInputTest, BadInitFlagsAndTenantInputsAreRejectedAndCreateNothing) {
       {"--local with --connector", {"--connector", "platform/db-connector"}, {}, 2, "--local"},
       {"--local with --secret-name", {"--secret-name", "vc-db-x"}, {}, 2, "--local"},
   };
-  expect_all_rejected(local_cases, false, [&](const bad_input&, std::size_t, const fs::path& out, const std::string& t) {
-    return local_args(good, out, t);
-  }, tally);
+  expect_all_rejected(
+      local_cases, false,
+      [&](const bad_input&, std::size_t, const fs::path& out, const std::string& t) {
+        return local_args(good, out, t);
+      },
+      tally);
 
   const std::vector<bad_input> kube_cases = {
       {"neither --connector nor --connector-file", {"--connector", drop}, {}, 2, "--connector"},
       {"both --connector and --connector-file", {"--connector-file", good.string()}, {}, 2, "--connector"},
-      {"--store-dir without --local", {"--store-dir", (fs::temp_directory_path() / "tenantdb-no-store").string()}, {}, 2,
+      {"--store-dir without --local",
+       {"--store-dir", (fs::temp_directory_path() / "tenantdb-no-store").string()},
+       {},
+       2,
        "--store-dir"},
       {"uppercase connector name", {"--connector", "Platform/DB-Connector"}, {}, 2, "--connector"},
       {"connector with two slashes", {"--connector", "platform/db/connector"}, {}, 2, "--connector"},
@@ -379,9 +442,10 @@ TEST_P(BadInputTest, BadInitFlagsAndTenantInputsAreRejectedAndCreateNothing) {
       {"--secret-name of 254 characters", {"--secret-name", repeat("s", 254)}, {}, 2, "--secret-name"},
       {"namespace with a dot", {"--namespace", "team.a"}, {}, 2, "--namespace"},
   };
-  expect_all_rejected(kube_cases, true, [&](const bad_input&, std::size_t, const fs::path& out, const std::string& t) {
-    return kube_args(out, t);
-  }, tally);
+  expect_all_rejected(
+      kube_cases, true,
+      [&](const bad_input&, std::size_t, const fs::path& out, const std::string& t) { return kube_args(out, t); },
+      tally);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, BadInputTest, ::testing::Values("pg", "mariadb"),

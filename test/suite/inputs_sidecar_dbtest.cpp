@@ -27,8 +27,8 @@ namespace {
 class SidecarBadInputTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    work_ = fs::temp_directory_path() / ("tenantdb-suite-inputs-" + std::to_string(::getpid()) + "-" +
-                                         test::sanitized_test_name());
+    work_ = fs::temp_directory_path() /
+            ("tenantdb-suite-inputs-" + std::to_string(::getpid()) + "-" + test::sanitized_test_name());
     fs::remove_all(work_);
     fs::create_directories(work_);
     api_.add_token(pod_.token, pod_.user);
@@ -41,8 +41,9 @@ protected:
   // Valid flags: with nothing added the sidecar starts and reads the Secret. No ports, so
   // a case that were accepted by mistake binds nothing.
   std::vector<std::string> base_args(const fs::path& out) const {
-    return {TENANTDB_SIDECAR_BIN, "--tenant", "inputs", "--namespace", pod_.ns, "--kubeconfig", kubeconfig_,
-            "--output-dir", out.string(), "--listen", "off", "--admin-listen", "off"};
+    return {
+        TENANTDB_SIDECAR_BIN, "--tenant",   "inputs",   "--namespace", pod_.ns,          "--kubeconfig", kubeconfig_,
+        "--output-dir",       out.string(), "--listen", "off",         "--admin-listen", "off"};
   }
   static std::map<std::string, std::string> env() {
     return {{"KUBECONFIG", ""}, {"POD_NAMESPACE", ""}, {"TENANTDB_TENANT", ""}, {"POD_NAME", ""}};

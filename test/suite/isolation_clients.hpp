@@ -27,12 +27,13 @@ struct sql_failure : std::runtime_error {
 
 class pg_client {
 public:
-  pg_client(const server_address& server, const login& l, const std::string& db, const std::string& sslmode = "verify-full",
-          const std::string& replication = {}) {
+  pg_client(const server_address& server, const login& l, const std::string& db,
+            const std::string& sslmode = "verify-full", const std::string& replication = {}) {
     const std::string port = std::to_string(server.port);
     const std::string ca = ca_pem_path().string();
-    std::vector<const char*> k = {"host", "port", "dbname", "user", "password", "sslmode", "sslrootcert", "connect_timeout"};
-    std::vector<const char*> v = {server.host.c_str(), port.c_str(), db.c_str(), l.user.c_str(),
+    std::vector<const char*> k = {"host",     "port",    "dbname",      "user",
+                                  "password", "sslmode", "sslrootcert", "connect_timeout"};
+    std::vector<const char*> v = {server.host.c_str(),         port.c_str(),    db.c_str(), l.user.c_str(),
                                   l.password.reveal().c_str(), sslmode.c_str(), ca.c_str(), "10"};
     if (!replication.empty()) {
       k.push_back("replication");
@@ -44,14 +45,15 @@ public:
     if (PQstatus(conn_.get()) != CONNECTION_OK) {
       const std::string msg = PQerrorMessage(conn_.get());
       const auto has = [&](const char* s) { return msg.find(s) != std::string::npos; };
-      throw sql_failure(has("permission denied for database") ? "connect-denied"
+      throw sql_failure(has("permission denied for database")   ? "connect-denied"
                         : has("password authentication failed") ? "connect-auth"
-                        : has("no pg_hba.conf entry")            ? "connect-hba"
-                        : has("replication")                     ? "connect-replication"
-                                                                 : "connect-other",
+                        : has("no pg_hba.conf entry")           ? "connect-hba"
+                        : has("replication")                    ? "connect-replication"
+                                                                : "connect-other",
                         msg);
     }
-    PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn_.get(), [](void*, const char*) {}, nullptr);
   }
 
   /// Runs one or more statements; returns the first column of the last result's rows.
@@ -129,9 +131,7 @@ public:
   }
 
 private:
-  [[noreturn]] void fail() {
-    throw sql_failure(std::to_string(mysql_errno(conn_.get())), mysql_error(conn_.get()));
-  }
+  [[noreturn]] void fail() { throw sql_failure(std::to_string(mysql_errno(conn_.get())), mysql_error(conn_.get())); }
   std::unique_ptr<MYSQL, decltype(&mysql_close)> conn_{nullptr, &mysql_close};
 };
 

@@ -70,7 +70,8 @@ protected:
     o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     o.ca_file = test::ca_pem_path().string();
     const auto r = provision(conn_, *store, o);
-    return {r.names, {r.data.at(keys::user).reveal(), r.data.at(keys::password)},
+    return {r.names,
+            {r.data.at(keys::user).reveal(), r.data.at(keys::password)},
             {r.data.at(keys::standby_user).reveal(), r.data.at(keys::standby_password)}};
   }
 
@@ -110,7 +111,7 @@ protected:
   void SetUp() override { provision_pair("pg"); }
 
   pg_client as(const login& l, const std::string& db, const std::string& sslmode = "verify-full",
-             const std::string& replication = {}) const {
+               const std::string& replication = {}) const {
     return pg_client(conn_.server, l, db, sslmode, replication);
   }
   // A statement run by A in A's own database; succeeding is reaching B.
@@ -154,31 +155,72 @@ TEST_F(PostgresIsolation, TenantACannotReachTenantBByAnyRoute) {
 
   const std::string owner_only = "42501";
   std::vector<route> routes = {
-      {"connect to B's database", {"connect-denied"}, [&](const login& a) { as(a, bdb); return true; }},
-      {"connect to B's database without TLS", {"connect-hba"},
-       [&](const login& a) { as(a, bdb, "disable"); return true; }},
-      {"connect to A's own database without TLS", {"connect-hba"},
-       [&](const login& a) { as(a, a_.names.database, "disable"); return true; }},
-      {"logical replication connection to B's database", {"connect-denied", "connect-hba", "connect-replication"},
-       [&](const login& a) { as(a, bdb, "verify-full", "database"); return true; }},
-      {"connect as B's active login with A's password", {"connect-auth"},
-       [&](const login& a) { as({b_.names.user_a, a.password}, bdb); return true; }},
-      {"connect as B's standby login with A's password", {"connect-auth"},
-       [&](const login& a) { as({b_.names.user_b, a.password}, bdb); return true; }},
-      {"connect as B's group role with A's password", {"connect-auth"},
-       [&](const login& a) { as({bdb, a.password}, bdb); return true; }},
+      {"connect to B's database",
+       {"connect-denied"},
+       [&](const login& a) {
+         as(a, bdb);
+         return true;
+       }},
+      {"connect to B's database without TLS",
+       {"connect-hba"},
+       [&](const login& a) {
+         as(a, bdb, "disable");
+         return true;
+       }},
+      {"connect to A's own database without TLS",
+       {"connect-hba"},
+       [&](const login& a) {
+         as(a, a_.names.database, "disable");
+         return true;
+       }},
+      {"logical replication connection to B's database",
+       {"connect-denied", "connect-hba", "connect-replication"},
+       [&](const login& a) {
+         as(a, bdb, "verify-full", "database");
+         return true;
+       }},
+      {"connect as B's active login with A's password",
+       {"connect-auth"},
+       [&](const login& a) {
+         as({b_.names.user_a, a.password}, bdb);
+         return true;
+       }},
+      {"connect as B's standby login with A's password",
+       {"connect-auth"},
+       [&](const login& a) {
+         as({b_.names.user_b, a.password}, bdb);
+         return true;
+       }},
+      {"connect as B's group role with A's password",
+       {"connect-auth"},
+       [&](const login& a) {
+         as({bdb, a.password}, bdb);
+         return true;
+       }},
       // The shared databases: reachable by default, but nothing of B is there and nothing
       // planted there may reach the databases created later from template1.
       count_in("B's table listed in database postgres", "postgres",
                "SELECT count(*) FROM pg_class WHERE relname = 't' AND relnamespace = 'public'::regnamespace"),
       count_in("B's table listed in database template1", "template1",
                "SELECT count(*) FROM pg_class WHERE relname = 't' AND relnamespace = 'public'::regnamespace"),
-      {"plant a table in template1 (copied into new tenant databases)", {owner_only},
-       [&](const login& a) { as(a, "template1").exec("CREATE TABLE public.tenantdb_planted (x int)"); return true; }},
-      {"plant a schema in template1", {owner_only},
-       [&](const login& a) { as(a, "template1").exec("CREATE SCHEMA tenantdb_planted"); return true; }},
-      {"write a table into database postgres", {owner_only},
-       [&](const login& a) { as(a, "postgres").exec("CREATE TABLE public.tenantdb_planted (x int)"); return true; }},
+      {"plant a table in template1 (copied into new tenant databases)",
+       {owner_only},
+       [&](const login& a) {
+         as(a, "template1").exec("CREATE TABLE public.tenantdb_planted (x int)");
+         return true;
+       }},
+      {"plant a schema in template1",
+       {owner_only},
+       [&](const login& a) {
+         as(a, "template1").exec("CREATE SCHEMA tenantdb_planted");
+         return true;
+       }},
+      {"write a table into database postgres",
+       {owner_only},
+       [&](const login& a) {
+         as(a, "postgres").exec("CREATE TABLE public.tenantdb_planted (x int)");
+         return true;
+       }},
       in_own_db("SET ROLE to B's group role", {owner_only}, "SET ROLE " + bgroup),
       in_own_db("SET ROLE to B's active login", {owner_only}, "SET ROLE " + bu_a),
       in_own_db("SET ROLE to B's standby login", {owner_only}, "SET ROLE " + bu_b),
@@ -199,9 +241,9 @@ TEST_F(PostgresIsolation, TenantACannotReachTenantBByAnyRoute) {
       in_own_db("CREATE EXTENSION dblink", {owner_only}, "CREATE EXTENSION dblink"),
       in_own_db("CREATE EXTENSION postgres_fdw", {owner_only}, "CREATE EXTENSION postgres_fdw"),
       in_own_db("CREATE EXTENSION file_fdw", {owner_only}, "CREATE EXTENSION file_fdw"),
-      in_own_db("CREATE SUBSCRIPTION to B's database", {owner_only},
-                "CREATE SUBSCRIPTION tenantdb_iso CONNECTION 'dbname=" + bdb +
-                    "' PUBLICATION p WITH (connect = false)"),
+      in_own_db(
+          "CREATE SUBSCRIPTION to B's database", {owner_only},
+          "CREATE SUBSCRIPTION tenantdb_iso CONNECTION 'dbname=" + bdb + "' PUBLICATION p WITH (connect = false)"),
       in_own_db("read pg_authid", {owner_only}, "SELECT rolpassword FROM pg_authid"),
       in_own_db("read pg_shadow", {owner_only}, "SELECT passwd FROM pg_shadow"),
       count_in("B's password verifier in pg_roles", "own",
@@ -220,12 +262,14 @@ TEST_F(PostgresIsolation, TenantACannotReachTenantBByAnyRoute) {
       in_own_db("lo_export into B's database directory", {owner_only},
                 "SELECT lo_export(lo_from_bytea(0, 'x'), '" + data_dir + "/" +
                     fs::path(table_file).parent_path().string() + "/planted')"),
-      {"lo_get of B's large object by its OID", {"42704"},
+      {"lo_get of B's large object by its OID",
+       {"42704"},
        [&](const login& a) { return as(a, a_.names.database).value("SELECT lo_get(" + lo + ")").find("\\x") == 0; }},
       count_in("B's query text in pg_stat_activity", "own", activity),
       in_own_db("pg_terminate_backend of B's session", {owner_only}, "SELECT pg_terminate_backend(" + b_pid + ")"),
       // A login may preset its own settings; a preset role of B's must not take effect.
-      {"own default role set to B's group, then log in again", {owner_only},
+      {"own default role set to B's group, then log in again",
+       {owner_only},
        [&](const login& a) {
          struct restore {  // through the admin, in case the login no longer works
            const connector& admin;
@@ -296,24 +340,62 @@ TEST_F(MariadbIsolation, TenantACannotReachTenantBByAnyRoute) {
   const std::set<std::string> denied_db = {"1044"}, denied_table = {"1142"}, needs_super = {"1227"};
   const std::set<std::string> needs_file = {"1045", "1227"};
   std::vector<route> routes = {
-      {"connect to B's database", denied_db, [&](const login& a) { as(a, bdb); return true; }},
-      {"connect to B's database without TLS", {"1045", "4036"},
-       [&](const login& a) { as(a, bdb, false); return true; }},
-      {"connect to A's own database without TLS", {"1045", "4036"},
-       [&](const login& a) { as(a, adb, false); return true; }},
-      {"connect as B's active login with A's password", {"1045"},
-       [&](const login& a) { as({b_.names.user_a, a.password}, bdb); return true; }},
-      {"connect as B's standby login with A's password", {"1045"},
-       [&](const login& a) { as({b_.names.user_b, a.password}, bdb); return true; }},
-      {"connect to database mysql", denied_db, [&](const login& a) { as(a, "mysql"); return true; }},
+      {"connect to B's database", denied_db,
+       [&](const login& a) {
+         as(a, bdb);
+         return true;
+       }},
+      {"connect to B's database without TLS",
+       {"1045", "4036"},
+       [&](const login& a) {
+         as(a, bdb, false);
+         return true;
+       }},
+      {"connect to A's own database without TLS",
+       {"1045", "4036"},
+       [&](const login& a) {
+         as(a, adb, false);
+         return true;
+       }},
+      {"connect as B's active login with A's password",
+       {"1045"},
+       [&](const login& a) {
+         as({b_.names.user_a, a.password}, bdb);
+         return true;
+       }},
+      {"connect as B's standby login with A's password",
+       {"1045"},
+       [&](const login& a) {
+         as({b_.names.user_b, a.password}, bdb);
+         return true;
+       }},
+      {"connect to database mysql", denied_db,
+       [&](const login& a) {
+         as(a, "mysql");
+         return true;
+       }},
       {"connect to database performance_schema", denied_db,
-       [&](const login& a) { as(a, "performance_schema"); return true; }},
-      {"mysql_change_user to B's active login with A's password", {"1045"},
-       [&](const login& a) { as(a, adb).change_user({b_.names.user_a, a.password}, bdb); return true; }},
-      {"mysql_change_user to B's standby login with A's password", {"1045"},
-       [&](const login& a) { as(a, adb).change_user({b_.names.user_b, a.password}, bdb); return true; }},
+       [&](const login& a) {
+         as(a, "performance_schema");
+         return true;
+       }},
+      {"mysql_change_user to B's active login with A's password",
+       {"1045"},
+       [&](const login& a) {
+         as(a, adb).change_user({b_.names.user_a, a.password}, bdb);
+         return true;
+       }},
+      {"mysql_change_user to B's standby login with A's password",
+       {"1045"},
+       [&](const login& a) {
+         as(a, adb).change_user({b_.names.user_b, a.password}, bdb);
+         return true;
+       }},
       {"mysql_change_user to A's own login into B's database", denied_db,
-       [&](const login& a) { as(a, adb).change_user(a, bdb); return true; }},
+       [&](const login& a) {
+         as(a, adb).change_user(a, bdb);
+         return true;
+       }},
       count_of_b("B's schema in information_schema.SCHEMATA",
                  "SELECT COUNT(*) FROM SCHEMATA WHERE SCHEMA_NAME = " + like_b),
       count_of_b("B's tables in information_schema.TABLES",
@@ -322,19 +404,20 @@ TEST_F(MariadbIsolation, TenantACannotReachTenantBByAnyRoute) {
                  "SELECT COUNT(*) FROM COLUMNS WHERE TABLE_SCHEMA = " + like_b),
       count_of_b("B's routines in information_schema.ROUTINES",
                  "SELECT COUNT(*) FROM ROUTINES WHERE ROUTINE_SCHEMA = " + like_b),
-      count_of_b("B's views in information_schema.VIEWS",
-                 "SELECT COUNT(*) FROM VIEWS WHERE TABLE_SCHEMA = " + like_b),
+      count_of_b("B's views in information_schema.VIEWS", "SELECT COUNT(*) FROM VIEWS WHERE TABLE_SCHEMA = " + like_b),
       count_of_b("B's grants in information_schema.SCHEMA_PRIVILEGES",
                  "SELECT COUNT(*) FROM SCHEMA_PRIVILEGES WHERE GRANTEE LIKE '%" + b_.names.user_a + "%'"),
       count_of_b("B's session in information_schema.PROCESSLIST",
                  "SELECT COUNT(*) FROM PROCESSLIST WHERE USER = '" + b_.names.user_a + "'"),
-      {"SHOW DATABASES lists B's database", {},
+      {"SHOW DATABASES lists B's database",
+       {},
        [&](const login& a) {
          for (const auto& row : as(a, adb).rows("SHOW DATABASES"))
            if (row == bdb) return true;
          return false;
        }},
-      {"SHOW PROCESSLIST shows another account's session", {},
+      {"SHOW PROCESSLIST shows another account's session",
+       {},
        [&](const login& a) {
          for (const auto& user : as(a, adb).rows("SELECT User FROM information_schema.PROCESSLIST"))
            if (user != a.user) return true;
@@ -361,8 +444,10 @@ TEST_F(MariadbIsolation, TenantACannotReachTenantBByAnyRoute) {
       in_own_db("SELECT from mysql.global_priv", denied_table, "SELECT * FROM mysql.global_priv"),
       in_own_db("SELECT from mysql.db", denied_table, "SELECT * FROM mysql.db"),
       in_own_db("LOAD DATA INFILE from B's table file", needs_file,
-                "CREATE TABLE IF NOT EXISTS f (v LONGBLOB); LOAD DATA INFILE '" + data_dir + "/" + bdb + "/t.ibd' INTO TABLE f"),
-      {"LOAD_FILE of B's table file", {},
+                "CREATE TABLE IF NOT EXISTS f (v LONGBLOB); LOAD DATA INFILE '" + data_dir + "/" + bdb +
+                    "/t.ibd' INTO TABLE f"),
+      {"LOAD_FILE of B's table file",
+       {},
        [&](const login& a) {
          return as(a, adb).value("SELECT LOAD_FILE('" + data_dir + "/" + bdb + "/t.ibd') IS NOT NULL") == "1";
        }},
@@ -379,17 +464,17 @@ TEST_F(MariadbIsolation, TenantACannotReachTenantBByAnyRoute) {
       in_own_db("ALTER USER B's login", needs_super, "ALTER USER " + bacct + " IDENTIFIED BY 'tenant-a'"),
       in_own_db("RENAME USER B's login", needs_super, "RENAME USER " + bacct + " TO 'tenantdb_iso_planted'@'%'"),
       in_own_db("DROP USER B's login", needs_super, "DROP USER " + bacct),
-      in_own_db("CREATE DEFINER=B's login PROCEDURE", needs_super,
-                "CREATE DEFINER=" + bacct + " PROCEDURE dp() SQL SECURITY DEFINER SELECT * FROM " + bq +
-                    ".t; CALL dp()"),
+      in_own_db(
+          "CREATE DEFINER=B's login PROCEDURE", needs_super,
+          "CREATE DEFINER=" + bacct + " PROCEDURE dp() SQL SECURITY DEFINER SELECT * FROM " + bq + ".t; CALL dp()"),
       in_own_db("CREATE DEFINER=B's login FUNCTION", needs_super,
                 "CREATE DEFINER=" + bacct + " FUNCTION df() RETURNS TEXT SQL SECURITY DEFINER RETURN (SELECT v FROM " +
                     bq + ".t LIMIT 1); SELECT df()"),
       in_own_db("CREATE DEFINER=B's login VIEW", needs_super,
                 "CREATE DEFINER=" + bacct + " SQL SECURITY DEFINER VIEW dv0 AS SELECT 1"),
-      in_own_db("CREATE DEFINER=B's login VIEW over B's table", {"1227", "1142"},
-                "CREATE DEFINER=" + bacct + " SQL SECURITY DEFINER VIEW dv AS SELECT * FROM " + bq +
-                    ".t; SELECT * FROM dv"),
+      in_own_db(
+          "CREATE DEFINER=B's login VIEW over B's table", {"1227", "1142"},
+          "CREATE DEFINER=" + bacct + " SQL SECURITY DEFINER VIEW dv AS SELECT * FROM " + bq + ".t; SELECT * FROM dv"),
       in_own_db("CREATE DEFINER=B's login TRIGGER", needs_super,
                 "CREATE TABLE IF NOT EXISTS tt (x INT); CREATE DEFINER=" + bacct +
                     " TRIGGER dt BEFORE INSERT ON tt FOR EACH ROW SET @v = (SELECT v FROM " + bq +

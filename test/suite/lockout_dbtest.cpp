@@ -17,9 +17,9 @@
 #include "isolation_clients.hpp"
 #include "outages.hpp"
 #include "suite.hpp"
-#include "testdb.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/rotation.hpp"
+#include "testdb.hpp"
 
 namespace tenantdb::test::outages {
 namespace {
@@ -66,7 +66,9 @@ private:
   std::unique_ptr<isolation::my_client> my_;
 };
 
-std::string lockout_gauge(const std::string& user) { return "tenantdb_account_lockout{account=\"" + user + "\"}"; }
+std::string lockout_gauge(const std::string& user) {
+  return "tenantdb_account_lockout{account=\"" + user + "\"}";
+}
 
 // Letters and digits only: it goes into a SQL literal above.
 std::string attacker_password() {
@@ -152,7 +154,8 @@ TEST_P(LockoutTest, PreviousPasswordChangedDuringTheGraceIsReportedAndTheInitTak
   EXPECT_EQ(metric(sc.metrics(), lockout_gauge(user0)), 0) << sc.metrics();
   rotate_and_wait_for_switch(sc, user1, workload);
   if (HasFatalFailure()) return;
-  EXPECT_TRUE(eventually([&] { return metric(sc.metrics(), "tenantdb_rotations_total{result=\"retired\"}") >= 1; }, 30s))
+  EXPECT_TRUE(
+      eventually([&] { return metric(sc.metrics(), "tenantdb_rotations_total{result=\"retired\"}") >= 1; }, 30s))
       << sc.metrics();
   EXPECT_TRUE(eventually_working(out, 30s));
 

@@ -50,7 +50,9 @@ std::vector<std::string> error_lines(const std::string& text) {
 
 file_client::file_client(fs::path dir) : dir_(std::move(dir)), thread_([this] { loop(); }) {}
 
-file_client::~file_client() { stop(); }
+file_client::~file_client() {
+  stop();
+}
 
 void file_client::stop() {
   stop_ = true;
@@ -115,15 +117,17 @@ void OutageFixture::TearDown() {
   }
   sidecars_.clear();
   for (const auto& m : mounts_)
-    if (::umount2(m.c_str(), MNT_DETACH) != 0) std::cerr << "cannot unmount " << m << ": " << std::strerror(errno) << "\n";
+    if (::umount2(m.c_str(), MNT_DETACH) != 0)
+      std::cerr << "cannot unmount " << m << ": " << std::strerror(errno) << "\n";
   mounts_.clear();
   std::error_code ec;
   fs::remove_all(work_, ec);
 }
 
 process_result OutageFixture::init(const fs::path& out, const std::vector<std::string>& extra) const {
-  std::vector<std::string> args = {TENANTDB_INIT_BIN, "--tenant", who_.name, "--namespace", ns, "--connector",
-                                   "platform/db-connector", "--kubeconfig", kubeconfig_};
+  std::vector<std::string> args = {
+      TENANTDB_INIT_BIN,       "--tenant",     who_.name,  "--namespace", ns, "--connector",
+      "platform/db-connector", "--kubeconfig", kubeconfig_};
   if (!out.empty()) args.insert(args.end(), {"--output-dir", out.string()});
   if (std::find(extra.begin(), extra.end(), "--timeout") == extra.end()) args.insert(args.end(), {"--timeout", "60s"});
   args.insert(args.end(), extra.begin(), extra.end());
@@ -137,15 +141,31 @@ sidecar& OutageFixture::start(const std::string& name, const fs::path& out, cons
   s->out = out;
   s->port = unused_port();
   s->admin = unused_port();
-  std::vector<std::string> args = {TENANTDB_SIDECAR_BIN, "--tenant", who_.name, "--namespace", ns,
-                                   "--kubeconfig", kubeconfig_, "--output-dir", out.string(),
-                                   "--listen", "127.0.0.1:" + std::to_string(s->port),
-                                   "--admin-listen", "127.0.0.1:" + std::to_string(s->admin),
-                                   "--pod-name", name, "--sync-interval", "300ms", "--check-interval", "1s",
-                                   "--log-level", "debug"};
+  std::vector<std::string> args = {TENANTDB_SIDECAR_BIN,
+                                   "--tenant",
+                                   who_.name,
+                                   "--namespace",
+                                   ns,
+                                   "--kubeconfig",
+                                   kubeconfig_,
+                                   "--output-dir",
+                                   out.string(),
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(s->port),
+                                   "--admin-listen",
+                                   "127.0.0.1:" + std::to_string(s->admin),
+                                   "--pod-name",
+                                   name,
+                                   "--sync-interval",
+                                   "300ms",
+                                   "--check-interval",
+                                   "1s",
+                                   "--log-level",
+                                   "debug"};
   args.insert(args.end(), extra.begin(), extra.end());
-  std::map<std::string, std::string> e = {{"KUBECONFIG", ""},     {"POD_NAMESPACE", ""},          {"POD_NAME", ""},
-                                          {"TENANTDB_TENANT", ""}, {"TENANTDB_TEST_CRASH_AT", ""}, {"TENANTDB_TEST_PAUSE_AT", ""}};
+  std::map<std::string, std::string> e = {
+      {"KUBECONFIG", ""},      {"POD_NAMESPACE", ""},          {"POD_NAME", ""},
+      {"TENANTDB_TENANT", ""}, {"TENANTDB_TEST_CRASH_AT", ""}, {"TENANTDB_TEST_PAUSE_AT", ""}};
   for (const auto& [k, v] : env) e[k] = v;
   s->proc = std::make_unique<child_process>(args, e, (work_ / name).string() + "-" + std::to_string(++launches_));
   sidecars_.push_back(std::move(s));
@@ -201,7 +221,8 @@ bool OutageFixture::logs_in(const std::string& user, const std::string& password
 
 std::vector<std::string> OutageFixture::problems(const fs::path& out) const {
   std::vector<std::string> found;
-  if (intent_left()) found.push_back("a rotation is still recorded in the Secret: " + annotation(annotations::rotation));
+  if (intent_left())
+    found.push_back("a rotation is still recorded in the Secret: " + annotation(annotations::rotation));
   const std::string user = stored(keys::user);
   const std::string password = stored(keys::password);
   if (user.empty() || password.empty()) found.push_back("the Secret holds no active account");
@@ -211,7 +232,8 @@ std::vector<std::string> OutageFixture::problems(const fs::path& out) const {
     found.push_back("the Secret's standby account " + standby + " is refused");
   const credential_data files = read_directory(out);
   for (const char* key : {keys::user, keys::password, keys::database, keys::host, keys::port, keys::data_source})
-    if (value_of(files, key) != stored(key)) found.push_back(std::string("the files' ") + key + " differs from the Secret's");
+    if (value_of(files, key) != stored(key))
+      found.push_back(std::string("the files' ") + key + " differs from the Secret's");
   for (const char* key : {keys::standby_user, keys::standby_password, keys::pending_password})
     if (files.count(key) != 0) found.push_back(std::string("the files hold ") + key);
   return found;

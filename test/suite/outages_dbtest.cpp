@@ -157,13 +157,14 @@ TEST_P(ApiFaultTest, InitRetriesThroughConflictThrottlingErrorsAndALostAnswer) {
   api_.stall_next(1, 16s, "/namespaces/team-a/secrets", "POST");  // beyond the client's 15 s
   const fs::path out = work_ / "out";
   const auto r = init(out);
-  const std::size_t injected = answered(429, "GET") + answered(409, "POST") + answered(500, "POST") +
-                               occurrences(r.err, timed_out);
+  const std::size_t injected =
+      answered(429, "GET") + answered(409, "POST") + answered(500, "POST") + occurrences(r.err, timed_out);
   tally.faults += static_cast<int>(injected);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(injected, 4u) << "not every fault reached the init:\n" << r.err;
   EXPECT_TRUE(error_lines(r.err).empty()) << r.err;
-  EXPECT_EQ(api_.request_count("POST", "/namespaces/team-a/secrets"), 3u) << "one create per attempt, none after the lost answer";
+  EXPECT_EQ(api_.request_count("POST", "/namespaces/team-a/secrets"), 3u)
+      << "one create per attempt, none after the lost answer";
   if (working_everywhere(out)) tally.recoveries += static_cast<int>(injected);
 }
 
@@ -230,7 +231,8 @@ TEST_P(ApiFaultTest, SidecarKeepsServingAndRotatingThroughApiFaults) {
        [&] { return answered(429); }, 2},
       {"409 on a write", [&] { api_.fail_next(fault(1, 409, secret_name_, "PUT")); },
        [&] { return answered(409, "PUT"); }, 1},
-      {"resourceVersion conflicts", [&] { api_.conflict_next(2, secret_name_); }, [&] { return answered(409, "PUT"); }, 2},
+      {"resourceVersion conflicts", [&] { api_.conflict_next(2, secret_name_); }, [&] { return answered(409, "PUT"); },
+       2},
       {"a write whose answer is lost", [&] { api_.stall_next(1, 16s, secret_name_, "PUT"); },
        [&] { return occurrences(sc.proc->err(), timed_out); }, 1},
   };
@@ -243,14 +245,15 @@ TEST_P(ApiFaultTest, SidecarKeepsServingAndRotatingThroughApiFaults) {
     rd.inject();
     ++tally.faults;
     request_rotation();
-    ASSERT_TRUE(eventually([&] { return rd.count() >= base + rd.answers; }, 40s)) << "the fault never reached the sidecar";
+    ASSERT_TRUE(eventually([&] { return rd.count() >= base + rd.answers; }, 40s))
+        << "the fault never reached the sidecar";
     ASSERT_TRUE(eventually([&] { return stored(keys::password) != password && !intent_left(); }, 60s))
         << "no rotation completed after the fault";
     if (eventually_working(out, 20s)) ++tally.recoveries;
   }
   client.stop();
-  EXPECT_TRUE(client.failures().empty()) << client.failures().size() << " logins from the files failed, first: "
-                                         << client.failures().front().what;
+  EXPECT_TRUE(client.failures().empty()) << client.failures().size()
+                                         << " logins from the files failed, first: " << client.failures().front().what;
   EXPECT_GT(client.logins(), 0);
   EXPECT_EQ(http(sc.port, "GET", "/healthz").status, 200);
   EXPECT_TRUE(eventually([&] { return sc.ready() == 200; }, 10s));

@@ -106,11 +106,9 @@ TEST_P(OutputDirTest, SidecarNeverRetiresThePasswordTheFilesStillHold) {
   ASSERT_TRUE(eventually([&] { return stored(keys::password) != password0; }, 30s)) << "the rotation never switched";
   const auto switched = steady::now();
   EXPECT_TRUE(eventually(
-      [&] {
-        return sc.ready() == 503 && metric(sc.metrics(), "tenantdb_errors_total{source=\"files\"}") > 0;
-      },
-      10s))
-      << "the sidecar did not report that it cannot update the files:\n" << sc.metrics();
+      [&] { return sc.ready() == 503 && metric(sc.metrics(), "tenantdb_errors_total{source=\"files\"}") > 0; }, 10s))
+      << "the sidecar did not report that it cannot update the files:\n"
+      << sc.metrics();
 
   // Well past the grace period, a retire would have run (the sync runs every 300 ms).
   while (steady::now() < switched + grace + 3s) {
@@ -125,14 +123,16 @@ TEST_P(OutputDirTest, SidecarNeverRetiresThePasswordTheFilesStillHold) {
   EXPECT_FALSE(logs_in(user0, password0)) << "the previous password was never retired";
   EXPECT_TRUE(eventually([&] { return sc.ready() == 200; }, 10s)) << "the sidecar stayed not ready";
   client.stop();
-  EXPECT_TRUE(client.failures().empty()) << client.failures().size() << " logins from the files failed, first: "
-                                         << client.failures().front().what;
+  EXPECT_TRUE(client.failures().empty()) << client.failures().size()
+                                         << " logins from the files failed, first: " << client.failures().front().what;
   EXPECT_GT(client.logins(), 0);
   if (working && client.failures().empty()) ++tally.recoveries;
 }
 
 INSTANTIATE_TEST_SUITE_P(Volumes, OutputDirTest,
                          ::testing::Combine(::testing::Values("pg", "mariadb"), ::testing::Values("read_only", "full")),
-                         [](const auto& param_info) { return std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param); });
+                         [](const auto& param_info) {
+                           return std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param);
+                         });
 
 }  // namespace

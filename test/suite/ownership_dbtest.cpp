@@ -5,8 +5,8 @@
 // against the real servers, on both engines:
 //
 //  - a squatter (the server's admin, by hand) pre-creates the database and accounts with
-//    the tenant's names (all of them, only the standby account, or only the database): the init is refused with exit code 9 and one error line naming
-//    the object, and the squatter's objects and password stay as they were;
+//    the tenant's names (all of them, only the standby account, or only the database): the init is refused with exit
+//    code 9 and one error line naming the object, and the squatter's objects and password stay as they were;
 //  - a second workload of the same tenant with another credentials Secret (or local output
 //    directory): refused instead of resetting the first one's passwords, whose credentials
 //    keep working;
@@ -92,13 +92,22 @@ protected:
   }
 
   std::vector<std::string> kube_args(const std::string& secret_name) const {
-    return {"--tenant", who_.name, "--namespace", "team-a", "--connector", "platform/db-connector",
-            "--kubeconfig", kubeconfig_, "--secret-name", secret_name, "--timeout", "60s"};
+    return {"--tenant",     who_.name,   "--namespace",   "team-a",    "--connector", "platform/db-connector",
+            "--kubeconfig", kubeconfig_, "--secret-name", secret_name, "--timeout",   "60s"};
   }
 
   std::vector<std::string> local_args(const fs::path& dir) const {
-    return {"--local", "--connector-file", (test::testdb_dir() / (GetParam() + ".connector")).string(), "--tenant",
-            who_.name, "--namespace", "team-a", "--output-dir", dir.string(), "--timeout", "60s"};
+    return {"--local",
+            "--connector-file",
+            (test::testdb_dir() / (GetParam() + ".connector")).string(),
+            "--tenant",
+            who_.name,
+            "--namespace",
+            "team-a",
+            "--output-dir",
+            dir.string(),
+            "--timeout",
+            "60s"};
   }
 
   // Refused as the finding asks: exit code 9 and exactly one error line, which names
@@ -154,7 +163,8 @@ protected:
     if (pg())
       return pg_client(conn_.server, admin(), "postgres")
                  .value("SELECT count(*) FROM pg_roles WHERE rolname = '" + name + "'") == "1";
-    return my_client(conn_.server, admin(), "").value("SELECT count(*) FROM mysql.user WHERE User = '" + name + "'") == "1";
+    return my_client(conn_.server, admin(), "").value("SELECT count(*) FROM mysql.user WHERE User = '" + name + "'") ==
+           "1";
   }
 
   // The ownership record the admin reads for an account ("" if none).
@@ -173,8 +183,10 @@ protected:
   std::string record_of_database() {
     if (pg())
       return pg_client(conn_.server, admin(), "postgres")
-          .value("SELECT shobj_description(r.oid, 'pg_authid') FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
-                 "WHERE d.datname = '" + names_.database + "'");
+          .value(
+              "SELECT shobj_description(r.oid, 'pg_authid') FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
+              "WHERE d.datname = '" +
+              names_.database + "'");
     return my_client(conn_.server, admin(), "")
         .value("SELECT record FROM tenantdb.owners WHERE kind = 'database' AND name = '" + names_.database + "'");
   }
@@ -209,7 +221,9 @@ protected:
   test::pod_identity pod_;
 };
 
-std::string engine_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+std::string engine_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
 
 // ---------------------------------------------------------------------------------------
 // Attack: squatting the tenant's names

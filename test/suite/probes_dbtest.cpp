@@ -58,7 +58,8 @@ probe_result probe(const std::string& source, std::uint16_t port, const std::str
   if (fd < 0) return r;
   timeval tv{0, 100'000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: pod\r\nUser-Agent: kube-probe/1.30\r\nConnection: close\r\n\r\n";
+  const std::string req =
+      "GET " + path + " HTTP/1.1\r\nHost: pod\r\nUser-Agent: kube-probe/1.30\r\nConnection: close\r\n\r\n";
   std::string raw;
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
     char buf[4096];
@@ -84,8 +85,8 @@ probe_result probe(const std::string& source, std::uint16_t port, const std::str
 std::size_t open_fds(pid_t pid) {
   std::size_t n = 0;
   std::error_code ec;
-  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec); !ec && it != fs::directory_iterator();
-       it.increment(ec))
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec))
     ++n;
   return n;
 }
@@ -197,8 +198,7 @@ protected:
     const std::size_t fds_before = open_fds(s.proc->pid());
     attacker a(persistent);
     int opened = 0;
-    for (const auto& source : sources)
-      opened += a.open(source, s.port, total / static_cast<int>(sources.size()), slow);
+    for (const auto& source : sources) opened += a.open(source, s.port, total / static_cast<int>(sources.size()), slow);
     if (opened < total) problems.push_back("the attacker opened only " + std::to_string(opened) + " connections");
     // A persistent attacker: probe once the churn is under way, and check it went on
     // while the probes ran.
@@ -213,7 +213,8 @@ protected:
     std::string first;
     for (int round = 0; round < 5 || (persistent && a.reopened() < reopened_before + total && round < 500); ++round)
       for (const std::string from : {"127.0.0.1", "127.0.0.200"})
-        for (const auto& [path, want] : {std::pair<std::string, std::string>{"/healthz", "ok\n"}, {"/readyz", "ready\n"}}) {
+        for (const auto& [path, want] :
+             {std::pair<std::string, std::string>{"/healthz", "ok\n"}, {"/readyz", "ready\n"}}) {
           const auto p = probe(from, s.port, path);
           ++probes;
           if (p.status == 200 && p.body == want) continue;
@@ -301,7 +302,8 @@ TEST_P(ProbeAttackTest, ReadyzWhenNotReadyTellsAnOutsiderNothingAboutTheTenantOr
   ++tally.attacks;
   auto& s = start("pod-readyz", out, {"--rotate-every", "never"});
   ASSERT_TRUE(eventually([&] { return test::http(s.port, "GET", "/readyz").status == 503; }, 10s));
-  ASSERT_TRUE(eventually([&] { return test::http(s.port, "GET", "/readyz").body == "not ready: no credentials yet\n"; }, 10s))
+  ASSERT_TRUE(
+      eventually([&] { return test::http(s.port, "GET", "/readyz").body == "not ready: no credentials yet\n"; }, 10s))
       << test::http(s.port, "GET", "/readyz").body;
   auto body = test::http(s.port, "GET", "/readyz").body;
   EXPECT_TRUE(std::regex_match(body, terse)) << body;

@@ -69,7 +69,10 @@ private:
 };
 
 std::map<std::string, std::string> clean_env() {
-  return {{"KUBECONFIG", ""}, {"POD_NAMESPACE", ""}, {"POD_NAME", ""}, {"TENANTDB_TENANT", ""},
+  return {{"KUBECONFIG", ""},
+          {"POD_NAMESPACE", ""},
+          {"POD_NAME", ""},
+          {"TENANTDB_TENANT", ""},
           {"TENANTDB_TEST_CRASH_AT", ""}};
 }
 
@@ -129,7 +132,7 @@ bool await_log(test::child_process& p, const std::string& text, std::chrono::sec
 void attack_memory(test::suite_tally& tally, test::child_process& p, const std::string& what) {
   const pid_t pid = p.pid();
   ASSERT_EQ(real_uid(pid), std::optional<uid_t>(nobody)) << what << " does not run as nobody";
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(("/proc/" + std::to_string(pid) + "/mem").c_str(), &st), 0);
   const std::string core = core_limits(pid);
   const int opened = open_mem_as(nobody, pid);
@@ -171,9 +174,12 @@ TEST(ProcessMemory, InitIsNotDumpableAndHasNoCoreLimit) {
 
   const fs::path connector = work.path() / "connector";
   fs::create_directories(connector);
-  const std::map<std::string, std::string> keys = {
-      {"type", "postgres"}, {"host", "127.0.0.1"}, {"port", std::to_string(ntohs(addr.sin_port))},
-      {"adminUser", "platform_admin"}, {"adminPassword", "Adm1nMemoryTarget0123456789abcd"}, {"sslMode", "require"}};
+  const std::map<std::string, std::string> keys = {{"type", "postgres"},
+                                                   {"host", "127.0.0.1"},
+                                                   {"port", std::to_string(ntohs(addr.sin_port))},
+                                                   {"adminUser", "platform_admin"},
+                                                   {"adminPassword", "Adm1nMemoryTarget0123456789abcd"},
+                                                   {"sslMode", "require"}};
   for (const auto& [k, v] : keys) std::ofstream(connector / k) << v;
   for (const auto& e : fs::directory_iterator(connector)) give_to_nobody(e.path());
   give_to_nobody(connector);
@@ -224,9 +230,9 @@ TEST_P(NoPasswdLookup, InitProvisionsWithHomeUnsetAndNoPasswdLookup) {
   env["HOME"] = "";
   env["LD_PRELOAD"] = TENANTDB_NO_PASSWD_LOOKUP;
   const auto tenant = test::unique_tenant("nopw");
-  const auto r = test::run_process({TENANTDB_INIT_BIN, "--local", "--connector-file", connector.string(), "--output-dir",
-                                    (work.path() / "out").string(), "--tenant", tenant.name, "--namespace",
-                                    tenant.namespace_name, "--timeout", "60s"},
+  const auto r = test::run_process({TENANTDB_INIT_BIN, "--local", "--connector-file", connector.string(),
+                                    "--output-dir", (work.path() / "out").string(), "--tenant", tenant.name,
+                                    "--namespace", tenant.namespace_name, "--timeout", "60s"},
                                    env);
   EXPECT_EQ(r.err.find("no_passwd_lookup: the process called"), std::string::npos) << test::tail(r.err, 5);
   EXPECT_EQ(r.exit_code, 0) << test::tail(r.err, 10);

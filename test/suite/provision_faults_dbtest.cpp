@@ -45,7 +45,9 @@ std::string param_name(const ::testing::TestParamInfo<fault_param>& info) {
   return n;
 }
 
-std::vector<std::string> all_points() { return {points::all.begin(), points::all.end()}; }
+std::vector<std::string> all_points() {
+  return {points::all.begin(), points::all.end()};
+}
 
 std::string value_of(const credential_data& data, const char* key) {
   const auto it = data.find(key);
@@ -83,13 +85,22 @@ protected:
   }
 
   std::vector<std::string> kube_args(const fs::path& out) const {
-    return {"--tenant", who_.name, "--namespace", "team-a", "--connector", "platform/db-connector",
-            "--kubeconfig", kubeconfig_, "--output-dir", out.string(), "--timeout", "60s"};
+    return {"--tenant",     who_.name,   "--namespace",  "team-a",     "--connector", "platform/db-connector",
+            "--kubeconfig", kubeconfig_, "--output-dir", out.string(), "--timeout",   "60s"};
   }
 
   std::vector<std::string> local_args(const fs::path& out) const {
-    return {"--local", "--connector-file", (test::testdb_dir() / (engine() + ".connector")).string(), "--tenant",
-            who_.name, "--namespace", "team-a", "--output-dir", out.string(), "--timeout", "60s"};
+    return {"--local",
+            "--connector-file",
+            (test::testdb_dir() / (engine() + ".connector")).string(),
+            "--tenant",
+            who_.name,
+            "--namespace",
+            "team-a",
+            "--output-dir",
+            out.string(),
+            "--timeout",
+            "60s"};
   }
 
   // It died by SIGKILL at the named point, not earlier and not of something else.
@@ -115,7 +126,8 @@ protected:
     EXPECT_EQ(value_of(data, keys::database), names_.database);
     const std::string user = value_of(data, keys::user);
     const std::string standby = value_of(data, keys::standby_user);
-    EXPECT_TRUE((user == names_.user_a && standby == names_.user_b) || (user == names_.user_b && standby == names_.user_a))
+    EXPECT_TRUE((user == names_.user_a && standby == names_.user_b) ||
+                (user == names_.user_b && standby == names_.user_a))
         << "active " << user << ", standby " << standby;
     EXPECT_EQ(data.count(keys::pending_password), 0u);
     EXPECT_TRUE(logs_in(user, value_of(data, keys::password))) << "the active account " << user;
@@ -141,8 +153,7 @@ protected:
 
   // Exactly one live generation holding `keys`' files, the `locks`, and nothing else: no
   // half-written data directory, no temporary link, no dangling key.
-  static void expect_clean_directory(const fs::path& dir, const credential_data& keys,
-                                     std::set<std::string> expected) {
+  static void expect_clean_directory(const fs::path& dir, const credential_data& keys, std::set<std::string> expected) {
     std::error_code ec;
     const std::string target = fs::read_symlink(dir / "..data", ec).string();
     ASSERT_FALSE(ec) << dir << " has no ..data";

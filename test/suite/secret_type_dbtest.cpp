@@ -233,7 +233,8 @@ TEST_P(SecretTypeTest, SidecarReportsAServiceAccountTokenSecretAndPublishesNothi
   EXPECT_TRUE(eventually(
       [&] { return sc.ready() == 503 && metric(sc.metrics(), "tenantdb_errors_total{source=\"api\"}") > api_errors0; },
       15s))
-      << "the sidecar did not report the replaced Secret:\n" << sc.metrics();
+      << "the sidecar did not report the replaced Secret:\n"
+      << sc.metrics();
   // Several more syncs while the token Secret is in place.
   const auto gets = api_.request_count("GET", secret_name_);
   ASSERT_TRUE(eventually([&] { return api_.request_count("GET", secret_name_) >= gets + 3; }, 15s));
@@ -273,9 +274,9 @@ TEST_P(SecretTypeTest, OnlyTenantdbKeysReachTheFilesWhenTheSecretCarriesMore) {
     for (const auto& [k, v] : injected) doc["data"].AddMember(str(k, a), str(test::base64(v), a), a);
     ASSERT_EQ(as_pod("PUT", path(), to_json(doc)).status, 200);
   }
-  const std::set<std::string> allowed = {keys::database, keys::user,        keys::password, keys::host,
-                                         keys::port,     keys::type,        keys::ssl_mode, keys::data_source,
-                                         keys::ca_cert,  "pgpass",          "my.cnf",       "credentials.env",
+  const std::set<std::string> allowed = {keys::database,    keys::user, keys::password, keys::host,
+                                         keys::port,        keys::type, keys::ssl_mode, keys::data_source,
+                                         keys::ca_cert,     "pgpass",   "my.cnf",       "credentials.env",
                                          "credentials.json"};
   const auto check_dir = [&](const fs::path& dir, const std::string& who) {
     const credential_data files = read_directory(dir);
@@ -298,7 +299,8 @@ TEST_P(SecretTypeTest, OnlyTenantdbKeysReachTheFilesWhenTheSecretCarriesMore) {
   const auto r = init(init_out, {"--print-json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   check_dir(init_out, "the init");
-  for (const auto& [key, value] : injected) EXPECT_EQ(r.out.find(value), std::string::npos) << key << " in --print-json";
+  for (const auto& [key, value] : injected)
+    EXPECT_EQ(r.out.find(value), std::string::npos) << key << " in --print-json";
   if (HasFailure() == failed_before) ++tally.held;
 }
 
@@ -350,7 +352,8 @@ TEST_P(SecretTypeTest, ManifestRoleWithThePreCreatedSecretNeedsNoCreateAndStopsT
       for (const char* field : {"labels", "annotations"}) {
         if (!doc["metadata"][field]) continue;
         rapidjson::Value m(rapidjson::kObjectType);
-        for (const auto& kv : doc["metadata"][field]) m.AddMember(str(kv.first.Scalar(), a), str(kv.second.Scalar(), a), a);
+        for (const auto& kv : doc["metadata"][field])
+          m.AddMember(str(kv.first.Scalar(), a), str(kv.second.Scalar(), a), a);
         meta.AddMember(rapidjson::StringRef(field), m, a);
       }
       obj.AddMember("metadata", meta, a);

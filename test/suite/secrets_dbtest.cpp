@@ -175,14 +175,31 @@ protected:
   void TearDown() override { fs::remove_all(work_); }
 
   static std::map<std::string, std::string> clean_env() {
-    return {{"KUBECONFIG", ""}, {"POD_NAMESPACE", ""}, {"POD_NAME", ""}, {"TENANTDB_TENANT", ""},
+    return {{"KUBECONFIG", ""},
+            {"POD_NAMESPACE", ""},
+            {"POD_NAME", ""},
+            {"TENANTDB_TENANT", ""},
             {"TENANTDB_TEST_CRASH_AT", ""}};
   }
 
   std::vector<std::string> kube_init_args(const std::string& strategy) const {
-    return {TENANTDB_INIT_BIN, "--tenant", who_.name, "--namespace", ns, "--connector", "platform/db-connector",
-            "--kubeconfig", kubeconfig_, "--output-dir", (work_ / "init-out").string(), "--strategy", strategy,
-            "--timeout", "60s", "--log-level", "debug"};
+    return {TENANTDB_INIT_BIN,
+            "--tenant",
+            who_.name,
+            "--namespace",
+            ns,
+            "--connector",
+            "platform/db-connector",
+            "--kubeconfig",
+            kubeconfig_,
+            "--output-dir",
+            (work_ / "init-out").string(),
+            "--strategy",
+            strategy,
+            "--timeout",
+            "60s",
+            "--log-level",
+            "debug"};
   }
 
   // Runs a process to its end while its /proc entries are watched; scans everything.
@@ -262,11 +279,11 @@ TEST_P(SecretsTest, InitInLocalModeShowsNoPasswordInOutputProcOrServerLog) {
   fs::copy(test::testdb_dir() / (GetParam() + ".connector"), connector_dir);
   std::ofstream(connector_dir / "comment") << "not a connector key";
   std::set<std::string> cmdlines, environs;
-  const auto r = run_watched("init-local",
-                             {TENANTDB_INIT_BIN, "--local", "--connector-file", connector_dir.string(), "--tenant", who_.name,
-                              "--namespace", ns, "--output-dir", store.string(), "--timeout", "60s", "--log-level",
-                              "debug"},
-                             cmdlines, environs);
+  const auto r =
+      run_watched("init-local",
+                  {TENANTDB_INIT_BIN, "--local", "--connector-file", connector_dir.string(), "--tenant", who_.name,
+                   "--namespace", ns, "--output-dir", store.string(), "--timeout", "60s", "--log-level", "debug"},
+                  cmdlines, environs);
   ASSERT_EQ(r.exit_code, 0) << test::tail(r.err, 20);
   const auto files = read_directory(store);
   for (const char* key : {keys::password, keys::standby_password}) {
@@ -321,13 +338,40 @@ protected:
     const fs::path out = work_ / "out";
     const std::uint16_t port = test::unused_port();
     const std::uint16_t admin = test::unused_port();
-    test::child_process sidecar(
-        {TENANTDB_SIDECAR_BIN, "--tenant", who_.name, "--namespace", ns, "--kubeconfig", kubeconfig_, "--output-dir",
-         out.string(), "--listen", "127.0.0.1:" + std::to_string(port), "--admin-listen",
-         "127.0.0.1:" + std::to_string(admin), "--pod-name", "pod-secrets", "--sync-interval", "300ms",
-         "--check-interval", "1s", "--rotate-every", "never", "--grace", "1s", "--strategy", strategy, "--formats",
-         "pgpass,mycnf,env,json", "--file-mode", "0400", "--reload-command", script.string(), "--log-level", "debug"},
-        clean_env(), (work_ / "sidecar").string());
+    test::child_process sidecar({TENANTDB_SIDECAR_BIN,
+                                 "--tenant",
+                                 who_.name,
+                                 "--namespace",
+                                 ns,
+                                 "--kubeconfig",
+                                 kubeconfig_,
+                                 "--output-dir",
+                                 out.string(),
+                                 "--listen",
+                                 "127.0.0.1:" + std::to_string(port),
+                                 "--admin-listen",
+                                 "127.0.0.1:" + std::to_string(admin),
+                                 "--pod-name",
+                                 "pod-secrets",
+                                 "--sync-interval",
+                                 "300ms",
+                                 "--check-interval",
+                                 "1s",
+                                 "--rotate-every",
+                                 "never",
+                                 "--grace",
+                                 "1s",
+                                 "--strategy",
+                                 strategy,
+                                 "--formats",
+                                 "pgpass,mycnf,env,json",
+                                 "--file-mode",
+                                 "0400",
+                                 "--reload-command",
+                                 script.string(),
+                                 "--log-level",
+                                 "debug"},
+                                clean_env(), (work_ / "sidecar").string());
     proc_watch sidecar_watch(sidecar.pid());
 
     const auto metric = [&](const std::string& result) {
@@ -367,9 +411,8 @@ protected:
     // Initial, two new and (dual) the retired records: each rotation added at least one.
     EXPECT_GE(scan.size(), strategy == "dual" ? 6u : 4u) << "fewer passwords seen than the rotations made";
     scan_run(scan, "tenantdb-init (" + strategy + ")", init, init_cmdlines, init_environs);
-    scan_run(scan, "tenantdb-sidecar (" + strategy + ")",
-             test::process_result{0, sidecar.out(), sidecar.err()}, sidecar_watch.cmdlines(),
-             sidecar_watch.environs());
+    scan_run(scan, "tenantdb-sidecar (" + strategy + ")", test::process_result{0, sidecar.out(), sidecar.err()},
+             sidecar_watch.cmdlines(), sidecar_watch.environs());
     for (const auto& e : fs::directory_iterator(dumps)) {
       const std::string text = test::read_file(e.path().string());
       EXPECT_FALSE(text.empty()) << e.path();

@@ -100,7 +100,9 @@ KubeStandin::KubeStandin(Options options) : impl_(std::make_unique<Impl>(std::mo
   });
 }
 
-KubeStandin::~KubeStandin() { stop(); }
+KubeStandin::~KubeStandin() {
+  stop();
+}
 
 void KubeStandin::stop() {
   const std::lock_guard lock(impl_->stop_mu);
@@ -110,9 +112,15 @@ void KubeStandin::stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-std::uint16_t KubeStandin::port() const { return impl_->port; }
-std::string KubeStandin::url() const { return "https://127.0.0.1:" + std::to_string(impl_->port); }
-std::string KubeStandin::ca_pem() const { return impl_->pki.ca_cert_pem; }
+std::uint16_t KubeStandin::port() const {
+  return impl_->port;
+}
+std::string KubeStandin::url() const {
+  return "https://127.0.0.1:" + std::to_string(impl_->port);
+}
+std::string KubeStandin::ca_pem() const {
+  return impl_->pki.ca_cert_pem;
+}
 
 KubeStandin::ClientCert KubeStandin::issue_client_cert(std::string_view common_name,
                                                        const std::vector<std::string>& organizations) {
@@ -130,8 +138,8 @@ void KubeStandin::remove_token(std::string_view token) {
 }
 
 void KubeStandin::allow(std::string user, std::string verb, std::string ns, std::string resource, std::string name) {
-  static const std::set<std::string, std::less<>> verbs = {"get",    "list",   "watch",  "create",           "update",
-                                                           "patch", "delete", "deletecollection", "*"};
+  static const std::set<std::string, std::less<>> verbs = {
+      "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "*"};
   if (!verbs.contains(verb)) throw std::invalid_argument("kube-standin: allow(): unknown verb \"" + verb + "\"");
   const std::lock_guard lock(impl_->state.mu);
   impl_->state.rules[std::move(user)].push_back({std::move(verb), std::move(ns), std::move(resource), std::move(name)});
@@ -157,7 +165,8 @@ void KubeStandin::add_namespace(std::string ns) {
 std::string KubeStandin::put_object(std::string_view json) {
   si::Json doc;
   doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) throw std::invalid_argument("kube-standin: put_object(): not a JSON object");
+  if (doc.HasParseError() || !doc.IsObject())
+    throw std::invalid_argument("kube-standin: put_object(): not a JSON object");
   const si::Resource* r = si::resource_by_kind(si::string_member(doc, "kind"));
   if (r == nullptr) throw std::invalid_argument("kube-standin: put_object(): kind must be Secret or Lease");
   std::vector<std::string> warnings;
@@ -176,7 +185,7 @@ std::string KubeStandin::put_object(std::string_view json) {
   const si::JsonValue* old_meta = existing ? si::member(*existing->doc, "metadata") : nullptr;
   for (const char* field : {"uid", "creationTimestamp"}) {
     if (!si::string_member(meta, field).empty()) continue;
-    const std::string value = old_meta != nullptr ? std::string(si::string_member(*old_meta, field))
+    const std::string value = old_meta != nullptr                ? std::string(si::string_member(*old_meta, field))
                               : std::string_view(field) == "uid" ? si::new_uid()
                                                                  : si::format_time(std::chrono::system_clock::now());
     si::set_string(meta, field, value, doc.GetAllocator());

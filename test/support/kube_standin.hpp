@@ -54,7 +54,7 @@ struct KubeStandinOptions {
 /// It listens from construction until stop() or destruction. Every public member is
 /// thread-safe and may be called from the test thread while clients are being served.
 class KubeStandin {
- public:
+public:
   /// Start-up settings; see KubeStandinOptions.
   using Options = KubeStandinOptions;
 
@@ -133,8 +133,7 @@ class KubeStandin {
   /// named rule never matches create, nor list/watch without fieldSelector
   /// metadata.name=NAME, as with RBAC resourceNames). Throws std::invalid_argument on an
   /// unknown verb.
-  void allow(std::string user, std::string verb, std::string ns, std::string resource,
-             std::string name = {});
+  void allow(std::string user, std::string verb, std::string ns, std::string resource, std::string name = {});
   /// Grants `user` everything, including non-resource paths.
   void allow_all(std::string user);
   /// Removes every rule of `user`, including allow_all.
@@ -150,14 +149,12 @@ class KubeStandin {
   std::string put_object(std::string_view json);
   /// The stored object as JSON (with kind and apiVersion), or nullopt. resource is the
   /// plural resource name, "secrets" or "leases".
-  [[nodiscard]] std::optional<std::string> get_object(std::string_view resource,
-                                                      std::string_view ns,
+  [[nodiscard]] std::optional<std::string> get_object(std::string_view resource, std::string_view ns,
                                                       std::string_view name) const;
   /// Deletes an object as another client would (watchers see DELETED); false if absent.
   bool delete_object(std::string_view resource, std::string_view ns, std::string_view name);
   /// The base64-decoded value of data[key] of a stored Secret, or nullopt.
-  [[nodiscard]] std::optional<std::string> secret_value(std::string_view ns,
-                                                        std::string_view name,
+  [[nodiscard]] std::optional<std::string> secret_value(std::string_view ns, std::string_view name,
                                                         std::string_view key) const;
   /// The latest resourceVersion handed out (global across resources, like etcd's).
   [[nodiscard]] std::uint64_t resource_version() const;
@@ -166,16 +163,14 @@ class KubeStandin {
 
   /// Fails the next `count` requests (optionally only those whose path+query contains
   /// path_filter) with `http_status`; see Fault.
-  void fail_next(int count, unsigned http_status, std::string path_filter = {},
-                 int retry_after_seconds = 0);
+  void fail_next(int count, unsigned http_status, std::string path_filter = {}, int retry_after_seconds = 0);
   /// Queues a fully specified failure; faults are consumed first-match in FIFO order.
   void fail_next(Fault fault);
   /// Serves the next `count` matching requests but holds each response for `duration`,
   /// so client timeouts fire while the write has already happened (the ambiguous
   /// outcome a real slow apiserver produces). Held responses are dropped by stop().
   /// `method` (e.g. "PUT"; empty: any) narrows the match like Fault::method.
-  void stall_next(int count, std::chrono::milliseconds duration, std::string path_filter = {},
-                  std::string method = {});
+  void stall_next(int count, std::chrono::milliseconds duration, std::string path_filter = {}, std::string method = {});
   /// Acts as a racing writer: just before each of the next `count` matching PUT or
   /// PATCH requests on an existing object, the object is rewritten with a new
   /// resourceVersion (watchers see MODIFIED). A request carrying the previously current
@@ -189,12 +184,11 @@ class KubeStandin {
   [[nodiscard]] std::vector<RequestRecord> requests() const;
   /// Requests whose method equals `method` (empty: any) and whose path+query contains
   /// `path_substring` (empty: any).
-  [[nodiscard]] std::size_t request_count(std::string_view method = {},
-                                          std::string_view path_substring = {}) const;
+  [[nodiscard]] std::size_t request_count(std::string_view method = {}, std::string_view path_substring = {}) const;
   /// Forgets the request log.
   void clear_requests();
 
- private:
+private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

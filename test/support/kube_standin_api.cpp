@@ -35,7 +35,9 @@ struct Info {
   std::size_t parts = 0;
 };
 
-bool parse_bool(std::string_view v) { return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True"; }
+bool parse_bool(std::string_view v) {
+  return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True";
+}
 
 std::string_view get(const Query& q, std::string_view key) {
   const auto it = q.find(key);
@@ -126,7 +128,8 @@ ApiError forbidden(const Identity& id, const Info& info) {
   why += info.ns.empty() ? " at the cluster scope" : " in the namespace " + quote(info.ns);
   const std::string gr = info.group.empty() ? info.resource : info.resource + "." + info.group;
   const std::string subject = info.name.empty() ? gr : gr + " " + quote(info.name);
-  ApiError e(403, "Forbidden", subject + " is forbidden: " + why, Details{info.name, info.group, info.resource, {}, {}, 0});
+  ApiError e(403, "Forbidden", subject + " is forbidden: " + why,
+             Details{info.name, info.group, info.resource, {}, {}, 0});
   e.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return e;
 }
@@ -136,7 +139,8 @@ ApiError fault_error(const Fault& f) {
   if (f.retry_after_seconds > 0) details = Details{{}, {}, {}, {}, {}, f.retry_after_seconds};
   std::optional<ApiError> e;
   if (f.plain_text) {
-    e.emplace(f.status, "", f.status == 429 ? "Too many requests, please try again later." : std::string(status_text(f.status)));
+    e.emplace(f.status, "",
+              f.status == 429 ? "Too many requests, please try again later." : std::string(status_text(f.status)));
     e->plain_text = true;
     e->headers.emplace_back("X-Content-Type-Options", "nosniff");
   } else if (f.status == 429) {
@@ -194,9 +198,10 @@ struct Call {
                      "Request entity too large: limit is " + std::to_string(st.options.max_body_bytes), std::nullopt);
     const std::string m = media_type(rq.content_type);
     if (json_only && !m.empty() && m != "application/json")
-      throw ApiError(415, "UnsupportedMediaType",
-                     "the body of the request was in an unknown format - accepted media types include: application/json",
-                     std::nullopt);
+      throw ApiError(
+          415, "UnsupportedMediaType",
+          "the body of the request was in an unknown format - accepted media types include: application/json",
+          std::nullopt);
   }
 
   Json decoded_body() {
@@ -231,8 +236,8 @@ struct Call {
                         info.name + ")");
     const std::string_view ns = string_member(meta(doc), "namespace");
     if (!ns.empty() && ns != info.ns)
-      throw bad_request("the namespace of the object (" + std::string(ns) + ") does not match the namespace on the URL (" +
-                        info.ns + ")");
+      throw bad_request("the namespace of the object (" + std::string(ns) +
+                        ") does not match the namespace on the URL (" + info.ns + ")");
     set_string(meta(doc), "namespace", info.ns, doc.GetAllocator());
   }
 
@@ -259,8 +264,9 @@ struct Call {
     JsonValue& m = meta(doc);
     const std::string name = info.name;
     if (const auto uid = string_member(m, "uid"); !uid.empty() && uid != existing.uid)
-      throw conflict(r, name, "Precondition failed: UID in precondition: " + std::string(uid) +
-                                  ", UID in object meta: " + existing.uid);
+      throw conflict(
+          r, name,
+          "Precondition failed: UID in precondition: " + std::string(uid) + ", UID in object meta: " + existing.uid);
     const std::string current = std::to_string(existing.rv);
     if (const auto rv = string_member(m, "resourceVersion"); !rv.empty() && rv != current)
       throw conflict(r, name, optimistic_lock_message);
@@ -287,8 +293,10 @@ struct Call {
     for (const auto& obj : items) {
       if (!first) body.push_back(',');
       first = false;
-      if (obj->json.starts_with(prefix)) body.append("{").append(obj->json, prefix.size());
-      else body.append(obj->json);
+      if (obj->json.starts_with(prefix))
+        body.append("{").append(obj->json, prefix.size());
+      else
+        body.append(obj->json);
     }
     return body + "]}";
   }
@@ -301,10 +309,11 @@ struct Call {
 
   static std::optional<std::uint64_t> parse_rv(std::string_view text) {
     if (text.empty()) return std::nullopt;
-    if (!std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }) ||
+    if (!std::all_of(text.begin(), text.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }) ||
         text.size() > 19)
-      throw bad_request("resourceVersion: Invalid value: " + quote(text) + ": strconv.ParseUint: parsing " + quote(text) +
-                        ": invalid syntax");
+      throw bad_request("resourceVersion: Invalid value: " + quote(text) + ": strconv.ParseUint: parsing " +
+                        quote(text) + ": invalid syntax");
     return std::stoull(std::string(text));
   }
 
@@ -390,21 +399,25 @@ struct Call {
       Json options;
       options.Parse(rq.body.data(), rq.body.size());
       if (options.HasParseError() || !options.IsObject())
-        throw bad_request("the object provided is unrecognized (must be of type DeleteOptions): couldn't get "
-                          "version/kind; json parse error: invalid JSON");
+        throw bad_request(
+            "the object provided is unrecognized (must be of type DeleteOptions): couldn't get "
+            "version/kind; json parse error: invalid JSON");
       if (const JsonValue* pre = member(options, "preconditions"); pre != nullptr && pre->IsObject()) {
-        if (const JsonValue* uid = member(*pre, "uid"); uid != nullptr && uid->IsString() && uid->GetString() != existing->uid)
-          throw conflict(r, info.name, "Precondition failed: UID in precondition: " + std::string(uid->GetString()) +
-                                           ", UID in object meta: " + existing->uid);
+        if (const JsonValue* uid = member(*pre, "uid");
+            uid != nullptr && uid->IsString() && uid->GetString() != existing->uid)
+          throw conflict(r, info.name,
+                         "Precondition failed: UID in precondition: " + std::string(uid->GetString()) +
+                             ", UID in object meta: " + existing->uid);
         if (const JsonValue* rv = member(*pre, "resourceVersion");
             rv != nullptr && rv->IsString() && rv->GetString() != std::to_string(existing->rv))
-          throw conflict(r, info.name, "Precondition failed: ResourceVersion in precondition: " +
-                                           std::string(rv->GetString()) +
-                                           ", ResourceVersion in object meta: " + std::to_string(existing->rv));
+          throw conflict(r, info.name,
+                         "Precondition failed: ResourceVersion in precondition: " + std::string(rv->GetString()) +
+                             ", ResourceVersion in object meta: " + std::to_string(existing->rv));
       }
     }
     st.erase(r, info.ns, info.name);
-    return json_response(200, success_body(Details{info.name, std::string(r.group), std::string(r.plural), existing->uid, {}, 0}));
+    return json_response(
+        200, success_body(Details{info.name, std::string(r.group), std::string(r.plural), existing->uid, {}, 0}));
   }
 
   Response do_delete_collection() {
@@ -487,23 +500,32 @@ Outcome serve(State& st, const Request& rq, const Identity& id, const WatchSink&
   }
   const Resource* r = find_resource(info.group, info.version, info.resource);
   if (r == nullptr || !info.subresource.empty() || info.parts > 3) throw resource_not_found();
-  const ApiError method_not_allowed(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
-                                    Details{});
+  const ApiError method_not_allowed(405, "MethodNotAllowed",
+                                    "the server does not allow this method on the requested resource", Details{});
   if (info.ns.empty() && info.verb != "list" && info.verb != "watch") {
     if (!info.name.empty()) throw resource_not_found();
     throw method_not_allowed;
   }
   Call call{st, rq, info, query, id, *r, {}};
   const bool named = info.parts >= 2;
-  if (info.verb == "get") out.response = call.do_get();
-  else if (info.verb == "list") out.response = call.do_list();
-  else if (info.verb == "watch") out = call.do_watch(sink);
-  else if (info.verb == "create" && !named) out.response = call.do_create();
-  else if (info.verb == "update" && named) out.response = call.do_update();
-  else if (info.verb == "patch" && named) out.response = call.do_patch();
-  else if (info.verb == "delete") out.response = call.do_delete();
-  else if (info.verb == "deletecollection") out.response = call.do_delete_collection();
-  else throw method_not_allowed;
+  if (info.verb == "get")
+    out.response = call.do_get();
+  else if (info.verb == "list")
+    out.response = call.do_list();
+  else if (info.verb == "watch")
+    out = call.do_watch(sink);
+  else if (info.verb == "create" && !named)
+    out.response = call.do_create();
+  else if (info.verb == "update" && named)
+    out.response = call.do_update();
+  else if (info.verb == "patch" && named)
+    out.response = call.do_patch();
+  else if (info.verb == "delete")
+    out.response = call.do_delete();
+  else if (info.verb == "deletecollection")
+    out.response = call.do_delete_collection();
+  else
+    throw method_not_allowed;
   return out;
 }
 

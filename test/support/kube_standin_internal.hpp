@@ -84,7 +84,7 @@ struct Details {
 /// An answer other than success, thrown by the request handlers and turned into a
 /// Status body (or, with plain_text, a text/plain body) by the dispatcher.
 class ApiError : public std::runtime_error {
- public:
+public:
   ApiError(unsigned code, std::string reason, const std::string& message, std::optional<Details> details = {});
 
   unsigned code;
@@ -263,10 +263,10 @@ struct WatchFilter {
 using WatchSink = std::function<void(std::string line, std::uint64_t rv)>;
 
 struct Subscription {
-  std::uint64_t id = 0;               ///< 0 when the watch could not start (see error_line)
-  std::vector<std::string> backlog;   ///< events to send before live ones
-  std::string error_line;             ///< an ERROR event (410 Expired) ending the watch at once
-  std::uint64_t rv = 0;               ///< resourceVersion the watch starts from
+  std::uint64_t id = 0;              ///< 0 when the watch could not start (see error_line)
+  std::vector<std::string> backlog;  ///< events to send before live ones
+  std::string error_line;            ///< an ERROR event (410 Expired) ending the watch at once
+  std::uint64_t rv = 0;              ///< resourceVersion the watch starts from
 };
 
 /// Request-log entry of the public API.
@@ -302,7 +302,7 @@ struct State {
 
   // Objects, keyed by {plural, namespace, name} (sorted like etcd keys).
   std::map<std::tuple<std::string, std::string, std::string>, std::shared_ptr<const Object>, std::less<>> objects;
-  std::uint64_t rv = 0;  ///< last resourceVersion handed out
+  std::uint64_t rv = 0;                                           ///< last resourceVersion handed out
   std::map<std::string, std::deque<Event>, std::less<>> history;  ///< per plural
   std::map<std::string, std::uint64_t, std::less<>> evicted;      ///< rv of the last event dropped
   struct Watcher {
@@ -326,8 +326,7 @@ struct State {
   std::vector<RequestRecord> log;
 
   /// The stored object, or nullptr.
-  [[nodiscard]] std::shared_ptr<const Object> find(const Resource& r, std::string_view ns,
-                                                   std::string_view name) const;
+  [[nodiscard]] std::shared_ptr<const Object> find(const Resource& r, std::string_view ns, std::string_view name) const;
   /// Objects of `r` in `ns` ("" = all) passing the selectors, in key order.
   [[nodiscard]] std::vector<std::shared_ptr<const Object>> list(const Resource& r, std::string_view ns,
                                                                 const LabelSelector& labels,

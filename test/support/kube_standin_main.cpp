@@ -92,8 +92,10 @@ std::string yaml_quote(const std::string& s) {
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> parts(1);
   for (const char c : s) {
-    if (c == sep) parts.emplace_back();
-    else parts.back().push_back(c);
+    if (c == sep)
+      parts.emplace_back();
+    else
+      parts.back().push_back(c);
   }
   return parts;
 }
@@ -157,20 +159,30 @@ int main(int argc, char** argv) {
                     "clusters:\n"
                     "- name: kube-standin\n"
                     "  cluster:\n"
-                    "    server: " + standin.url() + "\n"
-                    "    certificate-authority: " + yaml_quote((dir / "ca.pem").string()) + "\n"
-                    "users:\n"
-                    "- name: " + yaml_quote(user) + "\n"
-                    "  user:\n"
-                    "    token: " + token + "\n"
-                    "contexts:\n"
-                    "- name: kube-standin\n"
-                    "  context:\n"
-                    "    cluster: kube-standin\n"
-                    "    user: " + yaml_quote(user) + "\n"
-                    "    namespace: default\n"
-                    "current-context: kube-standin\n"
-                    "preferences: {}\n");
+                    "    server: " +
+                        standin.url() +
+                        "\n"
+                        "    certificate-authority: " +
+                        yaml_quote((dir / "ca.pem").string()) +
+                        "\n"
+                        "users:\n"
+                        "- name: " +
+                        yaml_quote(user) +
+                        "\n"
+                        "  user:\n"
+                        "    token: " +
+                        token +
+                        "\n"
+                        "contexts:\n"
+                        "- name: kube-standin\n"
+                        "  context:\n"
+                        "    cluster: kube-standin\n"
+                        "    user: " +
+                        yaml_quote(user) +
+                        "\n"
+                        "    namespace: default\n"
+                        "current-context: kube-standin\n"
+                        "preferences: {}\n");
       write_private(dir / "port", std::to_string(standin.port()) + "\n");  // last: its presence means ready
     }
 
@@ -181,8 +193,7 @@ int main(int argc, char** argv) {
     std::cout << "ready" << std::endl;
     signals_io.run();
     standin.stop();
-    std::cerr << "kube-standin: stopped on signal " << got << " after " << standin.requests().size()
-              << " requests\n";
+    std::cerr << "kube-standin: stopped on signal " << got << " after " << standin.requests().size() << " requests\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "kube-standin: " << e.what() << "\n";

@@ -69,8 +69,12 @@ std::string Resource::qualified_kind() const {
   return group.empty() ? std::string(kind) : std::string(kind) + "." + std::string(group);
 }
 
-const Resource& secrets_resource() { return secrets_def; }
-const Resource& leases_resource() { return leases_def; }
+const Resource& secrets_resource() {
+  return secrets_def;
+}
+const Resource& leases_resource() {
+  return leases_def;
+}
 
 const Resource* find_resource(std::string_view group, std::string_view version, std::string_view plural) {
   for (const Resource* r : {&secrets_def, &leases_def})
@@ -189,7 +193,9 @@ std::string_view status_text(unsigned code) {
   }
 }
 
-ApiError bad_request(const std::string& message) { return {400, "BadRequest", message}; }
+ApiError bad_request(const std::string& message) {
+  return {400, "BadRequest", message};
+}
 
 ApiError not_found(const Resource& r, std::string_view name) {
   return {404, "NotFound", r.qualified() + " " + quote(name) + " not found",
@@ -202,7 +208,8 @@ ApiError already_exists(const Resource& r, std::string_view name) {
 }
 
 ApiError conflict(const Resource& r, std::string_view name, std::string_view why) {
-  return {409, "Conflict", "Operation cannot be fulfilled on " + r.qualified() + " " + quote(name) + ": " + std::string(why),
+  return {409, "Conflict",
+          "Operation cannot be fulfilled on " + r.qualified() + " " + quote(name) + ": " + std::string(why),
           Details{std::string(name), std::string(r.group), std::string(r.plural), {}, {}, 0}};
 }
 
@@ -221,7 +228,9 @@ std::string FieldError::body() const {
   if (!detail.empty()) s += ": " + detail;
   return s;
 }
-std::string FieldError::text() const { return field + ": " + body(); }
+std::string FieldError::text() const {
+  return field + ": " + body();
+}
 
 FieldError field_invalid(std::string field, std::string_view value, std::string detail) {
   return {std::move(field), "Invalid value", quote(value), std::move(detail), "FieldValueInvalid"};
@@ -236,7 +245,10 @@ FieldError field_forbidden(std::string field, std::string detail) {
   return {std::move(field), "Forbidden", {}, std::move(detail), "FieldValueForbidden"};
 }
 FieldError field_too_long(std::string field, std::size_t max_bytes) {
-  return {std::move(field), "Too long", {}, "must have at most " + std::to_string(max_bytes) + " bytes",
+  return {std::move(field),
+          "Too long",
+          {},
+          "must have at most " + std::to_string(max_bytes) + " bytes",
           "FieldValueTooLong"};
 }
 

@@ -41,10 +41,14 @@ std::string chunk(std::string_view data) {
 }
 
 class Session final : public SessionHandle, public std::enable_shared_from_this<Session> {
- public:
+public:
   Session(tcp::socket socket, asio::ssl::context& ssl, State& state)
-      : stream_(std::move(socket), ssl), state_(state), opts_(state.options), stall_timer_(stream_.get_executor()),
-        watch_timer_(stream_.get_executor()), bookmark_timer_(stream_.get_executor()),
+      : stream_(std::move(socket), ssl),
+        state_(state),
+        opts_(state.options),
+        stall_timer_(stream_.get_executor()),
+        watch_timer_(stream_.get_executor()),
+        bookmark_timer_(stream_.get_executor()),
         idle_timer_(stream_.get_executor()) {}
   ~Session() override { unsubscribe(); }
   Session(const Session&) = delete;
@@ -70,7 +74,7 @@ class Session final : public SessionHandle, public std::enable_shared_from_this<
     }
   }
 
- private:
+private:
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
 
   void close() {
@@ -99,9 +103,8 @@ class Session final : public SessionHandle, public std::enable_shared_from_this<
     // read_body() applies the limit. Not boost::none: Beast 1.74 compares len > none.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     lowest().expires_after(opts_.idle_timeout);
-    http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
-      self->on_header(ec);
-    });
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(error_code ec) {
@@ -140,8 +143,8 @@ class Session final : public SessionHandle, public std::enable_shared_from_this<
 
   /// A request that did not parse: Go answers 400 (431 for huge headers) and closes.
   void refuse(error_code ec) {
-    if (ec.category() != http::make_error_code(http::error::bad_method).category() || ec == http::error::end_of_stream ||
-        ec == http::error::partial_message)
+    if (ec.category() != http::make_error_code(http::error::bad_method).category() ||
+        ec == http::error::end_of_stream || ec == http::error::partial_message)
       return close();
     const bool too_big = ec == http::error::header_limit;
     {
@@ -149,8 +152,8 @@ class Session final : public SessionHandle, public std::enable_shared_from_this<
       state_.log.push_back({{}, {}, too_big ? 431U : 400U, {}});
     }
     const std::string text = too_big ? "431 Request Header Fields Too Large" : "400 Bad Request";
-    auto out = std::make_shared<std::string>("HTTP/1.1 " + text +
-                                             "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text);
+    auto out = std::make_shared<std::string>(
+        "HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text);
     lowest().expires_after(opts_.io_timeout);
     asio::async_write(stream_, asio::buffer(*out),
                       [self = shared_from_this(), out](error_code, std::size_t) { self->close(); });
@@ -303,8 +306,8 @@ class Session final : public SessionHandle, public std::enable_shared_from_this<
       return;
     }
     writing_ = true;
-    const auto deadline = closing_ ? std::min<std::chrono::milliseconds>(opts_.io_timeout, std::chrono::seconds(1))
-                                   : opts_.io_timeout;
+    const auto deadline =
+        closing_ ? std::min<std::chrono::milliseconds>(opts_.io_timeout, std::chrono::seconds(1)) : opts_.io_timeout;
     lowest().expires_after(deadline);
     asio::async_write(stream_, asio::buffer(queue_.front()), [self = shared_from_this()](error_code ec, std::size_t) {
       self->writing_ = false;

@@ -19,7 +19,7 @@ namespace tenantdb::test::standin {
 
 /// What the listener keeps of a connection: enough to end it on stop().
 class SessionHandle {
- public:
+public:
   SessionHandle() = default;
   virtual ~SessionHandle() = default;
   SessionHandle(const SessionHandle&) = delete;

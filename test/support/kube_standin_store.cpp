@@ -149,7 +149,8 @@ LabelSelector parse_label_selector(std::string_view text) {
   if (trim(text).empty()) return selector;
   const auto check_key = [](const std::string& key) {
     const auto errs = qualified_name_errors(key);
-    if (!errs.empty()) throw bad_request("unable to parse requirement: key: Invalid value: " + quote(key) + ": " + errs[0]);
+    if (!errs.empty())
+      throw bad_request("unable to parse requirement: key: Invalid value: " + quote(key) + ": " + errs[0]);
   };
   const auto check_value = [](const std::string& value) {
     const auto errs = label_value_errors(value);
@@ -255,7 +256,8 @@ FieldSelector parse_field_selector(const Resource& r, std::string_view text) {
                        (r.plural == "secrets" && term.field == "type");
     if (!known) {
       if (r.plural == "secrets") throw bad_request("field label not supported: " + term.field);
-      throw bad_request(quote(term.field) + " is not a known field selector: only \"metadata.name\", \"metadata.namespace\"");
+      throw bad_request(quote(term.field) +
+                        " is not a known field selector: only \"metadata.name\", \"metadata.namespace\"");
     }
     selector.terms.push_back(std::move(term));
   }
@@ -280,8 +282,7 @@ std::shared_ptr<const Object> State::find(const Resource& r, std::string_view ns
 }
 
 std::vector<std::shared_ptr<const Object>> State::list(const Resource& r, std::string_view ns,
-                                                       const LabelSelector& labels,
-                                                       const FieldSelector& fields) const {
+                                                       const LabelSelector& labels, const FieldSelector& fields) const {
   std::vector<std::shared_ptr<const Object>> out;
   const auto first = objects.lower_bound(std::make_tuple(std::string(r.plural), std::string(ns), std::string()));
   for (auto it = first; it != objects.end() && std::get<0>(it->first) == r.plural; ++it) {
@@ -351,7 +352,9 @@ Subscription State::subscribe(WatchFilter filter, std::optional<std::uint64_t> f
   return s;
 }
 
-void State::unsubscribe(std::uint64_t id) { watchers.erase(id); }
+void State::unsubscribe(std::uint64_t id) {
+  watchers.erase(id);
+}
 
 std::optional<Fault> State::take_fault(std::string_view method, std::string_view target) {
   for (auto it = faults.begin(); it != faults.end(); ++it) {

@@ -177,7 +177,9 @@ std::string utf8_entry(X509_NAME_ENTRY* entry) {
 
 /// Lets the handshake finish with an untrusted client certificate: like kube-apiserver
 /// (tls.RequestClientCert), the x509 authenticator judges it later and answers 401.
-int accept_any_client_cert(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) { return 1; }
+int accept_any_client_cert(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) {
+  return 1;
+}
 
 }  // namespace
 
@@ -233,8 +235,7 @@ Pki make_pki(const KubeStandinOptions& options) {
 
 KubeStandin::ClientCert issue_client_cert(const Pki& pki, std::string_view cn,
                                           const std::vector<std::string>& organizations) {
-  if (pki.ca_key_pem.empty())
-    throw std::logic_error("kube-standin: issue_client_cert needs the CA key (ca_key_file)");
+  if (pki.ca_key_pem.empty()) throw std::logic_error("kube-standin: issue_client_cert needs the CA key (ca_key_file)");
   if (cn.empty()) throw std::invalid_argument("kube-standin: issue_client_cert needs a common name");
   const Cert ca = read_cert(pki.ca_cert_pem, "the CA certificate");
   const Key ca_key = read_key(pki.ca_key_pem, "the CA key");

@@ -33,10 +33,16 @@ std::string regex_error(std::string_view msg, std::string_view fmt, std::initial
   return out + "regex used for validation is '" + std::string(fmt) + "')";
 }
 
-std::string max_len_error(std::size_t n) { return "must be no more than " + std::to_string(n) + " characters"; }
+std::string max_len_error(std::size_t n) {
+  return "must be no more than " + std::to_string(n) + " characters";
+}
 
-bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+bool lower_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+bool alnum(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0;
+}
 
 bool is_dns1123_label(std::string_view s) {
   if (s.empty() || !lower_alnum(s.front()) || !lower_alnum(s.back())) return false;
@@ -175,13 +181,15 @@ struct Decoder {
     const auto micros = parse_time_micros(text);
     // metav1.MicroTime parses with RFC3339Micro: exactly six fractional digits.
     const bool six_digits = text.size() > 26 && text[19] == '.' &&
-                            std::all_of(text.begin() + 20, text.begin() + 26, [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }) &&
+                            std::all_of(text.begin() + 20, text.begin() + 26,
+                                        [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }) &&
                             (text[26] == 'Z' || text[26] == '+' || text[26] == '-');
     if (!micros || (micro && !six_digits)) {
       const std::string layout(micro ? micro_time_layout : "2006-01-02T15:04:05Z07:00");
       const std::string rest = micros && text.size() >= 19 ? std::string(text.substr(19)) : std::string(text);
       const std::string elem = micros ? ".000000" : "2006";
-      fail("parsing time " + quote(text) + " as " + quote(layout) + ": cannot parse " + quote(rest) + " as " + quote(elem));
+      fail("parsing time " + quote(text) + " as " + quote(layout) + ": cannot parse " + quote(rest) + " as " +
+           quote(elem));
     }
     const std::string normal =
         micro ? format_micro_time(*micros)
@@ -201,7 +209,8 @@ struct Decoder {
                  {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
                   "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
                   "ownerReferences", "finalizers", "managedFields"});
-    strings(*meta, "ObjectMeta", "metadata.", {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion"});
+    strings(*meta, "ObjectMeta", "metadata.",
+            {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion"});
     integer(*meta, "ObjectMeta", "metadata.generation", "generation", false);
     integer(*meta, "ObjectMeta", "metadata.deletionGracePeriodSeconds", "deletionGracePeriodSeconds", false);
     time(*meta, "creationTimestamp", "ObjectMeta", "metadata.creationTimestamp", false, alloc);
@@ -283,8 +292,10 @@ std::size_t decoded_size(const JsonValue& b64) {
   std::size_t chars = 0;
   std::size_t pad = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (s[i] == '=') ++pad;
-    else if (s[i] != '\r' && s[i] != '\n') ++chars;
+    if (s[i] == '=')
+      ++pad;
+    else if (s[i] != '\r' && s[i] != '\n')
+      ++chars;
   }
   return (chars + pad) / 4 * 3 - pad;
 }
@@ -320,7 +331,8 @@ void validate_meta(const JsonValue& object, std::vector<FieldError>& errs) {
       std::string lower(k);
       std::transform(lower.begin(), lower.end(), lower.begin(),
                      [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
-      for (auto& e : qualified_name_errors(lower)) errs.push_back(field_invalid("metadata.annotations", k, std::move(e)));
+      for (auto& e : qualified_name_errors(lower))
+        errs.push_back(field_invalid("metadata.annotations", k, std::move(e)));
       total += k.size() + m.value.GetStringLength();
     }
     if (total > max_annotations_size) errs.push_back(field_too_long("metadata.annotations", max_annotations_size));
@@ -333,9 +345,10 @@ std::vector<std::string> dns1123_label_errors(std::string_view value) {
   std::vector<std::string> errs;
   if (value.size() > 63) errs.push_back(max_len_error(63));
   if (!is_dns1123_label(value))
-    errs.push_back(regex_error("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-                               "and must start and end with an alphanumeric character",
-                               dns1123_label_fmt, {"my-name", "123-abc"}));
+    errs.push_back(
+        regex_error("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+                    "and must start and end with an alphanumeric character",
+                    dns1123_label_fmt, {"my-name", "123-abc"}));
   return errs;
 }
 
@@ -343,47 +356,54 @@ std::vector<std::string> dns1123_subdomain_errors(std::string_view value) {
   std::vector<std::string> errs;
   if (value.size() > 253) errs.push_back(max_len_error(253));
   if (!is_dns1123_subdomain(value))
-    errs.push_back(regex_error("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
-                               "or '.', and must start and end with an alphanumeric character",
-                               dns1123_subdomain_fmt, {"example.com"}));
+    errs.push_back(
+        regex_error("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
+                    "or '.', and must start and end with an alphanumeric character",
+                    dns1123_subdomain_fmt, {"example.com"}));
   return errs;
 }
 
 std::vector<std::string> config_key_errors(std::string_view value) {
   std::vector<std::string> errs;
   if (value.size() > 253) errs.push_back(max_len_error(253));
-  const bool ok = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
-    return alnum(c) || c == '-' || c == '_' || c == '.';
-  });
+  const bool ok = !value.empty() && std::all_of(value.begin(), value.end(),
+                                                [](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
   if (!ok)
     errs.push_back(regex_error("a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
                                config_key_fmt, {"key.name", "KEY_NAME", "key-name"}));
-  if (value == ".") errs.emplace_back("must not be '.'");
-  else if (value == "..") errs.emplace_back("must not be '..'");
-  else if (value.starts_with("..")) errs.emplace_back("must not start with '..'");
+  if (value == ".")
+    errs.emplace_back("must not be '.'");
+  else if (value == "..")
+    errs.emplace_back("must not be '..'");
+  else if (value.starts_with(".."))
+    errs.emplace_back("must not start with '..'");
   return errs;
 }
 
 std::vector<std::string> qualified_name_errors(std::string_view value) {
-  static const std::string name_msg =
-      regex_error("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                  "alphanumeric character",
-                  qualified_name_fmt, {"MyName", "my.name", "123-abc"});
+  static const std::string name_msg = regex_error(
+      "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+      "alphanumeric character",
+      qualified_name_fmt, {"MyName", "my.name", "123-abc"});
   std::vector<std::string> errs;
   std::string_view name = value;
   if (const auto slash = value.find('/'); slash != std::string_view::npos) {
     if (value.find('/', slash + 1) != std::string_view::npos) {
-      errs.push_back("a qualified name " + name_msg + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
+      errs.push_back("a qualified name " + name_msg +
+                     " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
       return errs;
     }
     const std::string_view prefix = value.substr(0, slash);
     name = value.substr(slash + 1);
-    if (prefix.empty()) errs.emplace_back("prefix part must be non-empty");
+    if (prefix.empty())
+      errs.emplace_back("prefix part must be non-empty");
     else
       for (const auto& m : dns1123_subdomain_errors(prefix)) errs.push_back("prefix part " + m);
   }
-  if (name.empty()) errs.emplace_back("name part must be non-empty");
-  else if (name.size() > 63) errs.push_back("name part " + max_len_error(63));
+  if (name.empty())
+    errs.emplace_back("name part must be non-empty");
+  else if (name.size() > 63)
+    errs.push_back("name part " + max_len_error(63));
   if (!name.empty() && !is_qualified_token(name, false)) errs.push_back("name part " + name_msg);
   return errs;
 }
@@ -392,9 +412,10 @@ std::vector<std::string> label_value_errors(std::string_view value) {
   std::vector<std::string> errs;
   if (value.size() > 63) errs.push_back(max_len_error(63));
   if (!is_qualified_token(value, true))
-    errs.push_back(regex_error("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-                               "or '.', and must start and end with an alphanumeric character",
-                               label_value_fmt, {"MyValue", "my_value", "12345"}));
+    errs.push_back(
+        regex_error("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
+                    "or '.', and must start and end with an alphanumeric character",
+                    label_value_fmt, {"MyValue", "my_value", "12345"}));
   return errs;
 }
 
@@ -407,12 +428,14 @@ void parse_body(const Resource& r, std::string_view body, Json& doc) {
     std::string why = rapidjson::GetParseError_En(doc.GetParseError());
     if (!why.empty()) why[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(why[0])));
     if (!why.empty() && why.back() == '.') why.pop_back();
-    throw bad_request(prefix + why + " at offset " + std::to_string(doc.GetErrorOffset()) + " (" + summarize(body) + ")");
+    throw bad_request(prefix + why + " at offset " + std::to_string(doc.GetErrorOffset()) + " (" + summarize(body) +
+                      ")");
   }
   if (!doc.IsObject())
     throw bad_request(prefix + "json: cannot unmarshal " + json_type(doc) +
                       " into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind "
-                      "string \"json:\\\"kind,omitempty\\\"\" } (" + summarize(body) + ")");
+                      "string \"json:\\\"kind,omitempty\\\"\" } (" +
+                      summarize(body) + ")");
   for (const char* key : {"apiVersion", "kind"})
     if (const JsonValue* v = member(doc, key); v != nullptr && !v->IsString() && !v->IsNull())
       throw bad_request(prefix + "json: cannot unmarshal " + json_type(*v) + " into Go struct field ." + key +
@@ -437,8 +460,10 @@ void decode_object(const Resource& r, Json& doc, std::vector<std::string>& warni
   set_string(doc, "apiVersion", r.api_version(), alloc);
   d.metadata(doc, alloc);
   if (member(doc, "metadata") == nullptr) set_member(doc, "metadata", JsonValue(rapidjson::kObjectType), alloc);
-  if (r.plural == "secrets") d.secret(doc, alloc);
-  else d.lease(doc, alloc);
+  if (r.plural == "secrets")
+    d.secret(doc, alloc);
+  else
+    d.lease(doc, alloc);
 }
 
 std::vector<FieldError> validate_object(const Resource& r, const JsonValue& object, const JsonValue* old) {
@@ -463,8 +488,9 @@ std::vector<FieldError> validate_object(const Resource& r, const JsonValue& obje
           errs.push_back(field_forbidden("immutable", "field is immutable when `immutable` is set"));
         const JsonValue* old_data = member(*old, "data");
         const JsonValue* new_data = member(object, "data");
-        const bool same = (old_data == nullptr || old_data->ObjectEmpty()) ? (new_data == nullptr || new_data->ObjectEmpty())
-                                                                           : (new_data != nullptr && *old_data == *new_data);
+        const bool same = (old_data == nullptr || old_data->ObjectEmpty())
+                              ? (new_data == nullptr || new_data->ObjectEmpty())
+                              : (new_data != nullptr && *old_data == *new_data);
         if (!same) errs.push_back(field_forbidden("data", "field is immutable when `immutable` is set"));
       }
     }
@@ -472,7 +498,8 @@ std::vector<FieldError> validate_object(const Resource& r, const JsonValue& obje
       std::size_t total = 0;
       for (const auto& m : data->GetObject()) {
         const std::string_view key(m.name.GetString(), m.name.GetStringLength());
-        for (auto& e : config_key_errors(key)) errs.push_back(field_invalid("data[" + std::string(key) + "]", key, std::move(e)));
+        for (auto& e : config_key_errors(key))
+          errs.push_back(field_invalid("data[" + std::string(key) + "]", key, std::move(e)));
         total += decoded_size(m.value);
       }
       if (total > max_secret_size) errs.push_back(field_too_long("data", max_secret_size));

@@ -83,7 +83,8 @@ process_result run_process(const std::vector<std::string>& argv, const std::map<
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int open = 2;
   while (open > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       ::kill(pid, SIGKILL);
       break;
@@ -151,8 +152,12 @@ int child_process::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
-std::string child_process::out() const { return read_file(out_path_); }
-std::string child_process::err() const { return read_file(err_path_); }
+std::string child_process::out() const {
+  return read_file(out_path_);
+}
+std::string child_process::err() const {
+  return read_file(err_path_);
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -26,7 +26,8 @@ suite_tally::~suite_tally() {
   const auto path = std::filesystem::path(dir) / (name_ + ".tally");
   std::ofstream out(path, std::ios::trunc);
   out << "inputs " << inputs << "\nfaults " << faults << "\nrecoveries " << recoveries << "\nscanned " << scanned
-      << "\nleaks " << leaks << "\nroutes " << routes << "\nbreaches " << breaches << "\nattacks " << attacks << "\nheld " << held << "\n";
+      << "\nleaks " << leaks << "\nroutes " << routes << "\nbreaches " << breaches << "\nattacks " << attacks
+      << "\nheld " << held << "\n";
   if (!out) std::cerr << "suite_tally: could not write " << path << "\n";
 }
 

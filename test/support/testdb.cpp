@@ -74,8 +74,10 @@ connector load_connector(const std::string& which) {
   const std::filesystem::path dir = testdb_dir() / (which + ".connector");
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    throw std::runtime_error("test server connector " + dir.string() + " does not exist: the test databases are not "
-                             "set up; " + hint_for_dir());
+    throw std::runtime_error("test server connector " + dir.string() +
+                             " does not exist: the test databases are not "
+                             "set up; " +
+                             hint_for_dir());
   connector c;
   try {
     c = parse_connector(read_connector_path(dir));
@@ -84,14 +86,18 @@ connector load_connector(const std::string& which) {
                              hint_for_dir());
   }
   if (!accepts_tcp(c.server.host, c.server.port))
-    throw std::runtime_error("the " + which + " test server at " + c.server.host + ":" +
-                             std::to_string(c.server.port) + " is not running; " + hint_for_dir());
+    throw std::runtime_error("the " + which + " test server at " + c.server.host + ":" + std::to_string(c.server.port) +
+                             " is not running; " + hint_for_dir());
   return c;
 }
 
-login admin_login(const connector& c) { return login{c.admin_user, c.admin_password}; }
+login admin_login(const connector& c) {
+  return login{c.admin_user, c.admin_password};
+}
 
-std::filesystem::path ca_pem_path() { return testdb_dir() / "ca" / "ca.pem"; }
+std::filesystem::path ca_pem_path() {
+  return testdb_dir() / "ca" / "ca.pem";
+}
 
 std::string other_ca_pem() {
   const std::filesystem::path path = testdb_dir() / "ca" / "other-ca.pem";

@@ -207,7 +207,8 @@ TEST_F(AgentTest, ServesProbesMetricsAndTheAdminEndpoint) {
 
   // Files are in place but nothing answers on the database port: not ready, with a reason
   // class only (anyone who reaches --listen reads it): no host, no port, no server text.
-  ASSERT_TRUE(eventually([&] { return http(agent_->port(), "GET", "/readyz").body.find("not ready: login check failed") == 0; }));
+  ASSERT_TRUE(eventually(
+      [&] { return http(agent_->port(), "GET", "/readyz").body.find("not ready: login check failed") == 0; }));
   const auto ready = http(agent_->port(), "GET", "/readyz");
   EXPECT_EQ(ready.status, 503);
   EXPECT_EQ(ready.body, "not ready: login check failed: database unreachable\n");
@@ -251,7 +252,8 @@ TEST_F(AgentTest, RequestLimitsAndKeepAlive) {
   ASSERT_TRUE(eventually([&] { return http(agent_->port(), "GET", "/healthz").status == 200; }));
   // A body over the limit is refused without being read.
   const std::string big(64 * 1024, 'x');
-  const auto r = http(agent_->admin_port(), "POST", "/rotate", "Content-Length: " + std::to_string(big.size()) + "\r\n");
+  const auto r =
+      http(agent_->admin_port(), "POST", "/rotate", "Content-Length: " + std::to_string(big.size()) + "\r\n");
   EXPECT_EQ(r.status, 413);
   // Two requests on one connection.
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -260,7 +262,8 @@ TEST_F(AgentTest, RequestLimitsAndKeepAlive) {
   addr.sin_port = htons(agent_->port());
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  const std::string two = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const std::string two =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   ASSERT_EQ(::send(fd, two.data(), two.size(), MSG_NOSIGNAL), static_cast<ssize_t>(two.size()));
   std::string raw;
   char buf[4096];
@@ -291,8 +294,8 @@ TEST_F(AgentTest, ReloadCommandRunsAfterAChangeWithoutSecretsInItsEnvironment) {
     const auto end = env.find('\n', start);
     const std::string line = env.substr(start, end - start);
     const std::string name = line.substr(0, line.find('='));
-    EXPECT_TRUE(name == "PATH" || name == "HOME" || name == "TENANTDB_OUTPUT_DIR" || name == "PWD" ||
-                name == "SHLVL" || name == "OLDPWD" || name == "_")
+    EXPECT_TRUE(name == "PATH" || name == "HOME" || name == "TENANTDB_OUTPUT_DIR" || name == "PWD" || name == "SHLVL" ||
+                name == "OLDPWD" || name == "_")
         << "unexpected variable " << name;
     if (end == std::string::npos) break;
     start = end + 1;

@@ -105,8 +105,10 @@ protected:
     ::setenv("SSL_CERT_FILE", system_bundle_.c_str(), 1);
   }
   void TearDown() override {
-    if (saved_) ::setenv("SSL_CERT_FILE", saved_->c_str(), 1);
-    else ::unsetenv("SSL_CERT_FILE");
+    if (saved_)
+      ::setenv("SSL_CERT_FILE", saved_->c_str(), 1);
+    else
+      ::unsetenv("SSL_CERT_FILE");
   }
 
   static connector_data postgres_data() {
@@ -156,10 +158,10 @@ TEST_F(Connector, ParsesAMinimalPostgresConnector) {
 
 TEST_F(Connector, TypeAcceptsEveryDocumentedNameCaseInsensitively) {
   const std::vector<std::tuple<std::string, engine_type, bool, std::string>> cases = {
-      {"postgres", engine_type::postgres, false, "postgres"},   {"postgresql", engine_type::postgres, false, "postgres"},
-      {"POSTGRES", engine_type::postgres, false, "postgres"},   {"PostgreSQL", engine_type::postgres, false, "postgres"},
-      {"mysql", engine_type::mysql, false, "mysql"},            {"MySQL", engine_type::mysql, false, "mysql"},
-      {"mariadb", engine_type::mysql, true, "mariadb"},         {"MariaDB", engine_type::mysql, true, "mariadb"},
+      {"postgres", engine_type::postgres, false, "postgres"}, {"postgresql", engine_type::postgres, false, "postgres"},
+      {"POSTGRES", engine_type::postgres, false, "postgres"}, {"PostgreSQL", engine_type::postgres, false, "postgres"},
+      {"mysql", engine_type::mysql, false, "mysql"},          {"MySQL", engine_type::mysql, false, "mysql"},
+      {"mariadb", engine_type::mysql, true, "mariadb"},       {"MariaDB", engine_type::mysql, true, "mariadb"},
   };
   for (const auto& [text, type, mariadb, name] : cases) {
     auto data = postgres_data();
@@ -193,7 +195,8 @@ TEST_F(Connector, DefaultPortsFollowTheEngine) {
 }
 
 TEST_F(Connector, ExplicitPortIsUsed) {
-  for (const auto& [text, port] : std::vector<std::pair<std::string, int>>{{"1", 1}, {"6543", 6543}, {"65535", 65535}}) {
+  for (const auto& [text, port] :
+       std::vector<std::pair<std::string, int>>{{"1", 1}, {"6543", 6543}, {"65535", 65535}}) {
     auto data = mysql_data();
     data["port"] = text;
     EXPECT_EQ(parse(std::move(data)).server.port, port) << text;
@@ -201,7 +204,8 @@ TEST_F(Connector, ExplicitPortIsUsed) {
 }
 
 TEST_F(Connector, RejectsBadPorts) {
-  for (const std::string& bad : std::vector<std::string>{"0", "65536", "99999", "-1", "-5432", "+5432", " 5432", "5432 ", "54 32", "abc", "54x2",
+  for (const std::string& bad :
+       std::vector<std::string>{"0", "65536", "99999", "-1", "-5432", "+5432", " 5432", "5432 ", "54 32", "abc", "54x2",
                                 "1e3", "0x10", "5432.0", "123456"}) {
     auto data = postgres_data();
     data["port"] = bad;
@@ -244,7 +248,8 @@ TEST_F(Connector, HostMayBeAnIpv6Literal) {
 }
 
 TEST_F(Connector, RejectsBadEndpoints) {
-  for (const std::string& bad : std::vector<std::string>{"db:", "db:abc", "db:0", "db:70000", "[::1", "[::1]x", "[::1]:", "[::1]:abc", ":5432",
+  for (const std::string& bad :
+       std::vector<std::string>{"db:", "db:abc", "db:0", "db:70000", "[::1", "[::1]x", "[::1]:", "[::1]:abc", ":5432",
                                 "[]:5432", "postgres://db:5432", "db/x:5432", "a b:5432"}) {
     auto data = postgres_data();
     data.erase("host");
@@ -254,7 +259,8 @@ TEST_F(Connector, RejectsBadEndpoints) {
 }
 
 TEST_F(Connector, RejectsBadHosts) {
-  for (const std::string& bad : std::vector<std::string>{"db:5432", "postgres://db", "db/x", "a b", "a@b", "db?x", "[::1]", std::string(254, 'h')}) {
+  for (const std::string& bad : std::vector<std::string>{"db:5432", "postgres://db", "db/x", "a b", "a@b", "db?x",
+                                                         "[::1]", std::string(254, 'h')}) {
     auto data = postgres_data();
     data["host"] = bad;
     expect_error(std::move(data), "host", "host \"" + bad.substr(0, 20) + "\"");
@@ -293,8 +299,8 @@ TEST_F(Connector, EndpointAndHostMustAgree) {
 // admin credentials
 
 TEST_F(Connector, PlatformKeysUserAndPassword) {
-  connector_data data = {{"type", "postgres"}, {"endpoint", "db:5432"}, {"user", "platform-admin"},
-                         {"password", kPassword}};
+  connector_data data = {
+      {"type", "postgres"}, {"endpoint", "db:5432"}, {"user", "platform-admin"}, {"password", kPassword}};
   const connector c = parse(std::move(data));
   EXPECT_EQ(c.admin_user, "platform-admin");
   EXPECT_EQ(c.admin_password.reveal(), kPassword);
@@ -371,16 +377,32 @@ TEST_F(Connector, TlsDefaultsToVerifyFull) {
 
 TEST_F(Connector, EveryAcceptedTlsSpellingUnderBothKeys) {
   const std::vector<std::pair<std::string, tls_mode>> spellings = {
-      {"disable", tls_mode::disable},        {"disabled", tls_mode::disable},      {"false", tls_mode::disable},
-      {"no", tls_mode::disable},             {"off", tls_mode::disable},           {"0", tls_mode::disable},
-      {"allow", tls_mode::allow},            {"prefer", tls_mode::prefer},         {"preferred", tls_mode::prefer},
-      {"require", tls_mode::require},        {"required", tls_mode::require},      {"skip-verify", tls_mode::require},
-      {"verify-ca", tls_mode::verify_ca},    {"verify_ca", tls_mode::verify_ca},   {"verify-full", tls_mode::verify_full},
-      {"verify_full", tls_mode::verify_full}, {"verify_identity", tls_mode::verify_full},
-      {"verify-identity", tls_mode::verify_full}, {"true", tls_mode::verify_full}, {"yes", tls_mode::verify_full},
-      {"on", tls_mode::verify_full},         {"1", tls_mode::verify_full},
+      {"disable", tls_mode::disable},
+      {"disabled", tls_mode::disable},
+      {"false", tls_mode::disable},
+      {"no", tls_mode::disable},
+      {"off", tls_mode::disable},
+      {"0", tls_mode::disable},
+      {"allow", tls_mode::allow},
+      {"prefer", tls_mode::prefer},
+      {"preferred", tls_mode::prefer},
+      {"require", tls_mode::require},
+      {"required", tls_mode::require},
+      {"skip-verify", tls_mode::require},
+      {"verify-ca", tls_mode::verify_ca},
+      {"verify_ca", tls_mode::verify_ca},
+      {"verify-full", tls_mode::verify_full},
+      {"verify_full", tls_mode::verify_full},
+      {"verify_identity", tls_mode::verify_full},
+      {"verify-identity", tls_mode::verify_full},
+      {"true", tls_mode::verify_full},
+      {"yes", tls_mode::verify_full},
+      {"on", tls_mode::verify_full},
+      {"1", tls_mode::verify_full},
       // case-insensitive
-      {"VERIFY-FULL", tls_mode::verify_full}, {"Disable", tls_mode::disable}, {"True", tls_mode::verify_full},
+      {"VERIFY-FULL", tls_mode::verify_full},
+      {"Disable", tls_mode::disable},
+      {"True", tls_mode::verify_full},
       {"Skip-Verify", tls_mode::require},
   };
   for (const std::string& key : std::vector<std::string>{"sslMode", "tls"}) {
@@ -517,9 +539,14 @@ TEST_F(Connector, DatabaseIsForPostgresOnly) {
 }
 
 TEST_F(Connector, TrimsTrailingNewlinesOfEveryValue) {
-  connector_data data = {{"type", "postgres\n"},        {"host", "db.example.com\r\n"}, {"port", "6543\n"},
-                         {"adminUser", "admin\n"},     {"adminPassword", kPassword + "\n"},
-                         {"sslMode", "verify-ca\n"},   {"database", "maint\n"},       {"caCert", test_ca()}};
+  connector_data data = {{"type", "postgres\n"},
+                         {"host", "db.example.com\r\n"},
+                         {"port", "6543\n"},
+                         {"adminUser", "admin\n"},
+                         {"adminPassword", kPassword + "\n"},
+                         {"sslMode", "verify-ca\n"},
+                         {"database", "maint\n"},
+                         {"caCert", test_ca()}};
   const connector c = parse(std::move(data));
   EXPECT_EQ(c.server.host, "db.example.com");
   EXPECT_EQ(c.server.port, 6543);
@@ -530,7 +557,8 @@ TEST_F(Connector, TrimsTrailingNewlinesOfEveryValue) {
 }
 
 TEST_F(Connector, RejectsControlCharacters) {
-  for (const std::string& key : std::vector<std::string>{"type", "host", "endpoint", "port", "adminUser", "user", "sslMode", "tls", "database"}) {
+  for (const std::string& key : std::vector<std::string>{"type", "host", "endpoint", "port", "adminUser", "user",
+                                                         "sslMode", "tls", "database"}) {
     for (const std::string& bad : std::vector<std::string>{"a\tb", "a\x01", "a\nb", "a\x7f", "a\0b"s}) {
       auto data = postgres_data();
       if (key == "endpoint") data.erase("host");
@@ -552,7 +580,8 @@ TEST_F(Connector, RejectsInvalidUtf8) {
 
 TEST_F(Connector, RejectsAccountNamesThatLookLikeSql) {
   for (const std::string& key : std::vector<std::string>{"adminUser", "user"}) {
-    for (const std::string& bad : std::vector<std::string>{"x'; DROP TABLE t; --", "a\"b", "a`b", "a\\b", "a;b", "a b"}) {
+    for (const std::string& bad :
+         std::vector<std::string>{"x'; DROP TABLE t; --", "a\"b", "a`b", "a\\b", "a;b", "a b"}) {
       auto data = postgres_data();
       if (key == "user") data.erase("adminUser");
       data[key] = bad;
@@ -569,7 +598,8 @@ TEST_F(Connector, RejectsAccountNamesThatLookLikeSql) {
 
 TEST_F(Connector, RejectsOversizedValues) {
   const std::string big(5000, 'a');
-  for (const std::string& key : std::vector<std::string>{"type", "host", "endpoint", "port", "adminUser", "user", "sslMode", "tls", "database"}) {
+  for (const std::string& key : std::vector<std::string>{"type", "host", "endpoint", "port", "adminUser", "user",
+                                                         "sslMode", "tls", "database"}) {
     auto data = postgres_data();
     if (key == "endpoint") data.erase("host");
     if (key == "user") data.erase("adminUser");
@@ -630,8 +660,8 @@ TEST_F(ReadConnectorPath, ReadsASecretVolumeAndSkipsHiddenEntries) {
   const fs::path vol = dir_.path() / "connector";
   const fs::path generation = vol / "..2024_05_01_10_00_00.123456789";
   fs::create_directories(generation);
-  const connector_data expected = {{"type", "postgres\n"}, {"host", "db.example.com"}, {"adminUser", "admin"},
-                                   {"adminPassword", kPassword + "\n"}};
+  const connector_data expected = {
+      {"type", "postgres\n"}, {"host", "db.example.com"}, {"adminUser", "admin"}, {"adminPassword", kPassword + "\n"}};
   for (const auto& [key, value] : expected) {
     write_file(generation / key, value);
     fs::create_symlink(fs::path("..data") / key, vol / key);
@@ -665,8 +695,12 @@ TEST_F(ReadConnectorPath, ReadsAYamlFlatMap) {
   write_file(file, "type: postgres\nhost: db.example.com\nport: 6543\nadminUser: admin\nadminPassword: '" + kPassword +
                        ": #x'\ntls: off\n");
   const connector_data data = read_connector_path(file);
-  const connector_data expected = {{"type", "postgres"}, {"host", "db.example.com"}, {"port", "6543"},
-                                   {"adminUser", "admin"}, {"adminPassword", kPassword + ": #x"}, {"tls", "off"}};
+  const connector_data expected = {{"type", "postgres"},
+                                   {"host", "db.example.com"},
+                                   {"port", "6543"},
+                                   {"adminUser", "admin"},
+                                   {"adminPassword", kPassword + ": #x"},
+                                   {"tls", "off"}};
   EXPECT_EQ(data, expected);
   connector_data copy = data;
   const connector c = parse_connector(std::move(copy));
@@ -679,8 +713,8 @@ TEST_F(ReadConnectorPath, ReadsAJsonFlatMap) {
   write_file(file, R"({"type": "mariadb", "endpoint": "[::1]:3307", "user": "root", "password": ")" + kPassword +
                        R"(", "tls": true})");
   const connector_data data = read_connector_path(file);
-  const connector_data expected = {{"type", "mariadb"}, {"endpoint", "[::1]:3307"}, {"user", "root"},
-                                   {"password", kPassword}, {"tls", "true"}};
+  const connector_data expected = {
+      {"type", "mariadb"}, {"endpoint", "[::1]:3307"}, {"user", "root"}, {"password", kPassword}, {"tls", "true"}};
   EXPECT_EQ(data, expected);
   connector_data copy = data;
   const connector c = parse_connector(std::move(copy));
@@ -691,15 +725,19 @@ TEST_F(ReadConnectorPath, ReadsAJsonFlatMap) {
 
 TEST_F(ReadConnectorPath, ReadsASecretManifestWithDataAndStringData) {
   const fs::path file = dir_.path() / "secret.yaml";
-  write_file(file, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: pg\n  namespace: platform\ntype: Opaque\n"
-                   "data:\n  type: " + base64("postgres") + "\n  adminPassword: " + base64(kPassword + "\n") +
-                       "\n  host: " + base64("overridden.example.com") +
-                       "\n  caCert: " + base64(test_ca()) +
-                       "\nstringData:\n  host: db.example.com\n  adminUser: admin\n");
+  write_file(file,
+             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: pg\n  namespace: platform\ntype: Opaque\n"
+             "data:\n  type: " +
+                 base64("postgres") + "\n  adminPassword: " + base64(kPassword + "\n") +
+                 "\n  host: " + base64("overridden.example.com") + "\n  caCert: " + base64(test_ca()) +
+                 "\nstringData:\n  host: db.example.com\n  adminUser: admin\n");
   const connector_data data = read_connector_path(file);
   // stringData wins over data for the same key, as the API server merges them.
-  const connector_data expected = {{"type", "postgres"}, {"adminPassword", kPassword + "\n"},
-                                   {"host", "db.example.com"}, {"adminUser", "admin"}, {"caCert", test_ca()}};
+  const connector_data expected = {{"type", "postgres"},
+                                   {"adminPassword", kPassword + "\n"},
+                                   {"host", "db.example.com"},
+                                   {"adminUser", "admin"},
+                                   {"caCert", test_ca()}};
   EXPECT_EQ(data, expected);
 }
 
@@ -714,7 +752,8 @@ TEST_F(ReadConnectorPath, InvalidBase64InDataNamesTheKey) {
 }
 
 TEST_F(ReadConnectorPath, RejectsWhatIsNotAMap) {
-  for (const std::string& content : std::vector<std::string>{"- a\n- b\n", "just a string\n", "", "42\n", "a: [unclosed\n"}) {
+  for (const std::string& content :
+       std::vector<std::string>{"- a\n- b\n", "just a string\n", "", "42\n", "a: [unclosed\n"}) {
     const fs::path file = dir_.path() / "bad.yaml";
     write_file(file, content);
     EXPECT_TENANTDB_ERROR(read_connector_path(file), error_kind::connector, "--connector-file");

@@ -175,8 +175,12 @@ TEST_F(CredentialsDir, ReadDirectoryReadsBackExactly) {
   std::string big(1 << 20, '\0');
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 % 251);
   const std::map<std::string, std::string> plain = {
-      {"binary", "a\0b\xFF\n"s}, {"empty", ""}, {"newline", "line\n"}, {"big", big},
-      {"caCert", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}, {"dotted.key-1_x", "v"}};
+      {"binary", "a\0b\xFF\n"s},
+      {"empty", ""},
+      {"newline", "line\n"},
+      {"big", big},
+      {"caCert", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
+      {"dotted.key-1_x", "v"}};
   publish_directory(dir, make_data(plain));
   EXPECT_EQ(reveal_all(read_directory(dir)), plain);
 }
@@ -379,7 +383,8 @@ TEST_F(CredentialsDir, RefusesKeysThatCouldEscapeOrClash) {
   const fs::path dir = tmp_.path() / "creds";
   const std::map<std::string, std::string> good = {{"user", "u1"}};
   publish_directory(dir, make_data(good));
-  for (const std::string& bad : std::vector<std::string>{"../escape", "a/b", "..data", "..hidden", "", "sp ace", "new\nline", "/abs"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"../escape", "a/b", "..data", "..hidden", "", "sp ace", "new\nline", "/abs"}) {
     EXPECT_THROW(publish_directory(dir, make_data({{"user", "u2"}, {bad, "x"}})), error) << "key \"" << bad << "\"";
   }
   EXPECT_FALSE(exists_no_follow(tmp_.path() / "escape"));
@@ -390,7 +395,8 @@ TEST_F(CredentialsDir, ForeignDataLinkIsRefusedAndItsTargetLeftAlone) {
   const fs::path victim = tmp_.path() / "victim";
   fs::create_directories(victim);
   { std::ofstream(victim / "password") << "keep"; }
-  for (const std::string& target : {victim.string(), "../victim"s, "..2020_01_01_00_00_00.AbCdEf/../../victim"s, "a/b"s}) {
+  for (const std::string& target :
+       {victim.string(), "../victim"s, "..2020_01_01_00_00_00.AbCdEf/../../victim"s, "a/b"s}) {
     SCOPED_TRACE(target);
     const fs::path dir = tmp_.path() / "creds";
     fs::remove_all(dir);
@@ -557,8 +563,11 @@ TEST(CredentialData, WorkloadViewDropsTheStandbyAndPendingKeysOnly) {
 }
 
 TEST(CredentialData, ToJsonIsValidJsonWithEveryKey) {
-  const auto data = make_data({{"password", "p\"w\\d\n\t\x01"}, {"caCert", "-----BEGIN-----\nabc\n"},
-                               {"nul", "a\0b"s}, {"unicode", "\xC3\xBC\xE2\x98\x95"}, {"empty", ""}});
+  const auto data = make_data({{"password", "p\"w\\d\n\t\x01"},
+                               {"caCert", "-----BEGIN-----\nabc\n"},
+                               {"nul", "a\0b"s},
+                               {"unicode", "\xC3\xBC\xE2\x98\x95"},
+                               {"empty", ""}});
   const std::string json = to_json(data).reveal();
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());

@@ -232,8 +232,8 @@ TEST_F(DirectoryStore, RacingReplacesNeverBothWinOnOneVersion) {
       for (int i = 0; i < attempts; ++i) {
         const auto current = store->load();
         if (!current) continue;
-        const auto next = store->replace(generation("w" + std::to_string(w) + "-" + std::to_string(i)), {},
-                                         current->version);
+        const auto next =
+            store->replace(generation("w" + std::to_string(w) + "-" + std::to_string(i)), {}, current->version);
         if (next) {
           std::lock_guard lock(mutex);
           ++wins_per_base[current->version];
@@ -244,7 +244,8 @@ TEST_F(DirectoryStore, RacingReplacesNeverBothWinOnOneVersion) {
   }
   for (auto& th : threads) th.join();
   EXPECT_GT(total_wins, 0);
-  for (const auto& [base, wins] : wins_per_base) EXPECT_EQ(wins, 1) << "version " << base << " was replaced " << wins << " times";
+  for (const auto& [base, wins] : wins_per_base)
+    EXPECT_EQ(wins, 1) << "version " << base << " was replaced " << wins << " times";
 }
 
 }  // namespace

@@ -220,8 +220,8 @@ TEST(KineDataSource, PostgresUrlRoundTripsUserPasswordAndDatabase) {
 
 TEST(KineDataSource, PostgresCarriesSslModeAndRootCertOnlyWhenVerifyingWithConnectorCa) {
   const secret password("pw");
-  for (const tls_mode mode : {tls_mode::disable, tls_mode::allow, tls_mode::prefer, tls_mode::require, tls_mode::verify_ca,
-                              tls_mode::verify_full}) {
+  for (const tls_mode mode : {tls_mode::disable, tls_mode::allow, tls_mode::prefer, tls_mode::require,
+                              tls_mode::verify_ca, tls_mode::verify_full}) {
     for (const std::string& ca_pem : std::vector<std::string>{"", "-----BEGIN CERTIFICATE-----..."}) {
       for (const std::string& ca_file : std::vector<std::string>{"", "/var/run/tenantdb creds/caCert"}) {
         const data_source_parts parts{make_server(engine_type::postgres, "db", 5432, mode, ca_pem), "db1", "u1",
@@ -271,7 +271,8 @@ TEST(KineDataSource, MysqlPasswordIsVerbatimAndSurvivesGoSqlDriversParser) {
 
 TEST(KineDataSource, MysqlBracketsIpv6) {
   const secret password("pw");
-  const data_source_parts parts{make_server(engine_type::mysql, "::1", 3307, tls_mode::disable), "d", "u", &password, ""};
+  const data_source_parts parts{make_server(engine_type::mysql, "::1", 3307, tls_mode::disable), "d", "u", &password,
+                                ""};
   const auto parsed = parse_go_mysql_dsn(kine_data_source(parts).reveal());
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->addr, "[::1]:3307");
@@ -294,8 +295,8 @@ TEST(MaskDsn, HidesThePasswordOfAPostgresUrl) {
 TEST(MaskDsn, HidesTheWholePasswordOfAMysqlDsn) {
   for (const auto& pw : hostile_passwords()) {
     const secret password(pw);
-    const data_source_parts parts{make_server(engine_type::mysql, "db", 3306, tls_mode::disable), "d1", "u1",
-                                  &password, ""};
+    const data_source_parts parts{make_server(engine_type::mysql, "db", 3306, tls_mode::disable), "d1", "u1", &password,
+                                  ""};
     const std::string dsn = kine_data_source(parts).reveal();
     EXPECT_EQ(mask_dsn(dsn), "mysql://u1:***@tcp(db:3306)/d1") << dsn;
   }
@@ -307,9 +308,9 @@ TEST(MaskDsn, HidesThePasswordOfABareGoSqlDriverDsn) {
 }
 
 TEST(MaskDsn, LeavesTextWithoutAPasswordUnchanged) {
-  for (const std::string& text : std::vector<std::string>{""s, "connection refused"s, "db.example.com:5432"s, "postgres://db:5432/app"s,
-                                 "postgres://user@db:5432/app"s, "user@tcp(db:3306)/app"s, "a:b"s,
-                                 "time: 12:30 @ noon"s}) {
+  for (const std::string& text : std::vector<std::string>{""s, "connection refused"s, "db.example.com:5432"s,
+                                                          "postgres://db:5432/app"s, "postgres://user@db:5432/app"s,
+                                                          "user@tcp(db:3306)/app"s, "a:b"s, "time: 12:30 @ noon"s}) {
     EXPECT_EQ(mask_dsn(text), text);
   }
 }

@@ -15,8 +15,12 @@ namespace {
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 
-std::int64_t ms(milliseconds d) { return d.count(); }
-std::int64_t parsed_ms(std::string_view text) { return parse_duration(text, "--timeout").count(); }
+std::int64_t ms(milliseconds d) {
+  return d.count();
+}
+std::int64_t parsed_ms(std::string_view text) {
+  return parse_duration(text, "--timeout").count();
+}
 
 TEST(ParseDuration, SingleUnits) {
   EXPECT_EQ(parsed_ms("250ms"), ms(250ms));
@@ -37,9 +41,30 @@ TEST(ParseDuration, CompoundUnits) {
 }
 
 TEST(ParseDuration, Rejections) {
-  for (const std::string& bad : std::vector<std::string>{"", "5", "-5s", "+5s", "5x", "0s", "0ms", "0h0m", "s", "ms", "h5", "5 s", " 5s", "5s ",
-                                "5S", "1.5h", "5sm", "m5", "5s-", "\xC3\xBC" "5s", "99999999999999999999s",
-                                "9999999999999h", "1h\n"}) {
+  for (const std::string& bad : std::vector<std::string>{"",
+                                                         "5",
+                                                         "-5s",
+                                                         "+5s",
+                                                         "5x",
+                                                         "0s",
+                                                         "0ms",
+                                                         "0h0m",
+                                                         "s",
+                                                         "ms",
+                                                         "h5",
+                                                         "5 s",
+                                                         " 5s",
+                                                         "5s ",
+                                                         "5S",
+                                                         "1.5h",
+                                                         "5sm",
+                                                         "m5",
+                                                         "5s-",
+                                                         "\xC3\xBC"
+                                                         "5s",
+                                                         "99999999999999999999s",
+                                                         "9999999999999h",
+                                                         "1h\n"}) {
     EXPECT_TENANTDB_ERROR(parse_duration(bad, "--rotate-every"), error_kind::usage, "--rotate-every");
   }
 }
@@ -80,8 +105,17 @@ TEST(FormatDuration, LargestExactUnits) {
 }
 
 TEST(FormatDuration, RoundTripsThroughParse) {
-  const std::vector<milliseconds> samples = {1ms, 999ms, 1s, 59s, 61s, 3599s, 3601s, 86399999ms, 86400001ms,
-                                             milliseconds(123456789), milliseconds(98765432101)};  // parse caps at ten years
+  const std::vector<milliseconds> samples = {1ms,
+                                             999ms,
+                                             1s,
+                                             59s,
+                                             61s,
+                                             3599s,
+                                             3601s,
+                                             86399999ms,
+                                             86400001ms,
+                                             milliseconds(123456789),
+                                             milliseconds(98765432101)};  // parse caps at ten years
   for (const auto d : samples) {
     const std::string text = format_duration(d);
     EXPECT_EQ(parse_duration(text, "--x").count(), d.count()) << text;

@@ -33,14 +33,14 @@ std::optional<error> catch_error(F&& f) {
 
 /// Expects `statement` to throw a tenantdb::error of `expected_kind` whose key() is
 /// `expected_key`.
-#define EXPECT_TENANTDB_ERROR(statement, expected_kind, expected_key)                             \
-  do {                                                                                            \
-    const auto tdb_caught_ = ::tenantdb::test::catch_error([&] { (void)(statement); });          \
-    if (!tdb_caught_) {                                                                           \
-      ADD_FAILURE() << #statement " did not throw a tenantdb::error";                             \
-      break;                                                                                      \
-    }                                                                                             \
+#define EXPECT_TENANTDB_ERROR(statement, expected_kind, expected_key)                              \
+  do {                                                                                             \
+    const auto tdb_caught_ = ::tenantdb::test::catch_error([&] { (void)(statement); });            \
+    if (!tdb_caught_) {                                                                            \
+      ADD_FAILURE() << #statement " did not throw a tenantdb::error";                              \
+      break;                                                                                       \
+    }                                                                                              \
     EXPECT_STREQ(::tenantdb::to_string(tdb_caught_->kind()), ::tenantdb::to_string(expected_kind)) \
-        << #statement ": " << tdb_caught_->what();                                                \
-    EXPECT_EQ(tdb_caught_->key(), (expected_key)) << #statement ": " << tdb_caught_->what();     \
+        << #statement ": " << tdb_caught_->what();                                                 \
+    EXPECT_EQ(tdb_caught_->key(), (expected_key)) << #statement ": " << tdb_caught_->what();       \
   } while (false)

@@ -42,9 +42,21 @@ std::string render(credential_format f, const credential_data& d, const std::str
 
 // Passwords and names that break naive quoting in one format or another.
 const std::vector<std::string> hostile = {
-    "a:b\\c",        "*",           "#hash",         "it's \"quoted\"", " lead and trail ",
-    "$(touch /tmp/x)`id`$HOME", "back\\",      "semi;colon=eq", "new\nline",      "tab\there",
-    "per%cent&amp?q=1#f",       "ünïcødé",     "'",             "\\",              "\"",
+    "a:b\\c",
+    "*",
+    "#hash",
+    "it's \"quoted\"",
+    " lead and trail ",
+    "$(touch /tmp/x)`id`$HOME",
+    "back\\",
+    "semi;colon=eq",
+    "new\nline",
+    "tab\there",
+    "per%cent&amp?q=1#f",
+    "ünïcødé",
+    "'",
+    "\\",
+    "\"",
 };
 
 class TempDir : public ::testing::Test {
@@ -226,8 +238,9 @@ TEST_F(TempDir, EnvFileSourcedByShShowsHostileValuesVerbatimAndRunsNothing) {
     const fs::path file = write("credentials.env", render(credential_format::env, d));
     const fs::path marker = "/tmp/x";
     const bool marker_existed = fs::exists(marker);
-    const auto r = test::run_process(
-        {"/bin/sh", "-c", ". \"$1\" && printf '%s|%s|%s' \"$DB_PASSWORD\" \"$DB_NAME\" \"$DB_PORT\"", "sh", file.string()});
+    const auto r =
+        test::run_process({"/bin/sh", "-c", ". \"$1\" && printf '%s|%s|%s' \"$DB_PASSWORD\" \"$DB_NAME\" \"$DB_PORT\"",
+                           "sh", file.string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, value + "|d" + value + "|5432") << "value: " << value;
     if (!marker_existed) {

@@ -24,8 +24,8 @@
 #include <boost/asio/post.hpp>
 #pragma GCC diagnostic pop
 
-#include "sidecar/http_server.hpp"
 #include "pod.hpp"
+#include "sidecar/http_server.hpp"
 
 using namespace std::chrono_literals;
 namespace http = tenantdb::http;
@@ -46,8 +46,8 @@ struct fd_set_guard {
 int exchange(int fd, const std::string& path, std::chrono::milliseconds timeout, bool close_after = true) {
   timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: probe\r\n" +
-                          (close_after ? "Connection: close\r\n" : "") + "\r\n";
+  const std::string req =
+      "GET " + path + " HTTP/1.1\r\nHost: probe\r\n" + (close_after ? "Connection: close\r\n" : "") + "\r\n";
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return 0;
   std::string raw;
   char buf[1024];
@@ -83,8 +83,11 @@ class HttpServerPolicy : public ::testing::Test {
 protected:
   void start(http::limits lim) {
     server_ = std::make_unique<http::server>(
-        io_, "127.0.0.1", 0, [](const http::request&) { return http::response{200, "text/plain", "ok\n", {}}; }, lim,
-        "test");
+        io_, "127.0.0.1", 0,
+        [](const http::request&) {
+          return http::response{200, "text/plain", "ok\n", {}};
+        },
+        lim, "test");
     server_->start();
     work_.emplace(io_.get_executor());
     thread_ = std::thread([this] { io_.run(); });

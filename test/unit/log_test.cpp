@@ -33,7 +33,9 @@ const std::string replacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
   return ::testing::AssertionSuccess();
 }
 
-std::string string_of(const rapidjson::Value& v) { return std::string(v.GetString(), v.GetStringLength()); }
+std::string string_of(const rapidjson::Value& v) {
+  return std::string(v.GetString(), v.GetStringLength());
+}
 
 class Log : public ::testing::Test {
 protected:
@@ -135,12 +137,16 @@ TEST_F(Log, KeepsValidUtf8) {
 
 TEST_F(Log, ReplacesEachInvalidUtf8ByteWithReplacementCharacter) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"a\xFF" "b", "a" + replacement + "b"},
-      {"end\xC3", "end" + replacement},                         // truncated sequence
-      {"\xC0\xAF", replacement + replacement},                  // overlong: both bytes invalid
+      {"a\xFF"
+       "b",
+       "a" + replacement + "b"},
+      {"end\xC3", "end" + replacement},                           // truncated sequence
+      {"\xC0\xAF", replacement + replacement},                    // overlong: both bytes invalid
       {"\xED\xA0\x80", replacement + replacement + replacement},  // surrogate
-      {"\x80x", replacement + "x"},                             // lone continuation
-      {"\xE2\x98" "x", replacement + replacement + "x"},        // cut 3-byte sequence
+      {"\x80x", replacement + "x"},                               // lone continuation
+      {"\xE2\x98"
+       "x",
+       replacement + replacement + "x"},  // cut 3-byte sequence
   };
   for (const auto& [in, out] : cases) {
     lines_.clear();

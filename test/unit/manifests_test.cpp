@@ -1050,9 +1050,8 @@ TEST(Images, DockerfilesBuildStaticallyOntoScratchAsNonRoot) {
     EXPECT_EQ(from[0], "debian:bookworm") << name;
     EXPECT_EQ(from[1], "scratch") << name;
     EXPECT_EQ(last_user, "65532:65532") << name;
-    for (const char* needle :
-         {"tools/install-deps.sh", "tools/build-static.sh", "tools/check-static.sh",
-          "/etc/ssl/certs/ca-certificates.crt", "65532:65532", "ENTRYPOINT"})
+    for (const char* needle : {"tools/install-deps.sh", "tools/build-static.sh", "tools/check-static.sh",
+                               "/etc/ssl/certs/ca-certificates.crt", "65532:65532", "ENTRYPOINT"})
       EXPECT_NE(text.find(needle), std::string::npos) << name << " lacks " << needle;
     EXPECT_NE(text.find("ENTRYPOINT [\"/" + binary + "\"]"), std::string::npos) << name;
     // Every script it runs exists.

@@ -26,7 +26,8 @@ std::uint64_t pagemap_entry(const void* address) {
   const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   std::uint64_t entry = 0;
-  const auto offset = static_cast<off_t>(reinterpret_cast<std::uintptr_t>(address) / static_cast<std::uintptr_t>(page) * 8);
+  const auto offset =
+      static_cast<off_t>(reinterpret_cast<std::uintptr_t>(address) / static_cast<std::uintptr_t>(page) * 8);
   const ssize_t n = ::pread(fd, &entry, sizeof entry, offset);
   ::close(fd);
   return n == sizeof entry ? entry : 0;

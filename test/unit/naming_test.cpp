@@ -50,9 +50,9 @@ const std::vector<std::string>& hostile_names() {
       "under_score",
       "semi;colon; DROP DATABASE postgres;--",
       "  spaces  around  ",
-      "\xC3\xBCmlaut",                         // "ümlaut"
-      "\xF0\x9F\x98\x80\xF0\x9F\x8E\x89",      // two emoji, nothing else
-      "caf\xC3\xA9 \xE2\x98\x95 bar",           // "café ☕ bar"
+      "\xC3\xBCmlaut",                     // "ümlaut"
+      "\xF0\x9F\x98\x80\xF0\x9F\x8E\x89",  // two emoji, nothing else
+      "caf\xC3\xA9 \xE2\x98\x95 bar",      // "café ☕ bar"
       std::string(200, 'x'),
       std::string(253, 'z'),
       "!@#$%^&*()",
@@ -190,7 +190,15 @@ TEST(DeriveNames, SameNameInDifferentNamespacesDiffers) {
 }
 
 TEST(DeriveNames, NamesThatFoldAlikeDiffer) {
-  const std::vector<std::string> names = {"a-b", "a_b", "A.B", "a b", "a--b", "A_B", "a__b", "a\xC3\xBC" "b"};
+  const std::vector<std::string> names = {"a-b",
+                                          "a_b",
+                                          "A.B",
+                                          "a b",
+                                          "a--b",
+                                          "A_B",
+                                          "a__b",
+                                          "a\xC3\xBC"
+                                          "b"};
   std::set<std::string> bases;
   for (const auto& name : names) {
     const auto n = derive_names({name, "default"});
@@ -221,8 +229,10 @@ TEST(DeriveNames, ThousandsOfRandomTenantsNeverCollide) {
     std::string name;
     const std::size_t length = 1 + rng() % 40;
     for (std::size_t i = 0; i < length; ++i) {
-      if (rng() % 10 == 0) name += wide[rng() % wide.size()];
-      else name.push_back(ascii[rng() % ascii.size()]);
+      if (rng() % 10 == 0)
+        name += wide[rng() % wide.size()];
+      else
+        name.push_back(ascii[rng() % ascii.size()]);
     }
     const tenant t{name, namespaces[rng() % namespaces.size()]};
     if (!tenants.insert(t.namespace_name + "/" + t.name).second) continue;  // same tenant twice
@@ -256,14 +266,16 @@ TEST(ValidateTenant, RejectsNamesOver253Bytes) {
 }
 
 TEST(ValidateTenant, RejectsInvalidUtf8) {
-  for (const std::string& bad : std::vector<std::string>{"\xFF"s, "abc\xC3"s, "\xC0\xAF"s /* overlong '/' */, "\xED\xA0\x80"s /* surrogate */,
+  for (const std::string& bad :
+       std::vector<std::string>{"\xFF"s, "abc\xC3"s, "\xC0\xAF"s /* overlong '/' */, "\xED\xA0\x80"s /* surrogate */,
                                 "\xF4\x90\x80\x80"s /* > U+10FFFF */, "a\x80z"s}) {
     EXPECT_TENANTDB_ERROR(validate_tenant({bad, "default"}), error_kind::usage, "--tenant");
   }
 }
 
 TEST(ValidateTenant, RejectsAsciiControlCharacters) {
-  for (const std::string& bad : std::vector<std::string>{"a\nb"s, "a\tb"s, "\x01"s, "del\x7f"s, "nul\0byte"s, "cr\r"s, "\x1b[31mred"s}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a\nb"s, "a\tb"s, "\x01"s, "del\x7f"s, "nul\0byte"s, "cr\r"s, "\x1b[31mred"s}) {
     EXPECT_TENANTDB_ERROR(validate_tenant({bad, "default"}), error_kind::usage, "--tenant");
   }
 }
@@ -271,27 +283,32 @@ TEST(ValidateTenant, RejectsAsciiControlCharacters) {
 TEST(ValidateTenant, RejectsC1ControlCharacters) {
   // U+0080..U+009F are control characters too (Unicode category Cc). U+009B is the 8-bit
   // CSI that terminals honour, U+0085 is NEL, a line break for some log viewers.
-  for (const std::string& bad : std::vector<std::string>{"a\xC2\x85z"s, "\xC2\x9B" "31m"s, "\xC2\x80"s}) {
+  for (const std::string& bad : std::vector<std::string>{"a\xC2\x85z"s,
+                                                         "\xC2\x9B"
+                                                         "31m"s,
+                                                         "\xC2\x80"s}) {
     EXPECT_TENANTDB_ERROR(validate_tenant({bad, "default"}), error_kind::usage, "--tenant");
   }
 }
 
 TEST(ValidateTenant, RejectsBadNamespaces) {
-  for (const std::string& bad : std::vector<std::string>{""s, "Default"s, "-ns"s, "ns-"s, "a_b"s, "a.b"s, std::string(64, 'n'), "ns/x"s, "n s"s,
-                                "\xC3\xBC"s}) {
+  for (const std::string& bad : std::vector<std::string>{""s, "Default"s, "-ns"s, "ns-"s, "a_b"s, "a.b"s,
+                                                         std::string(64, 'n'), "ns/x"s, "n s"s, "\xC3\xBC"s}) {
     EXPECT_TENANTDB_ERROR(validate_tenant({"app", bad}), error_kind::usage, "--namespace");
   }
 }
 
 TEST(ValidateNamePrefix, AcceptsEmptyAndWellFormedPrefixes) {
-  for (const std::string& ok : std::vector<std::string>{""s, "vcluster_"s, "a"s, "abcdefghijklm"s /* 13 */, "t1_"s, "a_b_c"s}) {
+  for (const std::string& ok :
+       std::vector<std::string>{""s, "vcluster_"s, "a"s, "abcdefghijklm"s /* 13 */, "t1_"s, "a_b_c"s}) {
     EXPECT_NO_THROW(validate_name_prefix(ok)) << ok;
   }
 }
 
 TEST(ValidateNamePrefix, RejectsMalformedPrefixes) {
-  for (const std::string& bad : std::vector<std::string>{"abcdefghijklmn"s /* 14 */, "abcdefghijklmnop"s /* 16, allowed before the hash grew */, "1abc"s, "_abc"s, "Abc"s, "a-b"s, "a b"s, "a.b"s,
-                                "\xC3\xBC"s, "a\n"s, "a'"s}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"abcdefghijklmn"s /* 14 */, "abcdefghijklmnop"s /* 16, allowed before the hash grew */,
+                                "1abc"s, "_abc"s, "Abc"s, "a-b"s, "a b"s, "a.b"s, "\xC3\xBC"s, "a\n"s, "a'"s}) {
     EXPECT_TENANTDB_ERROR(validate_name_prefix(bad), error_kind::usage, "--name-prefix");
   }
 }
@@ -350,16 +367,16 @@ TEST(Utf8, AcceptsWellFormedSequences) {
 }
 
 TEST(Utf8, RejectsMalformedSequences) {
-  EXPECT_FALSE(is_valid_utf8("\x80"));               // lone continuation
-  EXPECT_FALSE(is_valid_utf8("\xC3"));               // truncated
-  EXPECT_FALSE(is_valid_utf8("\xE2\x98"));           // truncated 3-byte
-  EXPECT_FALSE(is_valid_utf8("\xC3(" ));             // bad continuation
-  EXPECT_FALSE(is_valid_utf8("\xC0\x80"));           // overlong NUL
-  EXPECT_FALSE(is_valid_utf8("\xE0\x80\xAF"));       // overlong '/'
-  EXPECT_FALSE(is_valid_utf8("\xF0\x80\x80\xAF"));   // overlong '/'
-  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));       // U+D800
-  EXPECT_FALSE(is_valid_utf8("\xED\xBF\xBF"));       // U+DFFF
-  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));   // U+110000
+  EXPECT_FALSE(is_valid_utf8("\x80"));                  // lone continuation
+  EXPECT_FALSE(is_valid_utf8("\xC3"));                  // truncated
+  EXPECT_FALSE(is_valid_utf8("\xE2\x98"));              // truncated 3-byte
+  EXPECT_FALSE(is_valid_utf8("\xC3("));                 // bad continuation
+  EXPECT_FALSE(is_valid_utf8("\xC0\x80"));              // overlong NUL
+  EXPECT_FALSE(is_valid_utf8("\xE0\x80\xAF"));          // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xF0\x80\x80\xAF"));      // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));          // U+D800
+  EXPECT_FALSE(is_valid_utf8("\xED\xBF\xBF"));          // U+DFFF
+  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));      // U+110000
   EXPECT_FALSE(is_valid_utf8("\xF8\x88\x80\x80\x80"));  // 5-byte form
   EXPECT_FALSE(is_valid_utf8("\xFE"));
   EXPECT_FALSE(is_valid_utf8("\xFF"));

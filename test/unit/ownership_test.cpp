@@ -50,8 +50,10 @@ TEST(OwnerRecord, RoundTripsThroughJson) {
 }
 
 TEST(OwnerRecord, AnythingElseIsNoRecord) {
-  for (const std::string text : {"", "just a comment", "{}", "[1]", "{\"owner\":\"someone\",\"namespace\":\"a\","
-                                 "\"tenant\":\"b\",\"store\":\"c\"}", "{\"owner\":\"tenantdb\"}", "{\"owner\":"})
+  for (const std::string text : {"", "just a comment", "{}", "[1]",
+                                 "{\"owner\":\"someone\",\"namespace\":\"a\","
+                                 "\"tenant\":\"b\",\"store\":\"c\"}",
+                                 "{\"owner\":\"tenantdb\"}", "{\"owner\":"})
     EXPECT_FALSE(parse_owner_record(text)) << text;
 }
 
@@ -66,7 +68,8 @@ TEST(MustAdopt, SameOwnerIsAdoptedWithoutWriting) {
 TEST(MustAdopt, UnrecordedObjectIsRefusedUnlessAdoptionWasAsked) {
   ownership o{sample(), false};
   EXPECT_NE(message_of(o, std::nullopt).find("--adopt-existing"), std::string::npos);
-  EXPECT_NE(message_of(o, std::string("a comment someone wrote")).find("no tenantdb ownership record"), std::string::npos);
+  EXPECT_NE(message_of(o, std::string("a comment someone wrote")).find("no tenantdb ownership record"),
+            std::string::npos);
   o.adopt_existing = true;
   EXPECT_TRUE(must_adopt(o, "x", std::nullopt, "r"));
   EXPECT_TRUE(must_adopt(o, "x", std::string("a comment someone wrote"), "r"));
@@ -83,7 +86,8 @@ TEST(MustAdopt, AnotherOwnerIsRefusedEvenWithAdoption) {
 
     auto other_name = sample();
     other_name.name = "shop";
-    EXPECT_NE(message_of(o, owner_record_json(other_name)).find("tenant \"shop\" of this namespace"), std::string::npos);
+    EXPECT_NE(message_of(o, owner_record_json(other_name)).find("tenant \"shop\" of this namespace"),
+              std::string::npos);
 
     // Another namespace's tenant is not named.
     auto other_ns = sample();

@@ -26,7 +26,9 @@ double chi_square_quantile(double k, double z) {
 }
 constexpr double tail_z = 6.0;
 
-std::size_t alphabet_index(char c) { return password_alphabet.find(c); }
+std::size_t alphabet_index(char c) {
+  return password_alphabet.find(c);
+}
 
 // Pearson's statistic for observed counts against equal expected counts.
 double chi_square(const std::vector<std::size_t>& counts) {
@@ -48,7 +50,9 @@ TEST(Password, AlphabetIsLettersAndDigits) {
   EXPECT_EQ(distinct.size(), 62U);
 }
 
-TEST(Password, DefaultLengthIs32) { EXPECT_EQ(generate_password().size(), 32U); }
+TEST(Password, DefaultLengthIs32) {
+  EXPECT_EQ(generate_password().size(), 32U);
+}
 
 TEST(Password, HonoursEveryAllowedLength) {
   for (std::size_t length = min_password_length; length <= max_password_length; ++length) {

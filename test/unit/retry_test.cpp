@@ -58,7 +58,8 @@ protected:
 TEST_F(Retry, ReturnsAtOnceOnSuccess) {
   fake_clock fc;
   int calls = 0;
-  retry_until(fc.now + 1h, "op", [&] { ++calls; }, {}, fc.clock());
+  retry_until(
+      fc.now + 1h, "op", [&] { ++calls; }, {}, fc.clock());
   EXPECT_EQ(calls, 1);
   EXPECT_TRUE(fc.sleeps.empty());
 }

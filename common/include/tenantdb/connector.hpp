@@ -30,7 +30,7 @@ enum class tls_mode {
 /// Where and how to reach a database server, without credentials.
 struct server_address {
   engine_type type = engine_type::postgres;
-  bool mariadb = false;       ///< the connector said "mariadb" (affects only messages)
+  bool mariadb = false;  ///< the connector said "mariadb" (affects only messages)
   std::string host;
   std::uint16_t port = 0;
   tls_mode tls = tls_mode::verify_full;

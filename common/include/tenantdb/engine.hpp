@@ -88,13 +88,12 @@ std::unique_ptr<admin_session> connect_admin(const server_address& server, const
 
 /// Logs in as the tenant to its database and runs a statement there. Throws
 /// tenantdb::error kind verification if the credentials are refused.
-void verify_login(const server_address& server, const login& tenant_login,
-                  const std::string& database, const db_timeouts& timeouts = {});
+void verify_login(const server_address& server, const login& tenant_login, const std::string& database,
+                  const db_timeouts& timeouts = {});
 
 /// Logs in as `current` and changes that account's own password to `next`, without admin
 /// rights (PostgreSQL ALTER ROLE, MySQL/MariaDB SET PASSWORD).
-void change_own_password(const server_address& server, const login& current,
-                         const std::string& database, const secret& next,
-                         const db_timeouts& timeouts = {});
+void change_own_password(const server_address& server, const login& current, const std::string& database,
+                         const secret& next, const db_timeouts& timeouts = {});
 
 }  // namespace tenantdb

@@ -12,15 +12,15 @@ namespace tenantdb {
 /// Process exit codes, documented in the README. Stable: scripts and alerts key on them.
 enum class exit_code : int {
   ok = 0,
-  internal = 1,        ///< a bug or an unexpected condition
-  usage = 2,           ///< bad flags or tenant input
-  connector = 3,       ///< the connector Secret is missing a key or has a bad value
-  kubernetes = 4,      ///< the Kubernetes API refused us (401/403/404/422) — fix RBAC or names
-  database = 5,        ///< the database refused the admin or a statement — fix grants or server
-  unavailable = 6,     ///< database or API unreachable until --timeout ran out
-  output = 7,          ///< the credential directory or stdout could not be written
-  verification = 8,    ///< the tenant could not log in with the credentials just made
-  ownership = 9,       ///< a database or account with the tenant's names belongs to another tenant or to nobody
+  internal = 1,      ///< a bug or an unexpected condition
+  usage = 2,         ///< bad flags or tenant input
+  connector = 3,     ///< the connector Secret is missing a key or has a bad value
+  kubernetes = 4,    ///< the Kubernetes API refused us (401/403/404/422) — fix RBAC or names
+  database = 5,      ///< the database refused the admin or a statement — fix grants or server
+  unavailable = 6,   ///< database or API unreachable until --timeout ran out
+  output = 7,        ///< the credential directory or stdout could not be written
+  verification = 8,  ///< the tenant could not log in with the credentials just made
+  ownership = 9,     ///< a database or account with the tenant's names belongs to another tenant or to nobody
 };
 
 /// What kind of failure; decides the exit code and the default retry behaviour.

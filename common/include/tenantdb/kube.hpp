@@ -15,13 +15,13 @@ namespace tenantdb {
 
 /// How to reach and authenticate to the API server.
 struct kube_config {
-  std::string server;                  ///< https://host:port
-  std::string ca_pem;                  ///< the only CAs trusted for the API server (empty: system store)
-  std::filesystem::path token_file;    ///< re-read before each request (projected tokens rotate)
-  secret token;                        ///< static bearer token (kubeconfig), if no token_file
-  std::string client_cert_pem;         ///< client certificate auth (kubeconfig)
+  std::string server;                ///< https://host:port
+  std::string ca_pem;                ///< the only CAs trusted for the API server (empty: system store)
+  std::filesystem::path token_file;  ///< re-read before each request (projected tokens rotate)
+  secret token;                      ///< static bearer token (kubeconfig), if no token_file
+  std::string client_cert_pem;       ///< client certificate auth (kubeconfig)
   secret client_key_pem;
-  std::string namespace_name;          ///< the pod's namespace or the context's
+  std::string namespace_name;  ///< the pod's namespace or the context's
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{15000};
 };
@@ -29,8 +29,7 @@ struct kube_config {
 /// In-cluster configuration: KUBERNETES_SERVICE_HOST/PORT, the service-account token,
 /// CA and namespace under /var/run/secrets/kubernetes.io/serviceaccount (or `sa_dir`).
 /// Throws tenantdb::error (kubernetes) naming what is missing.
-kube_config in_cluster_config(const std::filesystem::path& sa_dir =
-                                  "/var/run/secrets/kubernetes.io/serviceaccount");
+kube_config in_cluster_config(const std::filesystem::path& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 
 /// Reads a kubeconfig file: the current context (or `context`), its cluster's server and
 /// CA, and its user's token or client certificate. Throws tenantdb::error (kubernetes)
@@ -42,9 +41,9 @@ kube_config load_kubeconfig(const std::filesystem::path& path, const std::string
 struct secret_object {
   std::string namespace_name;
   std::string name;
-  std::string resource_version;   ///< empty on create; the precondition on update
-  std::string uid;                ///< sent on update when set: a precondition too
-  std::string type = "Opaque";    ///< immutable once created
+  std::string resource_version;  ///< empty on create; the precondition on update
+  std::string uid;               ///< sent on update when set: a precondition too
+  std::string type = "Opaque";   ///< immutable once created
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
   std::map<std::string, secret> data;
@@ -79,8 +78,7 @@ public:
   /// One request; throws only for transport failures (and an unreadable token file).
   /// For callers of other resources.
   /// The bodies are the caller's: wipe them if they may hold Secret data.
-  kube_response request(const std::string& method, const std::string& path,
-                        const std::string& body = {},
+  kube_response request(const std::string& method, const std::string& path, const std::string& body = {},
                         const std::string& content_type = "application/json");
 
 private:

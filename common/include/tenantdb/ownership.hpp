@@ -23,8 +23,8 @@ struct owner_record {
   std::string store;           ///< where its credentials live: "secret ns/name" or "directory /abs/path"
   std::string database;        ///< derived names
   std::vector<std::string> users;
-  std::string created;         ///< RFC 3339 UTC, when the record was written
-  std::string version;         ///< tenantdb version that wrote it
+  std::string created;  ///< RFC 3339 UTC, when the record was written
+  std::string version;  ///< tenantdb version that wrote it
   std::string deletion_policy = "retain";
 };
 

@@ -11,8 +11,7 @@ namespace tenantdb {
 
 /// Letters and digits only: no character needs quoting or escaping in a URL, a
 /// go-sql-driver DSN, a libpq conninfo string, a pgpass line, an option file or SQL.
-inline constexpr std::string_view password_alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+inline constexpr std::string_view password_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// Default length: 32 characters, about 190 bits.
 inline constexpr std::size_t default_password_length = 32;

@@ -53,8 +53,8 @@ inline constexpr std::string_view provisioned = "provisioned";
 /// Inside publish_directory (also the directory store's writes in local mode).
 inline constexpr std::string_view directory_written = publish_fault_point;
 
-inline constexpr std::array all{database_ensured, store_claimed, active_account_created, standby_account_created,
-                                granted,          passwords_set, login_verified,        store_updated,
+inline constexpr std::array all{database_ensured, store_claimed,    active_account_created, standby_account_created,
+                                granted,          passwords_set,    login_verified,         store_updated,
                                 provisioned,      directory_written};
 }  // namespace provision_fault_points
 
@@ -79,9 +79,9 @@ struct provision_options {
 /// What a run ended with.
 struct provision_result {
   tenant_names names;
-  credential_data data;       ///< what the store holds now
-  bool password_set = false;  ///< passwords were written to the database this run
-  bool store_written = false; ///< the store was created or rewritten this run
+  credential_data data;        ///< what the store holds now
+  bool password_set = false;   ///< passwords were written to the database this run
+  bool store_written = false;  ///< the store was created or rewritten this run
 };
 
 /// Refuses (tenantdb::error, ownership; nothing changed) when a database or account with
@@ -91,7 +91,6 @@ struct provision_result {
 /// credentials with `store` (keeps working ones, replaces lost or broken ones; a lost
 /// race adopts the winner's), sets the passwords in the database, and logs in as the
 /// tenant. Transient failures are retried until options.deadline. Idempotent.
-provision_result provision(const connector& conn, credential_store& store,
-                           const provision_options& options);
+provision_result provision(const connector& conn, credential_store& store, const provision_options& options);
 
 }  // namespace tenantdb

@@ -68,9 +68,9 @@ inline constexpr const char* pending_password_key = keys::pending_password;
 
 /// Named points between the steps above, where tests make the process die (kill -9).
 namespace fault_points {
-inline constexpr std::string_view claimed = "claimed";            ///< after 1
-inline constexpr std::string_view changed = "changed";            ///< after 2
-inline constexpr std::string_view switched = "switched";          ///< after 3
+inline constexpr std::string_view claimed = "claimed";    ///< after 1
+inline constexpr std::string_view changed = "changed";    ///< after 2
+inline constexpr std::string_view switched = "switched";  ///< after 3
 inline constexpr std::string_view retire_claimed = "retire-claimed";
 inline constexpr std::string_view retire_changed = "retire-changed";
 inline constexpr std::string_view retired = "retired";
@@ -93,11 +93,11 @@ struct rotation_options {
 
 /// What a call did.
 enum class rotation_outcome {
-  nothing,     ///< nothing was due or another replica holds the rotation
-  rotated,     ///< a new credential is active in the store
-  retired,     ///< the previous credential was retired after its grace period
-  recovered,   ///< a rotation interrupted by a crash was completed or rolled back
-  lost_race,   ///< another replica wrote first; the store is unchanged by us
+  nothing,    ///< nothing was due or another replica holds the rotation
+  rotated,    ///< a new credential is active in the store
+  retired,    ///< the previous credential was retired after its grace period
+  recovered,  ///< a rotation interrupted by a crash was completed or rolled back
+  lost_race,  ///< another replica wrote first; the store is unchanged by us
 };
 
 /// Reads the server address the sidecar needs from the credentials (host, port, type,

@@ -48,12 +48,12 @@ public:
   /// Creates the content and returns its version; std::nullopt, changing nothing, if it
   /// already exists.
   virtual std::optional<std::string> create(const credential_data& data,
-                      const std::map<std::string, std::string>& annotations) = 0;
+                                            const std::map<std::string, std::string>& annotations) = 0;
   /// Replaces the content if its version is still `version`, and returns the new version;
   /// std::nullopt, changing nothing, if someone else wrote in between.
   virtual std::optional<std::string> replace(const credential_data& data,
-                       const std::map<std::string, std::string>& annotations,
-                       const std::string& version) = 0;
+                                             const std::map<std::string, std::string>& annotations,
+                                             const std::string& version) = 0;
   /// "secret ns/name" or "directory /path", for messages.
   virtual std::string describe() const = 0;
 };
@@ -64,13 +64,11 @@ public:
 /// (kubernetes.io/service-account.name / .uid); an existing Secret with no data (one the
 /// manifests pre-create) loads as empty data, which provisioning fills with a
 /// resourceVersion-conditional update.
-std::unique_ptr<credential_store> make_secret_store(kube_client& client, std::string namespace_name,
-                                                    std::string name,
+std::unique_ptr<credential_store> make_secret_store(kube_client& client, std::string namespace_name, std::string name,
                                                     std::map<std::string, std::string> labels);
 
 /// A directory in publish_directory's layout, for local mode. Writers serialise on a
 /// lock file beside it; the version is the name of the data directory ..data points at.
-std::unique_ptr<credential_store> make_directory_store(std::filesystem::path dir,
-                                                       directory_options options = {});
+std::unique_ptr<credential_store> make_directory_store(std::filesystem::path dir, directory_options options = {});
 
 }  // namespace tenantdb

@@ -19,7 +19,9 @@
 
 namespace tenantdb {
 
-const char* version() noexcept { return TENANTDB_VERSION; }
+const char* version() noexcept {
+  return TENANTDB_VERSION;
+}
 
 void harden_process() noexcept {
   // RLIMIT_CORE first: should dumpable ever be set again (setuid/setgid exec does), there
@@ -82,8 +84,8 @@ connector_data fetch_connector(kube_client& client, const std::string& reference
   std::optional<secret_object> object;
   retry_until(deadline, "read connector secret " + ns + "/" + name, [&] { object = client.get_secret(ns, name); });
   if (!object)
-    throw error(error_kind::connector, "connector secret " + ns + "/" + name +
-                                           " does not exist: create it (see examples/) or fix --connector")
+    throw error(error_kind::connector,
+                "connector secret " + ns + "/" + name + " does not exist: create it (see examples/) or fix --connector")
         .about("--connector");
   connector_data data;
   for (auto& [key, value] : object->data) data.emplace(key, value.reveal());

@@ -25,12 +25,23 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
     }
     if (i == start) throw bad();
     std::int64_t unit_ms = 0;
-    if (text.substr(i, 2) == "ms") { unit_ms = 1; i += 2; }
-    else if (i < text.size() && text[i] == 's') { unit_ms = 1000; ++i; }
-    else if (i < text.size() && text[i] == 'm') { unit_ms = 60'000; ++i; }
-    else if (i < text.size() && text[i] == 'h') { unit_ms = 3'600'000; ++i; }
-    else if (i < text.size() && text[i] == 'd') { unit_ms = 86'400'000; ++i; }
-    else throw bad();
+    if (text.substr(i, 2) == "ms") {
+      unit_ms = 1;
+      i += 2;
+    } else if (i < text.size() && text[i] == 's') {
+      unit_ms = 1000;
+      ++i;
+    } else if (i < text.size() && text[i] == 'm') {
+      unit_ms = 60'000;
+      ++i;
+    } else if (i < text.size() && text[i] == 'h') {
+      unit_ms = 3'600'000;
+      ++i;
+    } else if (i < text.size() && text[i] == 'd') {
+      unit_ms = 86'400'000;
+      ++i;
+    } else
+      throw bad();
     if (number > (std::numeric_limits<std::int64_t>::max() / 4 - total) / unit_ms) throw bad();
     total += number * unit_ms;
   }
@@ -45,8 +56,10 @@ std::string format_duration(std::chrono::milliseconds d) {
   if (ms == 0) return "0s";
   if (ms < 0) return "-" + format_duration(-d);
   std::string out;
-  const struct { std::int64_t size; const char* name; } units[] = {
-      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
+  const struct {
+    std::int64_t size;
+    const char* name;
+  } units[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
   for (const auto& u : units) {
     if (ms >= u.size) {
       out += std::to_string(ms / u.size) + u.name;

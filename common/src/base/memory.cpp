@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <iterator>
 #include <fcntl.h>
+#include <iterator>
 #include <link.h>
 #include <malloc.h>
 #include <sys/mman.h>
@@ -19,7 +19,9 @@ constexpr std::uint64_t page_present = std::uint64_t{1} << 63;
 constexpr std::uint64_t page_swapped = std::uint64_t{1} << 62;
 constexpr std::uint64_t page_file = std::uint64_t{1} << 61;  // file page (or shared anonymous)
 
-std::uintptr_t page_size() noexcept { return static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE)); }
+std::uintptr_t page_size() noexcept {
+  return static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+}
 
 // Unmaps [from, to) if it holds a mapped page; returns the bytes of mapped pages dropped.
 std::size_t drop_run(std::uintptr_t from, std::uintptr_t to, std::size_t mapped_pages, std::uintptr_t page) noexcept {
@@ -71,8 +73,8 @@ std::size_t drop_file_pages(void* begin, std::size_t length) noexcept {
   std::uint64_t entries[512];
   for (std::uintptr_t at = first; at < last;) {
     const std::size_t want = std::min<std::size_t>(std::size(entries), (last - at) / page);
-    const ssize_t got = ::pread(pagemap.get(), entries, want * sizeof entries[0],
-                                static_cast<off_t>(at / page * sizeof entries[0]));
+    const ssize_t got =
+        ::pread(pagemap.get(), entries, want * sizeof entries[0], static_cast<off_t>(at / page * sizeof entries[0]));
     if (got <= 0 || static_cast<std::size_t>(got) % sizeof entries[0] != 0) return dropped;
     for (std::size_t i = 0; i < static_cast<std::size_t>(got) / sizeof entries[0]; ++i, at += page) {
       const std::uint64_t e = entries[i];

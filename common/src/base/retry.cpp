@@ -28,18 +28,19 @@ void retry_until(std::chrono::steady_clock::time_point deadline, std::string_vie
       if (!e.is_retryable()) throw;
       const auto base = backoff_delay(policy, n);
       std::uniform_real_distribution<double> spread(1.0 - policy.jitter, 1.0 + policy.jitter);
-      const auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) * spread(rng)));
+      const auto delay =
+          std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) * spread(rng)));
       const auto now = clock.now();
       if (now + delay > deadline) {
-        error out(error_kind::unavailable,
-                  std::string(what) + ": gave up after " + std::to_string(n) + " attempt" + (n == 1 ? "" : "s") +
-                      " (--timeout reached): " + e.what());
+        error out(error_kind::unavailable, std::string(what) + ": gave up after " + std::to_string(n) + " attempt" +
+                                               (n == 1 ? "" : "s") + " (--timeout reached): " + e.what());
         out.about(e.key()).sqlstate(e.sqlstate()).db_errno(e.db_errno()).http_status(e.http_status());
         throw out;
       }
-      log::warn("retrying after a transient failure",
-                {{"operation", what}, {"attempt", n}, {"delay_ms", static_cast<std::int64_t>(delay.count())},
-                 {"error", e.what()}});
+      log::warn("retrying after a transient failure", {{"operation", what},
+                                                       {"attempt", n},
+                                                       {"delay_ms", static_cast<std::int64_t>(delay.count())},
+                                                       {"error", e.what()}});
       if (clock.sleep) {
         clock.sleep(delay);
       } else {

@@ -13,9 +13,13 @@ void wipe(std::string& value) noexcept {
   value.clear();
 }
 
-secret::secret(std::string value) : value_(std::move(value)) { tenantdb::wipe(value); }
+secret::secret(std::string value) : value_(std::move(value)) {
+  tenantdb::wipe(value);
+}
 
-secret::secret(secret&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
+secret::secret(secret&& other) noexcept : value_(std::move(other.value_)) {
+  other.wipe();
+}
 
 secret& secret::operator=(const secret& other) {
   if (this != &other) {
@@ -34,9 +38,13 @@ secret& secret::operator=(secret&& other) noexcept {
   return *this;
 }
 
-secret::~secret() { wipe(); }
+secret::~secret() {
+  wipe();
+}
 
-void secret::wipe() noexcept { tenantdb::wipe(value_); }
+void secret::wipe() noexcept {
+  tenantdb::wipe(value_);
+}
 
 bool operator==(const secret& a, const secret& b) noexcept {
   if (a.value_.size() != b.value_.size()) return false;

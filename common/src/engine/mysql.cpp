@@ -6,9 +6,9 @@
 // vcluster_x would also cover vclusterYx. Passwords travel in SQL literals escaped by
 // mysql_real_escape_string; statements holding them are wiped and never quoted in errors.
 
+#include <errmsg.h>
 #include <mysql.h>
 #include <mysqld_error.h>
-#include <errmsg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,13 +25,13 @@
 #include <thread>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "engine/engines.hpp"
 #include "engine/temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/ownership.hpp"
 #include "tenantdb/secret.hpp"
-#include "base/unique_fd.hpp"
 
 namespace tenantdb::detail {
 namespace {
@@ -87,7 +87,9 @@ std::string endpoint(const server_address& server) {
   return (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(server.port);
 }
 
-std::string product(const server_address& server) { return server.mariadb ? "MariaDB" : "MySQL"; }
+std::string product(const server_address& server) {
+  return server.mariadb ? "MariaDB" : "MySQL";
+}
 
 // MySQL/MariaDB database names are limited to 64 characters.
 bool is_identifier(std::string_view name) {
@@ -147,27 +149,25 @@ void append_literal(MYSQL* m, std::string& out, std::string_view value) {
   wipe(buffer);
 }
 
-
 // ---------------------------------------------------------------------------------------
 // Connecting
 // ---------------------------------------------------------------------------------------
 
 bool is_transient_errno(unsigned code) {
   switch (code) {
-    case CR_SOCKET_CREATE_ERROR:       // 2001
-    case CR_CONNECTION_ERROR:          // 2002
-    case CR_CONN_HOST_ERROR:           // 2003
-    case CR_UNKNOWN_HOST:              // 2005
-    case CR_SERVER_GONE_ERROR:         // 2006
-    case CR_SERVER_LOST:               // 2013
-    case CR_SERVER_LOST_EXTENDED:      // 2055
-    case ER_CON_COUNT_ERROR:           // 1040
-    case ER_TOO_MANY_USER_CONNECTIONS: // 1203
-    case ER_SERVER_SHUTDOWN:           // 1053
-    case ER_CONNECTION_KILLED:         // 1927
+    case CR_SOCKET_CREATE_ERROR:        // 2001
+    case CR_CONNECTION_ERROR:           // 2002
+    case CR_CONN_HOST_ERROR:            // 2003
+    case CR_UNKNOWN_HOST:               // 2005
+    case CR_SERVER_GONE_ERROR:          // 2006
+    case CR_SERVER_LOST:                // 2013
+    case CR_SERVER_LOST_EXTENDED:       // 2055
+    case ER_CON_COUNT_ERROR:            // 1040
+    case ER_TOO_MANY_USER_CONNECTIONS:  // 1203
+    case ER_SERVER_SHUTDOWN:            // 1053
+    case ER_CONNECTION_KILLED:          // 1927
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -191,13 +191,15 @@ bool is_transient_errno(unsigned code) {
                      "dialog): give the account mysql_native_password, ed25519 or caching_sha2_password"
                : name + " at " + at +
                      " asked for an authentication plugin that could hand the password to a server whose "
-                     "certificate is not checked (sslMode=" + std::string(to_string(server.tls)) +
+                     "certificate is not checked (sslMode=" +
+                     std::string(to_string(server.tls)) +
                      "): set sslMode: verify-full (and caCert) in the connector, or give the account "
                      "mysql_native_password or ed25519";
     throw error(error_kind::connector, message + " (" + std::to_string(code) + ")").db_errno(code).about("sslMode");
   }
   if (code == CR_SSL_CONNECTION_ERROR || code == 3159 /* MySQL: insecure transport prohibited */) {
-    throw error(error_kind::connector, "TLS with " + name + " at " + at + " failed: check caCert and tls in the connector" + said)
+    throw error(error_kind::connector,
+                "TLS with " + name + " at " + at + " failed: check caCert and tls in the connector" + said)
         .db_errno(code)
         .about("caCert");
   }
@@ -213,8 +215,7 @@ bool is_transient_errno(unsigned code) {
                 ": check adminUser/adminPassword in the connector";
       // require_secure_transport answers plain-text logins with "access denied" too.
       if (server.tls == tls_mode::disable) message += " (or the server requires TLS, which tls=disable turns off)";
-    }
-    else if (code == ER_HOST_IS_BLOCKED)
+    } else if (code == ER_HOST_IS_BLOCKED)
       message = name + " at " + at + " blocks this host after too many failed connections: run FLUSH HOSTS there";
     else
       message = name + " at " + at + " refused the admin login \"" + user + "\"";
@@ -304,8 +305,8 @@ mysql_ptr open_connection(const server_address& server, const login& who_login, 
     throw_connect_failure(server, who_login.user, database, who, mysql_errno(m), one_line(mysql_error(m)));
 
   if (must_tls && mysql_get_ssl_cipher(m) == nullptr)
-    throw error(error_kind::connector, product(server) + " at " + endpoint(server) + " did not negotiate TLS although tls=" +
-                                           std::string(to_string(server.tls)) +
+    throw error(error_kind::connector, product(server) + " at " + endpoint(server) +
+                                           " did not negotiate TLS although tls=" + std::string(to_string(server.tls)) +
                                            ": enable TLS on the server, or set tls in the connector")
         .about("tls");
   return conn;
@@ -318,7 +319,9 @@ mysql_ptr open_connection(const server_address& server, const login& who_login, 
 struct statement {
   statement(std::string what_, std::string privilege_ = {}, bool sensitive_ = false,
             std::vector<unsigned> tolerated_ = {})
-      : what(std::move(what_)), privilege(std::move(privilege_)), sensitive(sensitive_),
+      : what(std::move(what_)),
+        privilege(std::move(privilege_)),
+        sensitive(sensitive_),
         tolerated(std::move(tolerated_)) {}
   std::string what;                 ///< "create database \"x\""
   std::string privilege;            ///< named when the server says the admin lacks it
@@ -328,19 +331,18 @@ struct statement {
 
 bool is_permission_errno(unsigned code) {
   switch (code) {
-    case ER_DBACCESS_DENIED_ERROR:     // 1044
-    case ER_ACCESS_DENIED_ERROR:       // 1045
-    case ER_TABLEACCESS_DENIED_ERROR:  // 1142
-    case ER_COLUMNACCESS_DENIED_ERROR: // 1143
+    case ER_DBACCESS_DENIED_ERROR:         // 1044
+    case ER_ACCESS_DENIED_ERROR:           // 1045
+    case ER_TABLEACCESS_DENIED_ERROR:      // 1142
+    case ER_COLUMNACCESS_DENIED_ERROR:     // 1143
     case ER_SPECIFIC_ACCESS_DENIED_ERROR:  // 1227
     case ER_CANT_CREATE_USER_WITH_GRANT:   // 1410
-    case ER_PASSWORD_NOT_ALLOWED:      // 1132
-    case ER_PASSWORD_ANONYMOUS_USER:   // 1131
-    case ER_PROCACCESS_DENIED_ERROR:   // 1370
-    case 1698:                         // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+    case ER_PASSWORD_NOT_ALLOWED:          // 1132
+    case ER_PASSWORD_ANONYMOUS_USER:       // 1131
+    case ER_PROCACCESS_DENIED_ERROR:       // 1370
+    case 1698:                             // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -395,8 +397,8 @@ bool run(MYSQL* m, const server_address& server, const std::string& sql, const s
 
 using row = std::vector<std::optional<std::string>>;
 
-std::vector<row> query(MYSQL* m, const server_address& server, const std::string& sql, const statement& st,
-                       party who, const std::string& actor) {
+std::vector<row> query(MYSQL* m, const server_address& server, const std::string& sql, const statement& st, party who,
+                       const std::string& actor) {
   if (mysql_real_query(m, sql.data(), static_cast<unsigned long>(sql.size())) != 0)
     throw_statement_failure(m, server, st, who, actor);
   const result_ptr res(mysql_store_result(m));
@@ -445,8 +447,7 @@ public:
   void ensure_database(const tenant_names& names, const ownership* owner) override {
     check_identifier(server_, names.database, "database");
     if (owner != nullptr) claim_all(names, *owner);
-    run(conn_.get(), server_,
-        "CREATE DATABASE IF NOT EXISTS " + quote_ident(names.database) + " CHARACTER SET utf8mb4",
+    run(conn_.get(), server_, "CREATE DATABASE IF NOT EXISTS " + quote_ident(names.database) + " CHARACTER SET utf8mb4",
         {"create database \"" + names.database + "\"", "the CREATE privilege", false, {ER_DB_CREATE_EXISTS}},
         party::admin, admin_);
   }
@@ -488,8 +489,8 @@ public:
     MYSQL* m = conn_.get();
     // MySQL 8 with partial_revokes reads '_' and '%' literally, and "\_" would then
     // name another database.
-    const std::string target = literal_grant_names() ? quote_ident(names.database)
-                                                     : quote_grant_database(names.database);
+    const std::string target =
+        literal_grant_names() ? quote_ident(names.database) : quote_grant_database(names.database);
     run(m, server_, "GRANT ALL PRIVILEGES ON " + target + ".* TO " + account(m, user),
         {"grant \"" + user + "\" access to database \"" + names.database + "\"",
          "ALL PRIVILEGES on that database WITH GRANT OPTION"},
@@ -510,7 +511,9 @@ public:
         continue;
       // A session that ended meanwhile is "unknown thread": nothing left to do.
       if (run(m, server_, "KILL CONNECTION " + *r[0],
-              {"end a session of \"" + user + "\"", "the CONNECTION ADMIN (or SUPER) privilege", false,
+              {"end a session of \"" + user + "\"",
+               "the CONNECTION ADMIN (or SUPER) privilege",
+               false,
                {ER_NO_SUCH_THREAD}},
               party::admin, admin_))
         ++ended;
@@ -590,8 +593,9 @@ private:
     append_literal(m, sql, kind_name(k));
     sql += " AND name = ";
     append_literal(m, sql, name);
-    const auto rows = query(m, server_, sql, {"read the ownership record of \"" + name + "\"", "SELECT on tenantdb.owners"},
-                            party::admin, admin_);
+    const auto rows =
+        query(m, server_, sql, {"read the ownership record of \"" + name + "\"", "SELECT on tenantdb.owners"},
+              party::admin, admin_);
     if (rows.empty() || rows[0].empty() || !rows[0][0]) return std::nullopt;
     return rows[0][0];
   }
@@ -606,7 +610,8 @@ private:
     sql += ", ";
     append_literal(m, sql, owner_record_json(owner.record));
     sql += ")";
-    return run(m, server_, sql, {"record the owner of \"" + name + "\"", "INSERT on tenantdb.owners", false, {ER_DUP_ENTRY}},
+    return run(m, server_, sql,
+               {"record the owner of \"" + name + "\"", "INSERT on tenantdb.owners", false, {ER_DUP_ENTRY}},
                party::admin, admin_);
   }
 
@@ -640,8 +645,9 @@ private:
   /// created, so a refusal changes nothing.
   void claim_all(const tenant_names& names, const ownership& owner) {
     ensure_owner_table();
-    const std::pair<object_kind, const std::string*> objects[] = {
-        {object_kind::database, &names.database}, {object_kind::user, &names.user_a}, {object_kind::user, &names.user_b}};
+    const std::pair<object_kind, const std::string*> objects[] = {{object_kind::database, &names.database},
+                                                                  {object_kind::user, &names.user_a},
+                                                                  {object_kind::user, &names.user_b}};
     for (const auto& [k, name] : objects) {
       check_identifier(server_, *name, k == object_kind::database ? "database" : "user");
       needs_record(k, *name, owner);
@@ -654,8 +660,8 @@ private:
     if (!partial_revokes_) {
       partial_revokes_ = false;
       if (!is_mariadb(conn_.get())) {
-        const auto rows = query(conn_.get(), server_, "SELECT @@GLOBAL.partial_revokes",
-                                {"read partial_revokes"}, party::admin, admin_);
+        const auto rows = query(conn_.get(), server_, "SELECT @@GLOBAL.partial_revokes", {"read partial_revokes"},
+                                party::admin, admin_);
         partial_revokes_ = !rows.empty() && !rows[0].empty() && rows[0][0] && *rows[0][0] == "1";
       }
     }
@@ -688,8 +694,8 @@ void mysql_verify_login(const server_address& server, const login& tenant_login,
   MYSQL* m = conn.get();
   const std::string& user = tenant_login.user;
 
-  const auto rows = query(m, server, "SELECT DATABASE()", {"read the current database as \"" + user + "\""},
-                          party::tenant, user);
+  const auto rows =
+      query(m, server, "SELECT DATABASE()", {"read the current database as \"" + user + "\""}, party::tenant, user);
   const std::string current = (!rows.empty() && !rows[0].empty() && rows[0][0]) ? *rows[0][0] : "";
   if (current != database)
     throw error(error_kind::verification, product(server) + " logged \"" + user + "\" into database \"" +

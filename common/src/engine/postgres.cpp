@@ -25,13 +25,13 @@
 #include <thread>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "engine/engines.hpp"
 #include "engine/temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/ownership.hpp"
 #include "tenantdb/secret.hpp"
-#include "base/unique_fd.hpp"
 
 namespace tenantdb::detail {
 namespace {
@@ -160,7 +160,6 @@ void append_scram_verifier_literal(PGconn* conn, std::string& out, const secret&
   PQfreemem(verifier);
 }
 
-
 // ---------------------------------------------------------------------------------------
 // Connecting
 // ---------------------------------------------------------------------------------------
@@ -181,7 +180,8 @@ void ignore_notice(void* /*arg*/, const char* /*message*/) {}
   // no TLS at all. A server on md5/password authentication, or a man in the middle.
   if (contains(text, "channel binding")) {
     throw error(error_kind::connector,
-                "PostgreSQL at " + at + " offered no TLS or asked for authentication without channel binding, which with sslMode=" +
+                "PostgreSQL at " + at +
+                    " offered no TLS or asked for authentication without channel binding, which with sslMode=" +
                     std::string(to_string(server.tls)) +
                     " could hand the password to a server whose certificate is not checked: set sslMode: "
                     "verify-full (and caCert) in the connector, or have the server use scram-sha-256 over TLS" +
@@ -190,10 +190,10 @@ void ignore_notice(void* /*arg*/, const char* /*message*/) {}
   }
 
   // TLS: the connector's caCert or sslMode does not fit the server. Retrying cannot help.
-  if (contains(text, "certificate") || contains(text, "does not support ssl") ||
-      contains(text, "ssl negotiation") || contains(text, "tlsv1 alert") || contains(text, "wrong version number") ||
-      contains(text, "sslmode value")) {
-    throw error(error_kind::connector, "TLS with PostgreSQL at " + at + " failed: check caCert and sslMode in the connector" + said)
+  if (contains(text, "certificate") || contains(text, "does not support ssl") || contains(text, "ssl negotiation") ||
+      contains(text, "tlsv1 alert") || contains(text, "wrong version number") || contains(text, "sslmode value")) {
+    throw error(error_kind::connector,
+                "TLS with PostgreSQL at " + at + " failed: check caCert and sslMode in the connector" + said)
         .about("caCert");
   }
 
@@ -363,7 +363,9 @@ conn_ptr open_connection(const server_address& server, const login& who_login, c
 struct statement {
   statement(std::string what_, std::string privilege_ = {}, bool sensitive_ = false,
             std::vector<std::string_view> tolerated_ = {})
-      : what(std::move(what_)), privilege(std::move(privilege_)), sensitive(sensitive_),
+      : what(std::move(what_)),
+        privilege(std::move(privilege_)),
+        sensitive(sensitive_),
         tolerated(std::move(tolerated_)) {}
   std::string what;                         ///< "create database \"x\""
   std::string privilege;                    ///< "CREATEDB": named when the server says 42501
@@ -374,8 +376,8 @@ struct statement {
 bool is_retryable_sqlstate(std::string_view state) {
   if (state.size() != 5) return false;
   const std::string_view cls = state.substr(0, 2);
-  return cls == "08" || cls == "53" || state == "40001" || state == "40P01" || state == "55006" ||
-         state == "55P03" || state == "57P01" || state == "57P02" || state == "57P03" || state == "57014";
+  return cls == "08" || cls == "53" || state == "40001" || state == "40P01" || state == "55006" || state == "55P03" ||
+         state == "57P01" || state == "57P02" || state == "57P03" || state == "57014";
 }
 
 /// Throws the error for a failed statement.
@@ -444,8 +446,8 @@ bool run(PGconn* conn, const std::string& sql, const statement& st, party who, c
 }
 
 /// Runs a query with text parameters and returns its result (TUPLES_OK).
-result_ptr query(PGconn* conn, const char* sql, std::initializer_list<const std::string*> params,
-                 const statement& st, party who, const std::string& actor) {
+result_ptr query(PGconn* conn, const char* sql, std::initializer_list<const std::string*> params, const statement& st,
+                 party who, const std::string& actor) {
   std::vector<const char*> values;
   for (const std::string* p : params) values.push_back(p->c_str());
   result_ptr res(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
@@ -453,8 +455,8 @@ result_ptr query(PGconn* conn, const char* sql, std::initializer_list<const std:
   return res;
 }
 
-bool query_is_true(PGconn* conn, const char* sql, std::initializer_list<const std::string*> params,
-                   const statement& st, party who, const std::string& actor) {
+bool query_is_true(PGconn* conn, const char* sql, std::initializer_list<const std::string*> params, const statement& st,
+                   party who, const std::string& actor) {
   const result_ptr res = query(conn, sql, params, st, who, actor);
   if (PQntuples(res.get()) == 0 || PQgetisnull(res.get(), 0, 0)) return false;
   const std::string_view v = PQgetvalue(res.get(), 0, 0);
@@ -503,7 +505,9 @@ public:
                                         {"check the admin's membership in \"" + db + "\""}, party::admin, admin_);
       if (!member)
         run(c, "GRANT " + group + " TO CURRENT_USER",
-            {"join the group role \"" + db + "\" (needed to create a database owned by it)", "CREATEROLE", false,
+            {"join the group role \"" + db + "\" (needed to create a database owned by it)",
+             "CREATEROLE",
+             false,
              {"23505"}},
             party::admin, admin_);
     }
@@ -513,7 +517,9 @@ public:
                                       {"look up database \"" + db + "\""}, party::admin, admin_);
     if (!exists) {
       if (!run(c, "CREATE DATABASE " + group + " OWNER " + group,
-               {"create database \"" + db + "\"", "CREATEDB (and membership in the role \"" + db + "\")", false,
+               {"create database \"" + db + "\"",
+                "CREATEDB (and membership in the role \"" + db + "\")",
+                false,
                 {"42P04", "23505"}},
                party::admin, admin_) &&
           owner != nullptr)
@@ -528,14 +534,15 @@ public:
 
     // 4. No other tenant may connect. Checked first: concurrent REVOKEs on one database
     //    race on its catalog row.
-    const bool public_has_access = query_is_true(
-        c,
-        "SELECT d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0) "
-        "FROM pg_database d WHERE d.datname = $1",
-        {&db}, {"read the privileges of database \"" + db + "\""}, party::admin, admin_);
+    const bool public_has_access =
+        query_is_true(c,
+                      "SELECT d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0) "
+                      "FROM pg_database d WHERE d.datname = $1",
+                      {&db}, {"read the privileges of database \"" + db + "\""}, party::admin, admin_);
     if (public_has_access) {
       run(c, "REVOKE ALL ON DATABASE " + group + " FROM PUBLIC",
-          {"revoke PUBLIC's access to database \"" + db + "\"", "ownership of the database (membership in \"" + db + "\")"},
+          {"revoke PUBLIC's access to database \"" + db + "\"",
+           "ownership of the database (membership in \"" + db + "\")"},
           party::admin, admin_);
     }
   }
@@ -554,8 +561,9 @@ public:
     append_scram_verifier_literal(c, sql.value, initial_password, user);
     // The record in the same implicit transaction: no login of ours exists without it.
     if (owner != nullptr) append_comment(c, sql.value, user, *owner);
-    const bool created = run(c, sql.value, {"create the login role \"" + user + "\"", "CREATEROLE", true, {"42710", "23505"}},
-                             party::admin, admin_);
+    const bool created =
+        run(c, sql.value, {"create the login role \"" + user + "\"", "CREATEROLE", true, {"42710", "23505"}},
+            party::admin, admin_);
     if (!created && owner != nullptr) claim_role(user, *owner);  // a racer made it
     return created;
   }
@@ -578,9 +586,9 @@ public:
     const std::string group = quote_ident(c, db);
     const std::string login = quote_ident(c, user);
 
-    const bool member = query_is_true(c, "SELECT pg_has_role($1, $2, 'MEMBER')", {&user, &db},
-                                      {"check whether \"" + user + "\" is a member of \"" + db + "\""}, party::admin,
-                                      admin_);
+    const bool member =
+        query_is_true(c, "SELECT pg_has_role($1, $2, 'MEMBER')", {&user, &db},
+                      {"check whether \"" + user + "\" is a member of \"" + db + "\""}, party::admin, admin_);
     if (!member)
       run(c, "GRANT " + group + " TO " + login,
           {"grant the role \"" + db + "\" to \"" + user + "\"", "CREATEROLE", false, {"23505"}}, party::admin, admin_);
@@ -588,11 +596,11 @@ public:
     // Every session of the login acts as the group role, so all objects it creates are
     // owned by the group and usable by the tenant's other login.
     const std::string setting = "role=" + db;
-    const bool preset = query_is_true(
-        c,
-        "SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-        "WHERE r.rolname = $1 AND s.setdatabase = 0 AND $2 = ANY (s.setconfig))",
-        {&user, &setting}, {"read the settings of role \"" + user + "\""}, party::admin, admin_);
+    const bool preset =
+        query_is_true(c,
+                      "SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                      "WHERE r.rolname = $1 AND s.setdatabase = 0 AND $2 = ANY (s.setconfig))",
+                      {&user, &setting}, {"read the settings of role \"" + user + "\""}, party::admin, admin_);
     if (!preset) {
       std::string sql = "ALTER ROLE " + login + " SET role = ";
       append_literal(c, sql, db);
@@ -628,8 +636,7 @@ public:
       result_ptr ignored(PQexec(c, "ROLLBACK"));
       throw;
     }
-    run(c, "ROLLBACK", {"roll back the transaction that ended the sessions of \"" + user + "\""}, party::admin,
-        admin_);
+    run(c, "ROLLBACK", {"roll back the transaction that ended the sessions of \"" + user + "\""}, party::admin, admin_);
     return ended;
   }
 
@@ -664,8 +671,9 @@ private:
   /// Only CREATEROLE holders may comment on a role in PostgreSQL 15, so a tenant's logins
   /// (and its group role, as which they act) cannot write it; anyone can read it.
   std::optional<std::optional<std::string>> role_comment(const std::string& role) {
-    const result_ptr res = query(conn_.get(), "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
-                                 {&role}, {"read the ownership record of role \"" + role + "\""}, party::admin, admin_);
+    const result_ptr res =
+        query(conn_.get(), "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", {&role},
+              {"read the ownership record of role \"" + role + "\""}, party::admin, admin_);
     if (PQntuples(res.get()) == 0) return std::nullopt;
     if (PQgetisnull(res.get(), 0, 0)) return std::optional<std::string>();
     return std::optional<std::string>(PQgetvalue(res.get(), 0, 0));
@@ -705,11 +713,12 @@ private:
     const auto owner_comment = role_comment(*current);
     const bool tenant_role = owner_comment && *owner_comment && parse_owner_record(**owner_comment);
     if (owner.adopt_existing && !tenant_role) return true;
-    throw error(error_kind::ownership,
-                object + " already exists and is owned by role \"" + printable(*current) +
-                    "\", not by the tenant's group role \"" + db + "\": it was not made for this tenant, so it is left "
-                    "alone" + (tenant_role ? std::string(" (its owner is another tenant's role)")
-                                           : "; if it is this tenant's, rerun with --adopt-existing"))
+    throw error(error_kind::ownership, object + " already exists and is owned by role \"" + printable(*current) +
+                                           "\", not by the tenant's group role \"" + db +
+                                           "\": it was not made for this tenant, so it is left "
+                                           "alone" +
+                                           (tenant_role ? std::string(" (its owner is another tenant's role)")
+                                                        : "; if it is this tenant's, rerun with --adopt-existing"))
         .about(object);
   }
 

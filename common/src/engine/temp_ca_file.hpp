@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <vector>
 
-#include "tenantdb/error.hpp"
 #include "base/unique_fd.hpp"
+#include "tenantdb/error.hpp"
 
 namespace tenantdb::detail {
 

@@ -6,18 +6,18 @@
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
+#include <fcntl.h>
 #include <optional>
 #include <random>
-#include <vector>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
+#include "base/unique_fd.hpp"
 #include "tenantdb/dsn.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
-#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace fs = std::filesystem;
@@ -38,18 +38,22 @@ constexpr std::size_t max_entries = 1024;
 
 // The directory holds something tenantdb did not put there and will not touch.
 [[noreturn]] void refuse(const fs::path& dir, const std::string& what) {
-  throw error(error_kind::output, "refusing the credential directory " + dir.string() + ": " + what).about(dir.string());
+  throw error(error_kind::output, "refusing the credential directory " + dir.string() + ": " + what)
+      .about(dir.string());
 }
 
 bool valid_key(const std::string& key) {
   if (key.empty() || key.size() > 253 || key.rfind("..", 0) == 0) return false;
   for (char c : key)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.'))
       return false;
   return true;
 }
 
-bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 
 }  // namespace
 
@@ -285,7 +289,8 @@ mode_t parse_file_mode(std::string_view text) {
     value = value * 8 + static_cast<unsigned>(c - '0');
   }
   if (!ok || (value & 0004) != 0 || (value & 0400) == 0)
-    throw error(error_kind::usage, "--file-mode must be an octal mode that the owner can read and others cannot, e.g. 0440")
+    throw error(error_kind::usage,
+                "--file-mode must be an octal mode that the owner can read and others cannot, e.g. 0440")
         .about("--file-mode");
   return static_cast<mode_t>(value);
 }
@@ -299,7 +304,8 @@ credential_data to_data(const credentials& creds, const std::string& ca_file) {
   out[keys::port] = secret(std::to_string(creds.server.port));
   out[keys::type] = secret(std::string(engine_name(creds.server)));
   out[keys::ssl_mode] = secret(std::string(to_string(creds.server.tls)));
-  out[keys::data_source] = kine_data_source({creds.server, creds.database, creds.active.user, &creds.active.password, ca_file});
+  out[keys::data_source] =
+      kine_data_source({creds.server, creds.database, creds.active.user, &creds.active.password, ca_file});
   if (!creds.server.ca_pem.empty()) out[keys::ca_cert] = secret(creds.server.ca_pem);
   if (creds.standby) {
     out[keys::standby_user] = secret(creds.standby->user);
@@ -360,7 +366,8 @@ void publish_directory(const fs::path& dir, const credential_data& data, const d
   unique_fd lock(::openat(dirfd.get(), lock_name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
   if (!lock) fail_io("cannot open lock file", dir / lock_name, errno);
   struct stat lock_st {};
-  if (::fstat(lock.get(), &lock_st) != 0 || !S_ISREG(lock_st.st_mode)) refuse(dir, std::string(lock_name) + " is not a regular file");
+  if (::fstat(lock.get(), &lock_st) != 0 || !S_ISREG(lock_st.st_mode))
+    refuse(dir, std::string(lock_name) + " is not a regular file");
   if (::flock(lock.get(), LOCK_EX) != 0) fail_io("cannot lock", dir / lock_name, errno);
 
   const std::string old_target = current_generation(dirfd.get(), dir);
@@ -423,18 +430,22 @@ bool same_or_inside(const fs::path& path, const fs::path& dir) {
     ++it;
   }
   if (prefix) return true;
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   return ::stat(path.c_str(), &a) == 0 && ::stat(dir.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 void check_store_apart(const fs::path& store_dir, const fs::path& output_dir) {
   if (same_or_inside(store_dir, output_dir))
-    throw error(error_kind::usage, "--store-dir must be apart from --output-dir (not the same directory, not inside it): "
-                                   "the store holds the standby and pending passwords, which the workload must never read")
+    throw error(error_kind::usage,
+                "--store-dir must be apart from --output-dir (not the same directory, not inside it): "
+                "the store holds the standby and pending passwords, which the workload must never read")
         .about("--store-dir");
 }
 
-void check_credential_directory(const fs::path& dir, bool create, mode_t dir_mode) { open_dir(dir, create, dir_mode); }
+void check_credential_directory(const fs::path& dir, bool create, mode_t dir_mode) {
+  open_dir(dir, create, dir_mode);
+}
 
 credential_data read_directory(const fs::path& dir) {
   credential_data out;

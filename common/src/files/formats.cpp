@@ -14,8 +14,8 @@ constexpr std::string_view all_formats = "pgpass, mycnf, env, json";
 const std::string& require(const credential_data& data, const char* key, credential_format format) {
   const auto it = data.find(key);
   if (it == data.end() || it->second.empty())
-    throw error(error_kind::output, "cannot write " + std::string(format_file_name(format)) +
-                                        ": the credentials have no \"" + key + "\"")
+    throw error(error_kind::output,
+                "cannot write " + std::string(format_file_name(format)) + ": the credentials have no \"" + key + "\"")
         .about(std::string(format_file_name(format)));
   return it->second.reveal();
 }
@@ -28,8 +28,8 @@ const std::string* optional_value(const credential_data& data, const char* key) 
 // Names the key, never the value.
 void refuse_nul(std::string_view value, const char* key, credential_format format) {
   if (value.find('\0') != std::string_view::npos)
-    throw error(error_kind::output, "cannot write " + std::string(format_file_name(format)) + ": \"" + key +
-                                        "\" holds a NUL byte")
+    throw error(error_kind::output,
+                "cannot write " + std::string(format_file_name(format)) + ": \"" + key + "\" holds a NUL byte")
         .about(std::string(format_file_name(format)));
 }
 
@@ -37,8 +37,8 @@ void require_port(const std::string& port, credential_format format) {
   const bool digits = !port.empty() && port.size() <= 5 &&
                       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || std::stoul(port) == 0 || std::stoul(port) > 65535)
-    throw error(error_kind::output, "cannot write " + std::string(format_file_name(format)) +
-                                        ": \"port\" is not a port number (1-65535)")
+    throw error(error_kind::output,
+                "cannot write " + std::string(format_file_name(format)) + ": \"port\" is not a port number (1-65535)")
         .about(std::string(format_file_name(format)));
 }
 
@@ -53,7 +53,8 @@ void append_pgpass_field(std::string& line, const std::string& value, const char
   refuse_nul(value, key, f);
   // libpq reads the file line by line and strips a trailing CR: neither can be escaped.
   if (value.find_first_of("\r\n") != std::string::npos)
-    throw error(error_kind::output, std::string("cannot write pgpass: \"") + key + "\" holds a line break, which "
+    throw error(error_kind::output, std::string("cannot write pgpass: \"") + key +
+                                        "\" holds a line break, which "
                                         "a password file cannot represent")
         .about("pgpass");
   std::string escaped = pgpass_escape(value);
@@ -64,7 +65,7 @@ void append_pgpass_field(std::string& line, const std::string& value, const char
 secret render_pgpass(const credential_data& data, const std::optional<login>& previous) {
   constexpr auto f = credential_format::pgpass;
   std::string out;
-  out.reserve(4096);  // few reallocations: each would leave an unwiped copy behind
+  out.reserve(4096);   // few reallocations: each would leave an unwiped copy behind
   std::string prefix;  // host:port:database:
   for (const char* key : {keys::host, keys::port, keys::database}) {
     append_pgpass_field(prefix, require(data, key, f), key);
@@ -135,7 +136,8 @@ std::vector<credential_format> parse_formats(std::string_view list) {
   std::size_t start = 0;
   while (start <= list.size()) {
     const std::size_t comma = list.find(',', start);
-    std::string_view item = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view item =
+        list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     if (!item.empty()) {
@@ -151,7 +153,8 @@ std::vector<credential_format> parse_formats(std::string_view list) {
       } else {
         std::string shown;
         log::append_json_string(shown, item);
-        throw error(error_kind::usage, "--formats: unknown format " + shown + " (known: " + std::string(all_formats) + ")")
+        throw error(error_kind::usage,
+                    "--formats: unknown format " + shown + " (known: " + std::string(all_formats) + ")")
             .about("--formats");
       }
       if (std::find(out.begin(), out.end(), format) == out.end()) out.push_back(format);

@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/unique_fd.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/kube.hpp"
-#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace {
@@ -23,7 +23,9 @@ constexpr const char* service_account_annotations[] = {"kubernetes.io/service-ac
 
 // The only Secret type tenantdb writes or adopts. The API server defaults a missing type to
 // Opaque, so an empty one (never seen from a real server) is Opaque as well.
-bool opaque(const std::string& type) { return type.empty() || type == "Opaque"; }
+bool opaque(const std::string& type) {
+  return type.empty() || type == "Opaque";
+}
 
 class secret_store final : public credential_store {
 public:
@@ -57,8 +59,7 @@ public:
     }
   }
 
-  std::optional<std::string> replace(const credential_data& data,
-                                     const std::map<std::string, std::string>& annotations,
+  std::optional<std::string> replace(const credential_data& data, const std::map<std::string, std::string>& annotations,
                                      const std::string& version) override {
     secret_object object;
     // Keep labels and annotations others put on the Secret; PUT replaces the whole object.
@@ -137,8 +138,7 @@ public:
     return current_version();
   }
 
-  std::optional<std::string> replace(const credential_data& data,
-                                     const std::map<std::string, std::string>& annotations,
+  std::optional<std::string> replace(const credential_data& data, const std::map<std::string, std::string>& annotations,
                                      const std::string& version) override {
     auto guard = lock();
     const auto current = load_locked();
@@ -157,11 +157,12 @@ private:
     unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
     struct stat st {};
     if (fd && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)))
-      throw error(error_kind::output, "refusing the credential directory " + dir_.string() + ": " + path.filename().string() +
-                                          " is not a regular file")
+      throw error(error_kind::output, "refusing the credential directory " + dir_.string() + ": " +
+                                          path.filename().string() + " is not a regular file")
           .about(dir_.string());
     if (!fd || ::flock(fd.get(), LOCK_EX) != 0)
-      throw error(error_kind::output, "cannot lock " + path.string() + ": " + std::strerror(errno)).about(dir_.string());
+      throw error(error_kind::output, "cannot lock " + path.string() + ": " + std::strerror(errno))
+          .about(dir_.string());
     return fd;
   }
 
@@ -184,7 +185,8 @@ private:
       while (start < text.size()) {
         const auto end = text.find('\n', start);
         const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-        if (const auto eq = line.find('='); eq != std::string::npos) out.annotations[line.substr(0, eq)] = line.substr(eq + 1);
+        if (const auto eq = line.find('='); eq != std::string::npos)
+          out.annotations[line.substr(0, eq)] = line.substr(eq + 1);
         if (end == std::string::npos) break;
         start = end + 1;
       }
@@ -193,7 +195,8 @@ private:
     return out;
   }
 
-  static credential_data with_annotations(const credential_data& data, const std::map<std::string, std::string>& annotations) {
+  static credential_data with_annotations(const credential_data& data,
+                                          const std::map<std::string, std::string>& annotations) {
     credential_data out = data;
     if (!annotations.empty()) {
       std::string text;

@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #include "base/base64.hpp"
+#include "base/unique_fd.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
-#include "base/unique_fd.hpp"
 
 #ifndef TENANTDB_VERSION
 #define TENANTDB_VERSION "unknown"
@@ -119,14 +119,18 @@ int read_small_file(const std::filesystem::path& path, std::size_t max_size, std
   return 0;
 }
 
-std::string errno_text(int code) { return std::generic_category().message(code); }
+std::string errno_text(int code) {
+  return std::generic_category().message(code);
+}
 
 void trim_trailing_whitespace(std::string& text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ' || text.back() == '\t'))
     text.pop_back();
 }
 
-std::string secret_label(const std::string& ns, const std::string& name) { return "secret \"" + ns + "/" + name + "\""; }
+std::string secret_label(const std::string& ns, const std::string& name) {
+  return "secret \"" + ns + "/" + name + "\"";
+}
 
 /// Keeps API messages printable and bounded before they go into our errors.
 std::string clean_message(std::string_view text) {
@@ -453,19 +457,23 @@ namespace {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-      throw error(error_kind::kubernetes,
-                  what + ": the API server's certificate at " + server +
-                      " did not verify against the CA (in-cluster ca.crt / kubeconfig certificate-authority): " + detail)
+      throw error(
+          error_kind::kubernetes,
+          what + ": the API server's certificate at " + server +
+              " did not verify against the CA (in-cluster ca.crt / kubeconfig certificate-authority): " + detail)
           .about("certificate-authority");
     case CURLE_SSL_CACERT_BADFILE:
-      throw error(error_kind::kubernetes, what + ": the CA bundle (in-cluster ca.crt / kubeconfig "
-                                                 "certificate-authority) could not be loaded: " + detail)
+      throw error(error_kind::kubernetes, what +
+                                              ": the CA bundle (in-cluster ca.crt / kubeconfig "
+                                              "certificate-authority) could not be loaded: " +
+                                              detail)
           .about("certificate-authority");
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
-      throw error(error_kind::kubernetes,
-                  what + ": the client certificate or key (kubeconfig client-certificate/client-key) could not be used: " +
-                      detail)
+      throw error(
+          error_kind::kubernetes,
+          what +
+              ": the client certificate or key (kubeconfig client-certificate/client-key) could not be used: " + detail)
           .about("client-certificate");
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
@@ -475,11 +483,12 @@ namespace {
       break;
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
-      throw error(error_kind::kubernetes, what + ": the API server URL " + server + " is not a valid https:// URL: " +
-                                              detail)
+      throw error(error_kind::kubernetes,
+                  what + ": the API server URL " + server + " is not a valid https:// URL: " + detail)
           .about("server");
     case CURLE_OPERATION_TIMEDOUT:
-      throw error(error_kind::unavailable, what + ": the API server at " + server + " did not answer in time: " + detail)
+      throw error(error_kind::unavailable,
+                  what + ": the API server at " + server + " did not answer in time: " + detail)
           .retryable();
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -520,8 +529,8 @@ kube_response kube_client::perform(const std::string& method, const std::string&
           .about("token file");
     trim_trailing_whitespace(token);
     if (token.empty())
-      throw error(error_kind::kubernetes, what + ": the service-account token file " + config_.token_file.string() +
-                                              " is empty")
+      throw error(error_kind::kubernetes,
+                  what + ": the service-account token file " + config_.token_file.string() + " is empty")
           .about("token file");
   } else if (!config_.token.empty()) {
     token.reserve(config_.token.size());
@@ -592,11 +601,13 @@ kube_response kube_client::perform(const std::string& method, const std::string&
     if (rc != CURLE_OK) {
       const std::string detail(impl_->error_buffer);
       wipe(response.body);
-      log::debug("kubernetes API request failed", {{"method", method}, {"path", path}, {"curl", curl_easy_strerror(rc)}});
+      log::debug("kubernetes API request failed",
+                 {{"method", method}, {"path", path}, {"curl", curl_easy_strerror(rc)}});
       throw_transport_error(rc, detail.c_str(), what, impl_->base_url, target.too_large);
     }
   }
-  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   log::debug("kubernetes API request", {{"method", method},
                                         {"path", path},
                                         {"status", static_cast<std::int64_t>(response.status)},
@@ -658,7 +669,8 @@ secret_object kube_client::update_secret(const secret_object& object) {
     throw error(error_kind::internal, what + ": no resourceVersion to make the update conditional on");
   std::string body = secret_to_json(object);
   const wipe_on_exit body_guard(body);
-  kube_response response = perform("PUT", secret_path(object.namespace_name, object.name), body, "application/json", what);
+  kube_response response =
+      perform("PUT", secret_path(object.namespace_name, object.name), body, "application/json", what);
   if (auto updated = parse_secret_answer(response, what)) return std::move(*updated);
   throw_api_error_wiping(response, what);
 }
@@ -668,21 +680,22 @@ void throw_api_error(const kube_response& response, const std::string& what) {
   const long code = response.status;
   const int http = static_cast<int>(code);
   // The Status reason ("AlreadyExists", "Conflict") says more than the status line.
-  const std::string label = status.reason.empty() ? status_label(code) : "HTTP " + std::to_string(code) + " " + status.reason;
+  const std::string label =
+      status.reason.empty() ? status_label(code) : "HTTP " + std::to_string(code) + " " + status.reason;
   const std::string api_message = status.message.empty() ? label : status.message;
 
   if (code == 401)
-    throw error(error_kind::kubernetes, what + ": the API server rejected our credentials (Unauthorized): the "
-                                               "service-account token is missing, expired or not accepted")
+    throw error(error_kind::kubernetes, what +
+                                            ": the API server rejected our credentials (Unauthorized): the "
+                                            "service-account token is missing, expired or not accepted")
         .http_status(http);
   if (code == 403) {
-    const std::string message =
-        status.message.empty() ? "forbidden (" + label + ")" : status.message;
-    throw error(error_kind::kubernetes, what + ": " + message + " — grant it with the Role in manifests/ (see README, RBAC)")
+    const std::string message = status.message.empty() ? "forbidden (" + label + ")" : status.message;
+    throw error(error_kind::kubernetes,
+                what + ": " + message + " — grant it with the Role in manifests/ (see README, RBAC)")
         .http_status(http);
   }
-  if (code == 404)
-    throw error(error_kind::kubernetes, what + ": not found: " + api_message).http_status(http);
+  if (code == 404) throw error(error_kind::kubernetes, what + ": not found: " + api_message).http_status(http);
   if (code == 409)
     throw error(error_kind::kubernetes, what + ": " + api_message + " (" + label + ")").http_status(http);
   if (code == 400 || code == 422)
@@ -713,8 +726,8 @@ std::string read_sa_file(const std::filesystem::path& path, std::size_t max_size
   if (const int rc = read_small_file(path, max_size, content); rc != 0) {
     if (rc == ENOENT)
       throw_not_in_cluster("the service-account " + purpose + " " + path.string() + " does not exist", key);
-    throw error(error_kind::kubernetes, "cannot read the service-account " + purpose + " " + path.string() + ": " +
-                                            errno_text(rc))
+    throw error(error_kind::kubernetes,
+                "cannot read the service-account " + purpose + " " + path.string() + ": " + errno_text(rc))
         .about(key);
   }
   return content;
@@ -724,7 +737,8 @@ std::string read_sa_file(const std::filesystem::path& path, std::size_t max_size
 
 kube_config in_cluster_config(const std::filesystem::path& sa_dir) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
-  if (host == nullptr || *host == '\0') throw_not_in_cluster("KUBERNETES_SERVICE_HOST is not set", "KUBERNETES_SERVICE_HOST");
+  if (host == nullptr || *host == '\0')
+    throw_not_in_cluster("KUBERNETES_SERVICE_HOST is not set", "KUBERNETES_SERVICE_HOST");
   const char* port_text = std::getenv("KUBERNETES_SERVICE_PORT");
   if (port_text == nullptr || *port_text == '\0')
     throw_not_in_cluster("KUBERNETES_SERVICE_PORT is not set", "KUBERNETES_SERVICE_PORT");
@@ -738,8 +752,8 @@ kube_config in_cluster_config(const std::filesystem::path& sa_dir) {
   kube_config config;
   const std::string_view host_view(host);
   const bool ipv6 = host_view.find(':') != std::string_view::npos && host_view.front() != '[';
-  config.server = "https://" + (ipv6 ? "[" + std::string(host_view) + "]" : std::string(host_view)) + ":" +
-                  std::to_string(port);
+  config.server =
+      "https://" + (ipv6 ? "[" + std::string(host_view) + "]" : std::string(host_view)) + ":" + std::to_string(port);
 
   // The token itself is read before each request; here we only check that it is there.
   config.token_file = sa_dir / "token";
@@ -753,15 +767,15 @@ kube_config in_cluster_config(const std::filesystem::path& sa_dir) {
 
   config.ca_pem = read_sa_file(sa_dir / "ca.crt", max_ca_bytes, "ca.crt", "CA certificate");
   if (config.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
-    throw error(error_kind::kubernetes, "the service-account CA certificate " + (sa_dir / "ca.crt").string() +
-                                            " holds no PEM certificate")
+    throw error(error_kind::kubernetes,
+                "the service-account CA certificate " + (sa_dir / "ca.crt").string() + " holds no PEM certificate")
         .about("ca.crt");
 
   config.namespace_name = read_sa_file(sa_dir / "namespace", 1024, "namespace", "namespace file");
   trim_trailing_whitespace(config.namespace_name);
   if (config.namespace_name.empty())
-    throw error(error_kind::kubernetes, "the service-account namespace file " + (sa_dir / "namespace").string() +
-                                            " is empty")
+    throw error(error_kind::kubernetes,
+                "the service-account namespace file " + (sa_dir / "namespace").string() + " is empty")
         .about("namespace");
   return config;
 }

@@ -7,9 +7,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include "base/base64.hpp"
+#include "base/unique_fd.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/kube.hpp"
-#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace {
@@ -57,8 +57,8 @@ public:
   YAML::Node load() {
     std::string text;
     if (const int rc = read_whole_file(path_, max_kubeconfig_bytes, text); rc != 0)
-      throw error(error_kind::kubernetes, "cannot read kubeconfig " + path_.string() + ": " +
-                                              std::generic_category().message(rc))
+      throw error(error_kind::kubernetes,
+                  "cannot read kubeconfig " + path_.string() + ": " + std::generic_category().message(rc))
           .about("--kubeconfig");
     YAML::Node root;
     try {
@@ -70,8 +70,9 @@ public:
           .about("--kubeconfig");
     }
     wipe(text);
-    if (!root.IsMap()) throw error(error_kind::kubernetes, "kubeconfig " + path_.string() + " is not a YAML mapping")
-        .about("--kubeconfig");
+    if (!root.IsMap())
+      throw error(error_kind::kubernetes, "kubeconfig " + path_.string() + " is not a YAML mapping")
+          .about("--kubeconfig");
     return root;
   }
 
@@ -153,8 +154,8 @@ public:
       const std::filesystem::path resolved = resolve(file);
       std::string out;
       if (const int rc = read_whole_file(resolved, max_referenced_file_bytes, out); rc != 0)
-        fail(base_path + "." + key, "names " + resolved.string() + ", which cannot be read: " +
-                                        std::generic_category().message(rc));
+        fail(base_path + "." + key,
+             "names " + resolved.string() + ", which cannot be read: " + std::generic_category().message(rc));
       return out;
     }
     return {};
@@ -200,7 +201,8 @@ kube_config load_kubeconfig(const std::filesystem::path& path, const std::string
                 "is true; tenantdb always verifies the API server's certificate: set certificate-authority or "
                 "certificate-authority-data instead");
   if (reader.present(cluster, "tls-server-name"))
-    reader.fail(cluster_path + ".tls-server-name", "is not supported; use a server URL whose host the certificate names");
+    reader.fail(cluster_path + ".tls-server-name",
+                "is not supported; use a server URL whose host the certificate names");
   if (reader.present(cluster, "proxy-url"))
     reader.fail(cluster_path + ".proxy-url", "is not supported; set HTTPS_PROXY instead");
   config.ca_pem = reader.file_or_data(cluster, "certificate-authority", cluster_path);
@@ -215,8 +217,9 @@ kube_config load_kubeconfig(const std::filesystem::path& path, const std::string
                   "supported; use a ServiceAccount token or a client certificate");
   }
   if (reader.present(user, "username") || reader.present(user, "password"))
-    reader.fail(user_path + ".username", "(basic auth) is not supported: only token and client-certificate "
-                                         "authentication are supported");
+    reader.fail(user_path + ".username",
+                "(basic auth) is not supported: only token and client-certificate "
+                "authentication are supported");
   for (const char* unsupported : {"as", "as-uid", "as-groups", "as-user-extra"}) {
     if (reader.present(user, unsupported))
       reader.fail(user_path + "." + unsupported, "(impersonation) is not supported");
@@ -233,8 +236,8 @@ kube_config load_kubeconfig(const std::filesystem::path& path, const std::string
     const int rc = read_whole_file(config.token_file, max_referenced_file_bytes, probe);
     wipe(probe);
     if (rc != 0)
-      reader.fail(user_path + ".tokenFile", "names " + config.token_file.string() + ", which cannot be read: " +
-                                                std::generic_category().message(rc));
+      reader.fail(user_path + ".tokenFile", "names " + config.token_file.string() +
+                                                ", which cannot be read: " + std::generic_category().message(rc));
   }
 
   config.client_cert_pem = reader.file_or_data(user, "client-certificate", user_path);

@@ -22,7 +22,6 @@ constexpr int max_store_rounds = 8;
 // claimed the store and is about to set the password.
 constexpr std::chrono::milliseconds settle_time{500};
 
-
 // The annotations with a lockout record removed (an empty value: the Secret store keeps
 // annotations a replace does not name). Every write that leaves all accounts with
 // passwords the store holds, and that this run then verifies, ends a lockout.
@@ -117,7 +116,8 @@ struct run {
     c.server = conn.server;
     c.database = names.database;
     c.active = login{names.user_a, generate_password(opts.password_length)};
-    if (opts.strategy == rotation_strategy::dual) c.standby = login{names.user_b, generate_password(opts.password_length)};
+    if (opts.strategy == rotation_strategy::dual)
+      c.standby = login{names.user_b, generate_password(opts.password_length)};
     return c;
   }
 
@@ -174,9 +174,10 @@ struct run {
     if (!version) return false;
     result.store_written = true;
     const std::string& user = fresh.standby->user;
-    log::warn("the standby account logs in with none of its stored passwords: someone changed its password; "
-              "setting a fresh one and ending its sessions (the active account is untouched)",
-              {{"user", user}, {"store", store.describe()}});
+    log::warn(
+        "the standby account logs in with none of its stored passwords: someone changed its password; "
+        "setting a fresh one and ending its sessions (the active account is untouched)",
+        {{"user", user}, {"store", store.describe()}});
     reached(points::store_claimed);
     int ended = end_sessions_of(user);
     admin->set_password(user, fresh.standby->password);
@@ -223,7 +224,8 @@ struct run {
       const auto version = stored ? store.replace(data, notes, stored->version) : store.create(data, {});
       if (!version) return false;
       result.store_written = true;
-      log::info(stored ? "replaced unusable stored credentials" : "stored new credentials", {{"store", store.describe()}});
+      log::info(stored ? "replaced unusable stored credentials" : "stored new credentials",
+                {{"store", store.describe()}});
       reached(points::store_claimed);
       if (!apply_and_confirm(fresh, *version)) return false;
       result.data = to_data(fresh, opts.ca_file);
@@ -290,13 +292,16 @@ struct run {
 
   void once() {
     admin = connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, opts.timeouts);
-    log::info("connected as admin", {{"engine", engine_name(conn.server)}, {"host", conn.server.host},
-                                     {"port", static_cast<int>(conn.server.port)}, {"version", admin->server_version()}});
+    log::info("connected as admin", {{"engine", engine_name(conn.server)},
+                                     {"host", conn.server.host},
+                                     {"port", static_cast<int>(conn.server.port)},
+                                     {"version", admin->server_version()}});
     admin->ensure_database(names, &owner);
     reached(points::database_ensured);
     for (int i = 0; i < max_store_rounds; ++i)
       if (round()) return;
-    throw error(error_kind::unavailable, store.describe() + " kept changing while provisioning; will retry").retryable();
+    throw error(error_kind::unavailable, store.describe() + " kept changing while provisioning; will retry")
+        .retryable();
   }
 };
 
@@ -326,8 +331,10 @@ provision_result provision(const connector& conn, credential_store& store, const
   const tenant_names names = derive_names(options.who, options.name_prefix);
   run r{conn, store, options, names, owner_of(options, names, store), nullptr, {}};
   r.result.names = r.names;
-  log::info("provisioning", {{"tenant", options.who.name}, {"namespace", options.who.namespace_name},
-                             {"database", r.names.database}, {"store", store.describe()}});
+  log::info("provisioning", {{"tenant", options.who.name},
+                             {"namespace", options.who.namespace_name},
+                             {"database", r.names.database},
+                             {"store", store.describe()}});
   warn_if_unverified(conn.server);
   retry_until(options.deadline, "provision tenant database", [&] {
     r.result.password_set = false;

@@ -276,8 +276,8 @@ snapshot parse_snapshot(stored_credentials stored, const credential_store& store
   s.server = server_from_data(s.stored.data);
   auto creds = from_data(s.stored.data, s.server);
   if (!creds)
-    throw error(error_kind::unavailable, store.describe() +
-                                             " lacks database, user or password; waiting for the init to repair it")
+    throw error(error_kind::unavailable,
+                store.describe() + " lacks database, user or password; waiting for the init to repair it")
         .about(store.describe())
         .retryable();
   s.creds = std::move(*creds);
@@ -295,7 +295,9 @@ struct change {
 };
 
 // Seconds rounded up, so a grace period written to the store is never shorter than asked.
-clock::time_point ceil_seconds(clock::time_point t) { return std::chrono::ceil<std::chrono::seconds>(t); }
+clock::time_point ceil_seconds(clock::time_point t) {
+  return std::chrono::ceil<std::chrono::seconds>(t);
+}
 
 /// One call of rotate() or advance().
 struct run {
@@ -353,8 +355,8 @@ struct run {
   }
 
   rotation_outcome lost(const snapshot& s, phase p, const std::string& id) const {
-    log::warn("another replica took over the rotation", {{"phase", phase_name(p)}, {"user", s.creds.active.user},
-                                                          {"id", id}, {"store", store.describe()}});
+    log::warn("another replica took over the rotation",
+              {{"phase", phase_name(p)}, {"user", s.creds.active.user}, {"id", id}, {"store", store.describe()}});
     return rotation_outcome::lost_race;
   }
 
@@ -379,8 +381,7 @@ struct run {
       if (!locked_out.empty()) c.annotations[annotations::lockout] = locked_out;
       return c;
     });
-    if (ok)
-      log::warn("rotation rolled back; the store is as before", {{"phase", phase_name(p)}, {"id", id}});
+    if (ok) log::warn("rotation rolled back; the store is as before", {{"phase", phase_name(p)}, {"id", id}});
   }
 
   // Says that `user` logs in with none of the passwords the store holds for it: the
@@ -438,8 +439,8 @@ struct run {
     } catch (const error& e) {
       if (e.kind() != error_kind::verification) throw;  // unknown outcome: recovery decides
       if (logs_in(s, account.user, next)) {
-        log::warn("the account already had the pending password", {{"phase", phase_name(p)}, {"user", account.user},
-                                                                     {"id", id}});
+        log::warn("the account already had the pending password",
+                  {{"phase", phase_name(p)}, {"user", account.user}, {"id", id}});
         return true;
       }
       report_lockout(p, account.user, id);
@@ -483,7 +484,9 @@ struct run {
     });
     if (!ok) return false;
     log::info("switched to the rotated account; the previous one works until the grace period ends",
-              {{"phase", "grace"}, {"user", s.creds.active.user}, {"id", id},
+              {{"phase", "grace"},
+               {"user", s.creds.active.user},
+               {"id", id},
                {"previousUser", s.creds.standby ? s.creds.standby->user : ""},
                {"graceUntil", format_time(*s.rotation->grace_until)}});
     fault_point(fault_points::switched);
@@ -572,8 +575,8 @@ struct run {
     const auto version = store.replace(data, annotations, s.stored.version);
     const login account = *account_of(s, p);
     if (!version) {
-      log::info("another replica started a rotation first", {{"phase", phase_name(p)}, {"user", account.user},
-                                                              {"id", st.id}});
+      log::info("another replica started a rotation first",
+                {{"phase", phase_name(p)}, {"user", account.user}, {"id", st.id}});
       return rotation_outcome::lost_race;
     }
     s = parse_snapshot(stored_credentials{std::move(data), *version, std::move(annotations)}, store);
@@ -608,8 +611,8 @@ struct run {
     const auto version = store.replace(data, annotations, s.stored.version);
     const login account = *s.creds.standby;
     if (!version) {
-      log::info("another replica is retiring the previous credential", {{"phase", "retire"}, {"user", account.user},
-                                                                        {"id", id}});
+      log::info("another replica is retiring the previous credential",
+                {{"phase", "retire"}, {"user", account.user}, {"id", id}});
       return rotation_outcome::lost_race;
     }
     s = parse_snapshot(stored_credentials{std::move(data), *version, std::move(annotations)}, store);
@@ -662,15 +665,17 @@ struct run {
     const auto version = store.replace(s.stored.data, annotations, s.stored.version);
     if (!version) return rotation_outcome::lost_race;
     s = parse_snapshot(stored_credentials{s.stored.data, *version, std::move(annotations)}, store);
-    log::warn("recovering an interrupted rotation", {{"phase", phase_name(p)}, {"user", account->user},
-                                                     {"id", was.id}, {"previousHolder", was.holder},
+    log::warn("recovering an interrupted rotation", {{"phase", phase_name(p)},
+                                                     {"user", account->user},
+                                                     {"id", was.id},
+                                                     {"previousHolder", was.holder},
                                                      {"applied", applied}});
 
     if (!applied && !change_password(s, p, *account, pending, false)) return rotation_outcome::nothing;
     fault_point(p == phase::retire ? fault_points::retire_changed : fault_points::changed);
     if (!finish(s, p, pending)) return lost(s, p, was.id);
-    log::info("recovered the interrupted rotation", {{"phase", phase_name(p)}, {"user", account->user},
-                                                     {"id", was.id}});
+    log::info("recovered the interrupted rotation",
+              {{"phase", phase_name(p)}, {"user", account->user}, {"id", was.id}});
     return rotation_outcome::recovered;
   }
 
@@ -687,9 +692,10 @@ struct run {
         return store.replace(c.data, c.annotations, s.stored.version) ? rotation_outcome::recovered
                                                                       : rotation_outcome::lost_race;
       }
-      log::error("the rotation annotation is unreadable and a pending password is stored; an admin must "
-                 "decide which account has it (the active credential is untouched)",
-                 {{"store", store.describe()}});
+      log::error(
+          "the rotation annotation is unreadable and a pending password is stored; an admin must "
+          "decide which account has it (the active credential is untouched)",
+          {{"store", store.describe()}});
       return rotation_outcome::nothing;
     }
     const rotation_state& st = *s.rotation;
@@ -746,7 +752,8 @@ server_address server_from_data(const credential_data& data) {
 
   const std::string* port = text(keys::port);
   if (port == nullptr) bad_key(keys::port, "is missing");
-  if (port->empty() || port->size() > 5 || !std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; }))
+  if (port->empty() || port->size() > 5 ||
+      !std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; }))
     bad_key(keys::port, "must be a port number from 1 to 65535");
   const unsigned long number = std::stoul(*port);
   if (number < 1 || number > 65535) bad_key(keys::port, "must be a port number from 1 to 65535");
@@ -755,7 +762,7 @@ server_address server_from_data(const credential_data& data) {
   // Absent means the safe default; to_data always writes it.
   out.tls = tls_mode::verify_full;
   if (const std::string* mode = text(keys::ssl_mode)) {
-    static constexpr tls_mode modes[] = {tls_mode::disable, tls_mode::allow, tls_mode::prefer,
+    static constexpr tls_mode modes[] = {tls_mode::disable, tls_mode::allow,     tls_mode::prefer,
                                          tls_mode::require, tls_mode::verify_ca, tls_mode::verify_full};
     const auto it = std::find_if(std::begin(modes), std::end(modes), [&](tls_mode m) { return to_string(m) == *mode; });
     if (it == std::end(modes))
@@ -778,15 +785,20 @@ rotator::rotator(credential_store& store, rotation_options options, fault_hook h
     : store_(store), options_(std::move(options)), hook_(std::move(hook)) {
   const auto longest_step = options_.timeouts.connect + options_.timeouts.statement;
   if (options_.takeover_after <= longest_step)
-    log::warn("takeover_after is not longer than the database timeouts; a slow replica's rotation may be taken "
-              "over while it still runs",
-              {{"takeoverAfterSeconds", static_cast<std::int64_t>(options_.takeover_after.count())},
-               {"timeoutSeconds", static_cast<std::int64_t>(longest_step.count())}});
+    log::warn(
+        "takeover_after is not longer than the database timeouts; a slow replica's rotation may be taken "
+        "over while it still runs",
+        {{"takeoverAfterSeconds", static_cast<std::int64_t>(options_.takeover_after.count())},
+         {"timeoutSeconds", static_cast<std::int64_t>(longest_step.count())}});
 }
 
-rotation_outcome rotator::rotate(clock::time_point now) { return run{store_, options_, hook_, now}.rotate(); }
+rotation_outcome rotator::rotate(clock::time_point now) {
+  return run{store_, options_, hook_, now}.rotate();
+}
 
-rotation_outcome rotator::advance(clock::time_point now) { return run{store_, options_, hook_, now}.advance(); }
+rotation_outcome rotator::advance(clock::time_point now) {
+  return run{store_, options_, hook_, now}.advance();
+}
 
 rotator::clock::time_point rotator::next_due(const stored_credentials& stored, std::chrono::seconds every,
                                              double jitter, clock::time_point fallback) {

@@ -27,12 +27,12 @@
 #include <boost/asio/steady_timer.hpp>
 #pragma GCC diagnostic pop
 
+#include "base/unique_fd.hpp"
 #include "sidecar/http_server.hpp"
 #include "tenantdb/engine.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/memory.hpp"
-#include "base/unique_fd.hpp"
 
 namespace tenantdb {
 namespace asio = boost::asio;
@@ -52,7 +52,8 @@ std::string listen_address::to_string() const {
 
 listen_address parse_listen_address(std::string_view text, std::string_view flag) {
   const auto bad = [&](const std::string& why) {
-    return error(error_kind::usage, std::string(flag) + " must be HOST:PORT with an IP address, [IPV6]:PORT, :PORT or off" +
+    return error(error_kind::usage, std::string(flag) +
+                                        " must be HOST:PORT with an IP address, [IPV6]:PORT, :PORT or off" +
                                         (why.empty() ? std::string() : ": " + why))
         .about(std::string(flag));
   };
@@ -95,15 +96,15 @@ bool is_loopback(const listen_address& address) {
 
 int parse_signal(std::string_view text) {
   static const std::pair<const char*, int> names[] = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},   {"USR2", SIGUSR2},
       {"TERM", SIGTERM}, {"KILL", SIGKILL}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM},
   };
   std::string_view name = text;
   if (name.substr(0, 3) == "SIG") name.remove_prefix(3);
   for (const auto& [n, value] : names)
     if (name == n) return value;
-  const bool digits =
-      !text.empty() && text.size() <= 2 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const bool digits = !text.empty() && text.size() <= 2 &&
+                      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (digits) {
     const int value = std::stoi(std::string(text));
     if (value >= 1 && value <= 64) return value;
@@ -331,12 +332,11 @@ struct agent::impl {
         rng(options.seed != 0 ? options.seed : std::random_device{}()) {
     started = options.now();
     rotate_backoff = options.sync_interval;
-    if (options.listen.enabled()) main_server = bind(options.listen, "--listen", [this](const http::request& r) {
-      return serve_main(r);
-    });
-    if (options.admin_listen.enabled()) admin_server = bind(options.admin_listen, "--admin-listen", [this](const http::request& r) {
-      return serve_admin(r);
-    });
+    if (options.listen.enabled())
+      main_server = bind(options.listen, "--listen", [this](const http::request& r) { return serve_main(r); });
+    if (options.admin_listen.enabled())
+      admin_server =
+          bind(options.admin_listen, "--admin-listen", [this](const http::request& r) { return serve_admin(r); });
   }
 
   std::unique_ptr<http::server> bind(const listen_address& address, const char* flag, http::handler h) {
@@ -344,8 +344,8 @@ struct agent::impl {
       auto s = std::make_unique<http::server>(io, address.host, address.port, std::move(h), http::limits{}, flag + 2);
       return s;
     } catch (const boost::system::system_error& e) {
-      throw error(error_kind::usage, std::string("cannot listen on ") + flag + " " + address.to_string() + ": " +
-                                         e.code().message())
+      throw error(error_kind::usage,
+                  std::string("cannot listen on ") + flag + " " + address.to_string() + ": " + e.code().message())
           .about(flag);
     }
   }
@@ -417,7 +417,8 @@ struct agent::impl {
     signals.cancel(ignored);
     if (main_server) main_server->stop();
     if (admin_server) admin_server->stop();
-    if (reload_pid > 0) log::warn("a reload command is still running; leaving it", {{"pid", static_cast<std::int64_t>(reload_pid)}});
+    if (reload_pid > 0)
+      log::warn("a reload command is still running; leaving it", {{"pid", static_cast<std::int64_t>(reload_pid)}});
     io.stop();
   }
 
@@ -448,7 +449,8 @@ struct agent::impl {
     // An existing Secret with no data is one pre-created for tenantdb-init to fill.
     if (loaded && loaded->data.empty()) loaded.reset();
     if (!loaded) {
-      if (!missing_logged) log::warn("the store holds no credentials yet: run tenantdb-init first", {{"store", store.describe()}});
+      if (!missing_logged)
+        log::warn("the store holds no credentials yet: run tenantdb-init first", {{"store", store.describe()}});
       missing_logged = true;
       if (!files_in_place) not_ready_reason = "no credentials yet";
       return false;
@@ -470,8 +472,8 @@ struct agent::impl {
         publish_directory(options.output_dir, desired, options.files);
         ++files_published_total;
         changed = true;
-        log::info("credential files published", {{"output_dir", options.output_dir.string()},
-                                                 {"version", current->version}});
+        log::info("credential files published",
+                  {{"output_dir", options.output_dir.string()}, {"version", current->version}});
       }
       published = files_view(current->data);
     } catch (const error& e) {
@@ -515,9 +517,10 @@ struct agent::impl {
     const std::string account = locked_out();
     if (account == lockout_seen) return;
     if (!account.empty()) {
-      log::error("account locked out: it logs in with none of the passwords the credentials store holds for it; "
-                 "not ready and not rotating until tenantdb-init resets it (restart the pod or run the init)",
-                 {{"user", account}, {"annotation", annotations::lockout}, {"store", store.describe()}});
+      log::error(
+          "account locked out: it logs in with none of the passwords the credentials store holds for it; "
+          "not ready and not rotating until tenantdb-init resets it (restart the pod or run the init)",
+          {{"user", account}, {"annotation", annotations::lockout}, {"store", store.describe()}});
     } else {
       log::info("account lockout resolved", {{"user", lockout_seen}});
     }
@@ -538,14 +541,17 @@ struct agent::impl {
   void record(rotation_outcome outcome, const char* step) {
     switch (outcome) {
       case rotation_outcome::nothing: return;
-      case rotation_outcome::rotated: ++rotated_total; last_success = options.now(); break;
+      case rotation_outcome::rotated:
+        ++rotated_total;
+        last_success = options.now();
+        break;
       case rotation_outcome::retired: ++retired_total; break;
       case rotation_outcome::recovered: ++recovered_total; break;
       case rotation_outcome::lost_race: ++lost_race_total; break;
     }
     static constexpr const char* names[] = {"nothing", "rotated", "retired", "recovered", "lost_race"};
-    log::info("rotation step", {{"step", step}, {"outcome", names[static_cast<int>(outcome)]},
-                                {"holder", options.rotation.holder}});
+    log::info("rotation step",
+              {{"step", step}, {"outcome", names[static_cast<int>(outcome)]}, {"holder", options.rotation.holder}});
   }
 
   // Runs one rotator call; on success re-reads the store if it changed.
@@ -560,7 +566,7 @@ struct agent::impl {
       return true;
     } catch (const error& e) {
       ++failed_total;
-      const std::string source = store.failed() ? options.store_source
+      const std::string source = store.failed()                   ? options.store_source
                                  : e.kind() == error_kind::output ? std::string("files")
                                                                   : std::string("database");
       count_error(source, e, std::string(step) == "advance" ? "finishing an in-flight rotation" : "rotation");
@@ -583,7 +589,8 @@ struct agent::impl {
     // active one, in its grace period); a retire or a new rotation would lock the workload
     // out with it. Nothing rotates until the files have caught up.
     if (publish_failed) {
-      log::debug("not rotating: the credential files are not up to date", {{"output_dir", options.output_dir.string()}});
+      log::debug("not rotating: the credential files are not up to date",
+                 {{"output_dir", options.output_dir.string()}});
       return;
     }
     if (std::chrono::steady_clock::now() < rotate_not_before) return;
@@ -637,9 +644,7 @@ struct agent::impl {
 
   // Not ready while an account is locked out: whoever changed its password holds a login
   // to the tenant's database that rotation can no longer take away.
-  bool ready() const {
-    return files_in_place && !publish_failed && check_ok && locked_out().empty() && !store_refused;
-  }
+  bool ready() const { return files_in_place && !publish_failed && check_ok && locked_out().empty() && !store_refused; }
 
   // One terse line from a fixed set (see failure_class); the details are in the log.
   std::string reason() const {
@@ -757,7 +762,9 @@ struct agent::impl {
 
   // --- HTTP ---------------------------------------------------------------------------------------
 
-  static std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
+  static std::string path_of(const std::string& target) {
+    return target.substr(0, target.find('?'));
+  }
 
   static http::response method_not_allowed(const char* allow) {
     http::response r{405, "text/plain; charset=utf-8", "method not allowed\n", {}};
@@ -830,7 +837,8 @@ struct agent::impl {
       sample(std::string("tenantdb_errors_total{source=\"") + source + "\"}",
              std::to_string(it == errors_total.end() ? 0 : it->second));
     }
-    family("tenantdb_files_published_total", "counter", "Times a new generation of the credential files was published.");
+    family("tenantdb_files_published_total", "counter",
+           "Times a new generation of the credential files was published.");
     sample("tenantdb_files_published_total", std::to_string(files_published_total));
     family("tenantdb_account_lockout", "gauge",
            "1 for an account that logs in with none of the passwords the store holds for it (reset it with "
@@ -945,11 +953,17 @@ agent::agent(credential_store& store, agent_options options)
 
 agent::~agent() = default;
 
-std::uint16_t agent::port() const { return impl_->main_server ? impl_->main_server->port() : 0; }
+std::uint16_t agent::port() const {
+  return impl_->main_server ? impl_->main_server->port() : 0;
+}
 
-std::uint16_t agent::admin_port() const { return impl_->admin_server ? impl_->admin_server->port() : 0; }
+std::uint16_t agent::admin_port() const {
+  return impl_->admin_server ? impl_->admin_server->port() : 0;
+}
 
-int agent::run() { return impl_->run(); }
+int agent::run() {
+  return impl_->run();
+}
 
 void agent::stop() {
   asio::post(impl_->io, [this] { impl_->shutdown(); });

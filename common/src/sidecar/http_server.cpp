@@ -231,8 +231,8 @@ void server::impl::admit(tcp::socket socket) {
   if (evict_from) {
     std::shared_ptr<session> victim;
     for (const auto& w : sessions)
-      if (const auto s = w.lock(); s && s->idle() && s->source() == *evict_from &&
-                                   (!victim || s->idle_since() < victim->idle_since()))
+      if (const auto s = w.lock();
+          s && s->idle() && s->source() == *evict_from && (!victim || s->idle_since() < victim->idle_since()))
         victim = s;
     if (!victim) {
       ++counts.refused;
@@ -265,11 +265,17 @@ server::~server() {
   if (impl_ && !impl_->stopped) impl_->close_all();
 }
 
-void server::start() { impl_->accept(); }
+void server::start() {
+  impl_->accept();
+}
 
-void server::stop() { impl_->close_all(); }
+void server::stop() {
+  impl_->close_all();
+}
 
-server::counters server::stats() const { return impl_->counts; }
+server::counters server::stats() const {
+  return impl_->counts;
+}
 
 std::size_t server::open_connections() const {
   std::size_t n = 0;

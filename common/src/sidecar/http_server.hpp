@@ -62,8 +62,8 @@ class server {
 public:
   /// Binds and listens on `address` (an IP literal) and `port` at once. Throws
   /// boost::system::system_error when it cannot.
-  server(boost::asio::io_context& io, const std::string& address, std::uint16_t port, handler on_request,
-         limits lim, std::string name);
+  server(boost::asio::io_context& io, const std::string& address, std::uint16_t port, handler on_request, limits lim,
+         std::string name);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

@@ -64,7 +64,8 @@ struct raw_values {
     std::string value = *v;
     trim_newline(value);
     if (value.empty()) return std::nullopt;
-    if (value.size() > max) fail(key, "is " + std::to_string(value.size()) + " bytes long; at most " + std::to_string(max) + " are allowed");
+    if (value.size() > max)
+      fail(key, "is " + std::to_string(value.size()) + " bytes long; at most " + std::to_string(max) + " are allowed");
     if (!is_valid_utf8(value)) fail(key, "is not valid UTF-8");
     for (char c : value)
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) fail(key, "contains a control character or line break");
@@ -73,21 +74,25 @@ struct raw_values {
 };
 
 std::uint16_t parse_port(std::string_view key, std::string_view text) {
-  if (text.empty() || text.size() > 5 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+  if (text.empty() || text.size() > 5 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
     fail(key, "must be a port number from 1 to 65535, got " + show(text));
   const unsigned long value = std::strtoul(std::string(text).c_str(), nullptr, 10);
   if (value < 1 || value > 65535) fail(key, "must be a port number from 1 to 65535, got " + show(text));
   return static_cast<std::uint16_t>(value);
 }
 
-bool is_ipv6_literal(std::string_view host) { return host.find(':') != std::string_view::npos; }
+bool is_ipv6_literal(std::string_view host) {
+  return host.find(':') != std::string_view::npos;
+}
 
 void validate_host(std::string_view key, std::string_view host) {
   if (host.size() > 253) fail(key, "is longer than 253 characters");
   if (host.find("://") != std::string_view::npos)
     fail(key, "must be a host name or address, not a URL (drop the scheme): got " + show(host));
   for (char c : host)
-    if (c == ' ' || c == '/' || c == '@' || c == '?' || c == '#' || c == '[' || c == ']' || c == '(' || c == ')' || c == '\'' || c == '"' || c == '\\')
+    if (c == ' ' || c == '/' || c == '@' || c == '?' || c == '#' || c == '[' || c == ']' || c == '(' || c == ')' ||
+        c == '\'' || c == '"' || c == '\\')
       fail(key, "must be a host name or address, got " + show(host));
   if (is_ipv6_literal(host) && std::count(host.begin(), host.end(), ':') < 2)
     fail(key, "must not include a port (put it in the \"port\" key): got " + show(host));
@@ -125,7 +130,8 @@ std::pair<std::string, std::optional<std::uint16_t>> parse_endpoint(std::string_
 
 tls_mode parse_tls_value(std::string_view key, std::string_view text, engine_type type) {
   const std::string v = lower(text);
-  if (v == "disable" || v == "disabled" || v == "false" || v == "no" || v == "off" || v == "0") return tls_mode::disable;
+  if (v == "disable" || v == "disabled" || v == "false" || v == "no" || v == "off" || v == "0")
+    return tls_mode::disable;
   if (v == "allow") return tls_mode::allow;
   if (v == "prefer" || v == "preferred") return tls_mode::prefer;
   if (v == "require" || v == "required" || v == "skip-verify") return tls_mode::require;
@@ -134,13 +140,17 @@ tls_mode parse_tls_value(std::string_view key, std::string_view text, engine_typ
       v == "yes" || v == "on" || v == "1")
     return tls_mode::verify_full;
   (void)type;
-  fail(key, "must be one of disable, allow, prefer, require, verify-ca, verify-full (or true/false, "
-            "skip-verify, preferred, required, verify_identity); got " + show(text));
+  fail(key,
+       "must be one of disable, allow, prefer, require, verify-ca, verify-full (or true/false, "
+       "skip-verify, preferred, required, verify_identity); got " +
+           show(text));
 }
 
 }  // namespace
 
-std::uint16_t default_port(engine_type type) noexcept { return type == engine_type::postgres ? 5432 : 3306; }
+std::uint16_t default_port(engine_type type) noexcept {
+  return type == engine_type::postgres ? 5432 : 3306;
+}
 
 std::string_view engine_name(const server_address& server) noexcept {
   if (server.type == engine_type::postgres) return "postgres";
@@ -169,7 +179,8 @@ void validate_ca_pem(std::string_view pem, std::string_view key) {
   static constexpr std::string_view begin = "-----BEGIN CERTIFICATE-----";
   static constexpr std::string_view end = "-----END CERTIFICATE-----";
   const auto blank = [](std::string_view text) {
-    return std::all_of(text.begin(), text.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+    return std::all_of(text.begin(), text.end(),
+                       [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
   };
   // Only certificate blocks separated by white space: a private key or stray text pasted
   // into caCert would otherwise be published to every workload.
@@ -178,7 +189,8 @@ void validate_ca_pem(std::string_view pem, std::string_view key) {
   while (true) {
     const auto b = pem.find(begin, pos);
     if (b == std::string_view::npos) {
-      if (!blank(pem.substr(pos))) fail(key, "holds text that is not a PEM certificate (only CERTIFICATE blocks are allowed)");
+      if (!blank(pem.substr(pos)))
+        fail(key, "holds text that is not a PEM certificate (only CERTIFICATE blocks are allowed)");
       break;
     }
     if (!blank(pem.substr(pos, b - pos)))
@@ -197,8 +209,9 @@ void validate_ca_pem(std::string_view pem, std::string_view key) {
     pos = e + end.size();
   }
   if (count == 0)
-    fail(key, "must hold PEM certificates (-----BEGIN CERTIFICATE-----); base64-decode it once more if it is "
-              "doubly encoded");
+    fail(key,
+         "must hold PEM certificates (-----BEGIN CERTIFICATE-----); base64-decode it once more if it is "
+         "doubly encoded");
 }
 
 connector parse_connector(connector_data&& data) {
@@ -212,8 +225,9 @@ connector parse_connector(connector_data&& data) {
   const raw_values raw{data};
   connector out;
 
-  static constexpr std::string_view known[] = {"type", "host", "port", "adminUser", "adminPassword", "sslMode", "tls",
-                                               "caCert", "ca.crt", "database", "endpoint", "user", "password"};
+  static constexpr std::string_view known[] = {"type",     "host", "port",    "adminUser", "adminPassword",
+                                               "sslMode",  "tls",  "caCert",  "ca.crt",    "database",
+                                               "endpoint", "user", "password"};
   for (const auto& [key, value] : data)
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       log::debug("ignoring unknown connector key", {{"key", key}});
@@ -350,9 +364,12 @@ connector_data read_connector_path(const std::filesystem::path& path) {
       if (!fs::is_regular_file(entry.path(), ec)) continue;
       data.emplace(name, read_file(entry.path()));
     }
-    if (ec) throw error(error_kind::connector, "cannot list " + path.string() + ": " + ec.message()).about("--connector-file");
+    if (ec)
+      throw error(error_kind::connector, "cannot list " + path.string() + ": " + ec.message())
+          .about("--connector-file");
     if (data.empty())
-      throw error(error_kind::connector, "connector directory " + path.string() + " holds no keys").about("--connector-file");
+      throw error(error_kind::connector, "connector directory " + path.string() + " holds no keys")
+          .about("--connector-file");
     return data;
   }
 
@@ -362,13 +379,14 @@ connector_data read_connector_path(const std::filesystem::path& path) {
     root = YAML::Load(content);
   } catch (const YAML::Exception& e) {
     wipe(content);
-    throw error(error_kind::connector, path.string() + " is neither YAML nor JSON (line " +
-                                           std::to_string(e.mark.line + 1) + ")")
+    throw error(error_kind::connector,
+                path.string() + " is neither YAML nor JSON (line " + std::to_string(e.mark.line + 1) + ")")
         .about("--connector-file");
   }
   wipe(content);
   if (!root.IsMap())
-    throw error(error_kind::connector, path.string() + " must hold a Secret manifest or a map of keys").about("--connector-file");
+    throw error(error_kind::connector, path.string() + " must hold a Secret manifest or a map of keys")
+        .about("--connector-file");
   const auto scalar = [&](const YAML::Node& value, const std::string& key) {
     if (!value.IsScalar())
       throw error(error_kind::connector, "connector key \"" + key + "\" must be a string").about(key);
@@ -416,8 +434,8 @@ connector_data read_connector_path(const std::filesystem::path& path) {
       }
     }
   } catch (const YAML::Exception& e) {
-    throw error(error_kind::connector, path.string() + " could not be read as a connector (line " +
-                                           std::to_string(e.mark.line + 1) + ")")
+    throw error(error_kind::connector,
+                path.string() + " could not be read as a connector (line " + std::to_string(e.mark.line + 1) + ")")
         .about("--connector-file");
   }
   if (data.empty())

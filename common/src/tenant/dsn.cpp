@@ -59,7 +59,8 @@ std::string mask_dsn(std::string_view text) {
   static const std::regex bare_go(R"(^([^:/@]*:)(?!//)(.*)(@(tcp|unix)\(.*)$)");
   const std::string whole(text);
   std::smatch m;
-  if (std::regex_match(whole, m, bare_url) || std::regex_match(whole, m, bare_go)) return m[1].str() + "***" + m[3].str();
+  if (std::regex_match(whole, m, bare_url) || std::regex_match(whole, m, bare_go))
+    return m[1].str() + "***" + m[3].str();
   // Inside a message a DSN ends at white space.
   std::string s = std::regex_replace(whole, url, "$1***$2");
   return std::regex_replace(s, go, "$1$2***$3");

@@ -14,7 +14,9 @@ constexpr std::size_t max_tenant_name_bytes = 253;
 constexpr std::size_t max_prefix_length = max_base_name_length - name_hash_length - 1;
 static_assert(max_prefix_length >= 9, "the default prefix vcluster_ must fit");
 
-bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool is_lower_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 // base32 (RFC 4648 alphabet, lowercased) of SHA-256("<namespace>/<name>"). A namespace
 // cannot contain '/', so the input is unambiguous.
@@ -61,11 +63,24 @@ bool is_valid_utf8(std::string_view s) {
     std::size_t len;
     unsigned cp;
     unsigned min;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1Fu; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0Fu; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07u; min = 0x10000; }
-    else return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1Fu;
+      min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0Fu;
+      min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07u;
+      min = 0x10000;
+    } else
+      return false;
     if (i + len > s.size()) return false;
     for (std::size_t k = 1; k < len; ++k) {
       const auto cc = static_cast<unsigned char>(s[i + k]);
@@ -91,7 +106,8 @@ bool is_dns1123_subdomain(std::string_view name) {
   std::size_t start = 0;
   while (true) {
     const std::size_t dot = name.find('.', start);
-    const std::string_view part = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    const std::string_view part =
+        name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (part.empty()) return false;
     if (!is_lower_alnum(part.front()) || !is_lower_alnum(part.back())) return false;
     for (char c : part)

@@ -79,9 +79,10 @@ bool must_adopt(const ownership& owner, std::string_view object, const std::opti
   if (!theirs) {
     if (owner.adopt_existing) return true;
     throw error(error_kind::ownership,
-                std::string(object) + " already exists and carries no tenantdb ownership record: it was not made for "
-                "this tenant, so it is left alone; if it is this tenant's (made by hand or by an older tenantdb), "
-                "rerun with --adopt-existing")
+                std::string(object) +
+                    " already exists and carries no tenantdb ownership record: it was not made for "
+                    "this tenant, so it is left alone; if it is this tenant's (made by hand or by an older tenantdb), "
+                    "rerun with --adopt-existing")
         .about(std::string(object));
   }
   // Another owner. Its identity is named only within the tenant's own namespace: tenants
@@ -91,12 +92,14 @@ bool must_adopt(const ownership& owner, std::string_view object, const std::opti
   if (theirs->namespace_name == owner.record.namespace_name && theirs->name == owner.record.name)
     message += " belongs to this tenant with its credentials in " + theirs->store + ", not in " + owner.record.store +
                ": refusing to take it over, which would reset the other workload's passwords; use that store "
-               "(--secret-name or --output-dir), another --tenant or --name-prefix, " + how;
+               "(--secret-name or --output-dir), another --tenant or --name-prefix, " +
+               how;
   else
-    message += " belongs to " +
-               (theirs->namespace_name == owner.record.namespace_name ? "tenant \"" + theirs->name + "\" of this namespace"
-                                                                      : std::string("a tenant of another namespace")) +
-               ": refusing to take it over; use another --tenant or --name-prefix, " + how;
+    message +=
+        " belongs to " +
+        (theirs->namespace_name == owner.record.namespace_name ? "tenant \"" + theirs->name + "\" of this namespace"
+                                                               : std::string("a tenant of another namespace")) +
+        ": refusing to take it over; use another --tenant or --name-prefix, " + how;
   throw error(error_kind::ownership, message).about(std::string(object));
 }
 
