@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "kube_standin.hpp"
 #include "process.hpp"
 
@@ -271,15 +272,7 @@ rapidjson::Document parse(const std::string& text) {
   return d;
 }
 
-template <class F>
-bool eventually(F&& condition, std::chrono::milliseconds within = 3s) {
-  const auto deadline = Clock::now() + within;
-  while (Clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
+using test::eventually;
 
 std::string secret_json(const std::string& name, const std::string& ns = "ns", const std::string& labels = "{}") {
   return R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":")" + name + R"(","namespace":")" + ns +
@@ -807,7 +800,7 @@ TEST_F(KubeStandinTest, WatchStreamsAddedModifiedDeletedInResourceVersionOrder) 
   const std::string from = std::to_string(standin_.resource_version());
   WatchStream all(standin_, token_, secrets() + "?watch=true");  // current state first
   WatchStream since(standin_, token_, secrets() + "?watch=1&resourceVersion=" + from);
-  ASSERT_TRUE(eventually([&] { return standin_.active_watches() == 2; }));
+  ASSERT_TRUE(eventually([&] { return standin_.active_watches() == 2; }, 3s));
   EXPECT_EQ(c.send("POST", secrets(), secret_json("w1")).status, 201);
   EXPECT_EQ(c.send("PATCH", secrets() + "/w1", R"({"data":{"k":"dHdv"}})", "application/merge-patch+json").status, 200);
   EXPECT_EQ(c.send("DELETE", secrets() + "/w1").status, 200);
@@ -836,7 +829,7 @@ TEST_F(KubeStandinTest, WatchStreamsAddedModifiedDeletedInResourceVersionOrder) 
   EXPECT_EQ(standin_.requests().back().status, 200U);
   all.stop();
   since.stop();
-  EXPECT_TRUE(eventually([&] { return standin_.active_watches() == 0; })) << "hung-up watches are noticed";
+  EXPECT_TRUE(eventually([&] { return standin_.active_watches() == 0; }, 3s)) << "hung-up watches are noticed";
 }
 
 TEST_F(KubeStandinTest, WatchEndsAfterTimeoutSecondsAndKeepsTheConnection) {
@@ -910,7 +903,7 @@ TEST_F(KubeStandinTest, StopEndsWatchesWithTheTerminatingChunkAndIsIdempotent) {
   s->add_token(token_, user_);
   s->allow_all(user_);
   WatchStream w(*s, token_, secrets() + "?watch=1");
-  ASSERT_TRUE(eventually([&] { return s->active_watches() == 1; }));
+  ASSERT_TRUE(eventually([&] { return s->active_watches() == 1; }, 3s));
   s->stop();
   EXPECT_EQ(w.join(), CURLE_OK);
   s->stop();
@@ -1016,7 +1009,7 @@ TEST_F(KubeStandinTest, KeepAliveAndDeadlines) {
 
 TEST_F(KubeStandinTest, ConcurrentWritersAndTheTestThreadShareOneOrder) {
   WatchStream w(standin_, token_, "/api/v1/secrets?watch=1");
-  ASSERT_TRUE(eventually([&] { return standin_.active_watches() == 1; }));
+  ASSERT_TRUE(eventually([&] { return standin_.active_watches() == 1; }, 3s));
   std::vector<std::thread> writers;
   for (int t = 0; t < 3; ++t)
     writers.emplace_back([&, t] {

@@ -22,7 +22,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "credential_values.hpp"
 #include "kube_standin.hpp"
+#include "metrics.hpp"
 #include "pod.hpp"
 #include "process.hpp"
 #include "suite.hpp"
@@ -46,17 +48,8 @@ using test::eventually;
 using test::http;
 using test::tail;
 
-// The value of one sample in Prometheus text; -1 if absent.
-double metric(const std::string& text, const std::string& sample) {
-  const auto pos = text.find("\n" + sample + " ");
-  if (pos == std::string::npos) return -1;
-  return std::stod(text.substr(pos + sample.size() + 2));
-}
-
-std::string value_of(const credential_data& d, const char* key) {
-  const auto it = d.find(key);
-  return it == d.end() ? std::string() : it->second.reveal();
-}
+using test::metric;
+using test::value_of;
 
 // Stops and joins a background thread however the test leaves its scope (an ASSERT
 // returns early; a joinable std::thread would terminate the process).
@@ -293,7 +286,11 @@ TEST_P(SidecarTest, ThreeReplicasRotateOncePerPeriodAndConverge) {
   ASSERT_TRUE(eventually(
       [&] {
         double rotated = 0;
-        for (auto* p : pods) rotated += metric(p->metrics(), "tenantdb_rotations_total{result=\"rotated\"}");
+        for (auto* p : pods) {
+          const auto count = metric(p->metrics(), "tenantdb_rotations_total{result=\"rotated\"}");
+          if (!count) return false;  // every replica reports the counter
+          rotated += *count;
+        }
         const std::string now_pw = stored(keys::password);
         if (now_pw != last) {  // one more happened since the loop ended
           switches.push_back(std::chrono::steady_clock::now());
@@ -494,7 +491,7 @@ TEST_P(SidecarTest, ProbesMetricsAdminRotateNowAndSigterm) {
   EXPECT_GE(metric(m.body, "tenantdb_files_published_total"), 1);
   EXPECT_EQ(metric(m.body, "tenantdb_rotations_total{result=\"rotated\"}"), 0);
   EXPECT_EQ(metric(m.body, "tenantdb_errors_total{source=\"database\"}"), 0) << m.body;
-  EXPECT_EQ(metric(m.body, "tenantdb_next_rotation_timestamp_seconds"), -1) << "rotation is not scheduled";
+  EXPECT_FALSE(metric(m.body, "tenantdb_next_rotation_timestamp_seconds").has_value()) << "rotation is not scheduled";
   EXPECT_GE(metric(m.body, "tenantdb_credential_age_seconds"), 0);
 
   // The admin endpoint: GET is refused, POST starts a rotation.
@@ -506,8 +503,12 @@ TEST_P(SidecarTest, ProbesMetricsAdminRotateNowAndSigterm) {
   m = http(sc.port, "GET", "/metrics");
   EXPECT_EQ(metric(m.body, "tenantdb_rotations_total{result=\"rotated\"}"), 1) << m.body;
   const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  EXPECT_NEAR(metric(m.body, "tenantdb_last_rotation_success_timestamp_seconds"), now_s, 30) << m.body;
-  EXPECT_LT(metric(m.body, "tenantdb_credential_age_seconds"), 30) << m.body;
+  const auto last_success = metric(m.body, "tenantdb_last_rotation_success_timestamp_seconds");
+  ASSERT_TRUE(last_success.has_value()) << m.body;
+  EXPECT_NEAR(*last_success, now_s, 30) << m.body;
+  const auto age = metric(m.body, "tenantdb_credential_age_seconds");
+  ASSERT_TRUE(age.has_value()) << m.body;
+  EXPECT_LT(*age, 30) << m.body;
 
   // The rotate-now annotation works too (set as a user would with kubectl annotate).
   ASSERT_TRUE(eventually([&] { return !intent_left(); }, 15s));

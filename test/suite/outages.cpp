@@ -22,17 +22,6 @@ namespace tenantdb::test::outages {
 
 using namespace std::chrono_literals;
 
-double metric(const std::string& text, const std::string& sample) {
-  const auto pos = text.find("\n" + sample + " ");
-  if (pos == std::string::npos) return -1;
-  return std::stod(text.substr(pos + sample.size() + 2));
-}
-
-std::string value_of(const credential_data& d, const char* key) {
-  const auto it = d.find(key);
-  return it == d.end() ? std::string() : it->second.reveal();
-}
-
 std::vector<std::string> error_lines(const std::string& text) {
   std::vector<std::string> out;
   std::size_t start = 0;

@@ -17,7 +17,9 @@
 #include <thread>
 #include <vector>
 
+#include "credential_values.hpp"
 #include "kube_standin.hpp"
+#include "metrics.hpp"
 #include "pod.hpp"
 #include "process.hpp"
 #include "tenantdb/connector.hpp"
@@ -31,11 +33,8 @@ using steady = std::chrono::steady_clock;
 
 constexpr const char* ns = "team-a";
 
-/// The value of one sample in Prometheus text; -1 if absent.
-double metric(const std::string& text, const std::string& sample);
-
-/// The value of `key` in `d`, "" if absent.
-std::string value_of(const credential_data& d, const char* key);
+using test::metric;
+using test::value_of;
 
 /// Lines of `text` that are error-level JSON log lines.
 std::vector<std::string> error_lines(const std::string& text);

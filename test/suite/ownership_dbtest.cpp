@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <rapidjson/document.h>
 
+#include "credential_values.hpp"
 #include "isolation_clients.hpp"
 #include "kube_standin.hpp"
 #include "pod.hpp"
@@ -44,10 +45,7 @@ namespace {
 constexpr int exit_ownership = 9;
 const std::string squatter_password = "Squatter0wnsThisAccount7";
 
-std::string value_of(const credential_data& data, const char* key) {
-  const auto it = data.find(key);
-  return it == data.end() ? std::string("<missing>") : it->second.reveal();
-}
+using test::value_of;
 
 // The error lines (level "error") of a run's stderr.
 std::vector<std::string> error_lines(const std::string& err) {

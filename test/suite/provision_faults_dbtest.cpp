@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "credential_values.hpp"
 #include "kube_standin.hpp"
 #include "pod.hpp"
 #include "process.hpp"
@@ -49,10 +50,7 @@ std::vector<std::string> all_points() {
   return {points::all.begin(), points::all.end()};
 }
 
-std::string value_of(const credential_data& data, const char* key) {
-  const auto it = data.find(key);
-  return it == data.end() ? std::string("<missing>") : it->second.reveal();
-}
+using test::value_of;
 
 class ProvisionFaultFixture : public ::testing::TestWithParam<fault_param> {
 protected:

@@ -222,8 +222,10 @@ TEST_P(SecretTypeTest, SidecarReportsAServiceAccountTokenSecretAndPublishesNothi
   const credential_data before = read_directory(out);
   const auto original = api_.get_object("secrets", ns, secret_name_);
   const std::string m0 = sc.metrics();
-  const double published0 = metric(m0, "tenantdb_files_published_total");
-  const double api_errors0 = metric(m0, "tenantdb_errors_total{source=\"api\"}");
+  const auto published0 = metric(m0, "tenantdb_files_published_total");
+  const auto api_errors0 = metric(m0, "tenantdb_errors_total{source=\"api\"}");
+  ASSERT_TRUE(published0.has_value()) << m0;
+  ASSERT_TRUE(api_errors0.has_value()) << m0;
   const std::string token = unique("eyJhbGciOiJSUzI1NiJ9.stolen-token");
 
   ASSERT_EQ(orphan_and_collect(), 200);
@@ -231,7 +233,7 @@ TEST_P(SecretTypeTest, SidecarReportsAServiceAccountTokenSecretAndPublishesNothi
   ++tally.attacks;
 
   EXPECT_TRUE(eventually(
-      [&] { return sc.ready() == 503 && metric(sc.metrics(), "tenantdb_errors_total{source=\"api\"}") > api_errors0; },
+      [&] { return sc.ready() == 503 && metric(sc.metrics(), "tenantdb_errors_total{source=\"api\"}") > *api_errors0; },
       15s))
       << "the sidecar did not report the replaced Secret:\n"
       << sc.metrics();
@@ -240,7 +242,7 @@ TEST_P(SecretTypeTest, SidecarReportsAServiceAccountTokenSecretAndPublishesNothi
   ASSERT_TRUE(eventually([&] { return api_.request_count("GET", secret_name_) >= gets + 3; }, 15s));
   EXPECT_EQ(sc.ready(), 503);
   const std::string m1 = sc.metrics();
-  EXPECT_EQ(metric(m1, "tenantdb_files_published_total"), published0) << m1;
+  EXPECT_EQ(metric(m1, "tenantdb_files_published_total"), *published0) << m1;
   EXPECT_TRUE(same_data(read_directory(out), before)) << "the files changed";
   EXPECT_EQ(file_holding(out, token), "") << "the token reached the workload's files";
   EXPECT_EQ(sc.proc->err().find(token), std::string::npos) << "the token reached the log";

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "kube_standin.hpp"
+#include "metrics.hpp"
 #include "pod.hpp"
 #include "process.hpp"
 #include "suite.hpp"
@@ -374,11 +375,9 @@ protected:
                                 clean_env(), (work_ / "sidecar").string());
     proc_watch sidecar_watch(sidecar.pid());
 
-    const auto metric = [&](const std::string& result) {
-      const std::string text = test::http(port, "GET", "/metrics").body;
-      const std::string sample = "\ntenantdb_rotations_total{result=\"" + result + "\"} ";
-      const auto pos = text.find(sample);
-      return pos == std::string::npos ? -1.0 : std::stod(text.substr(pos + sample.size()));
+    const auto rotations = [&](const std::string& result) {
+      return test::metric(test::http(port, "GET", "/metrics").body,
+                          "tenantdb_rotations_total{result=\"" + result + "\"}");
     };
     // The reload command runs once per publish; one still running when the next publish
     // comes runs once more after it, so each step waits for its own run.
@@ -395,7 +394,7 @@ protected:
     for (int i = 1; i <= 2; ++i) {
       const int before = reloads();
       ASSERT_EQ(test::http(admin, "POST", "/rotate").status, 202);
-      ASSERT_TRUE(test::eventually([&] { return metric(done) >= i; }, 30s))
+      ASSERT_TRUE(test::eventually([&] { return rotations(done) >= i; }, 30s))
           << "rotation " << i << " did not complete: " << test::tail(sidecar.err(), 20);
       ASSERT_TRUE(test::eventually([&] { return reloads() > before; }, 10s))
           << "rotation " << i << " ran no reload command";

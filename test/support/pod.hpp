@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "eventually.hpp"
 #include "kube_standin.hpp"
 
 namespace tenantdb::test {
@@ -38,17 +39,6 @@ void set_up_pod(KubeStandin& api, const pod_identity& who, const std::string& wh
 
 /// Writes a kubeconfig at `path` that reaches `api` with `who`'s token, CA verified.
 void write_kubeconfig(const std::filesystem::path& path, const KubeStandin& api, const pod_identity& who);
-
-/// Polls `f` every 50 ms until it returns true or `timeout` passes; returns its last result.
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return f();
-}
 
 /// One plain-HTTP exchange with 127.0.0.1:port on a fresh connection ("Connection: close",
 /// so the body ends at EOF); status 0 when it could not connect. `extra` holds header lines

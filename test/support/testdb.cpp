@@ -119,23 +119,6 @@ tenant unique_tenant(std::string_view prefix) {
   return tenant{std::string(prefix) + "-" + suffix, "tenantdb-test"};
 }
 
-std::uint16_t unused_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("could not bind a loopback port");
-  }
-  ::close(fd);  // never listened on: connecting is refused
-  return ntohs(addr.sin_port);
-}
-
 void dump_server_log(const std::string& which, std::size_t lines) {
   const std::filesystem::path path = log_path(which);
   std::ifstream in(path);

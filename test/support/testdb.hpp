@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "ports.hpp"
 #include "tenantdb/connector.hpp"
 #include "tenantdb/engine.hpp"
 #include "tenantdb/naming.hpp"
@@ -38,9 +39,6 @@ std::string other_ca_pem();
 /// A tenant named <prefix>-<random hex> in namespace "tenantdb-test", so runs and
 /// parallel tests never collide.
 tenant unique_tenant(std::string_view prefix);
-
-/// A loopback TCP port with nothing listening on it (bound, then released).
-std::uint16_t unused_port();
 
 /// Prints the last `lines` lines of the server log behind `which` ("pg", "pg-super",
 /// "mariadb", "mariadb-super") to stderr.

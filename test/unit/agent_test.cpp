@@ -13,13 +13,15 @@
 #include <thread>
 #include <unistd.h>
 
+#include "eventually.hpp"
 #include "expect_error.hpp"
+#include "metrics.hpp"
 #include "pod.hpp"
+#include "ports.hpp"
 #include "process.hpp"
 #include "tenantdb/agent.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/store.hpp"
-#include "testdb.hpp"
 
 namespace fs = std::filesystem;
 using namespace tenantdb;
@@ -29,21 +31,8 @@ namespace {
 
 using test::http;
 
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return f();
-}
-
-std::uint64_t metric(const std::string& text, const std::string& sample) {
-  const auto pos = text.find("\n" + sample + " ");
-  if (pos == std::string::npos) return ~std::uint64_t{0};
-  return std::stoull(text.substr(pos + sample.size() + 2));
-}
+using test::eventually;
+using test::metric;
 
 TEST(AgentParsers, ListenAddresses) {
   auto a = parse_listen_address("0.0.0.0:8080", "--listen");

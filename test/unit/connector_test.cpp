@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "expect_error.hpp"
+#include "temp_dir.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 
@@ -33,24 +34,7 @@ const std::string kPassword = "Zq7-pw-DISTINCTIVE-9f31c";
 // ---------------------------------------------------------------------------------------
 // Fixtures
 
-class temp_dir {
-public:
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "tenantdb-connector-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-};
+using test::temp_dir;
 
 void write_file(const fs::path& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary);
@@ -135,7 +119,7 @@ protected:
     EXPECT_TRUE(data.empty()) << "data must be wiped on error too";
   }
 
-  temp_dir dir_;
+  temp_dir dir_{"tenantdb-connector"};
   fs::path system_bundle_;
   std::optional<std::string> saved_;
 };

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "temp_dir.hpp"
 #include "tenantdb/dsn.hpp"
 #include "tenantdb/error.hpp"
 
@@ -29,24 +30,7 @@ using namespace std::string_literals;
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-class temp_dir {
-public:
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "tenantdb-credentials-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-};
+using test::temp_dir;
 
 credential_data make_data(const std::map<std::string, std::string>& plain) {
   credential_data out;
@@ -140,7 +124,7 @@ protected:
     }
   }
 
-  temp_dir tmp_;
+  temp_dir tmp_{"tenantdb-credentials"};
   mode_t saved_umask_ = 022;
 };
 

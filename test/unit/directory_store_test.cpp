@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "temp_dir.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/error.hpp"
 
@@ -22,24 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using annotations = std::map<std::string, std::string>;
 
-class temp_dir {
-public:
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "tenantdb-store-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-};
+using test::temp_dir;
 
 credential_data make_data(const std::map<std::string, std::string>& plain) {
   credential_data out;
@@ -60,7 +44,7 @@ credential_data generation(const std::string& tag) {
 class DirectoryStore : public ::testing::Test {
 protected:
   fs::path dir() const { return tmp_.path() / "store"; }
-  temp_dir tmp_;
+  temp_dir tmp_{"tenantdb-store"};
 };
 
 TEST_F(DirectoryStore, EmptyStoreLoadsNothing) {
