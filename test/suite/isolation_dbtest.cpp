@@ -2,8 +2,8 @@
 // tenant B's database on both engines, by every route a client has, with libpq and
 // Connector/C directly. Zero may succeed.
 //
-// engine_postgres_pgtest and engine_mariadb_mytest check the grants one statement at a
-// time on accounts made by the engine layer. Here both tenants are made by
+// engine_dbtest checks the grants one statement at a time on accounts made by the engine
+// layer. Here both tenants are made by
 // tenantdb::provision (as the init makes them), every route runs with both of A's logins
 // (active and standby), and each route is one row of a table: what it tries, how the
 // server must refuse it, and what counts as having reached B.
