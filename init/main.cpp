@@ -87,7 +87,7 @@ int run(const flags& f) {
     refuse_unsafe_directory(f.output_dir);
     if (!f.store_dir.empty()) refuse_unsafe_directory(f.store_dir);
     auto store = make_directory_store(f.store_dir.empty() ? f.output_dir : f.store_dir, dir_opts);
-    const auto result = provision(conn, *store, opts);
+    const auto result = provision(conn, *make_engine(conn.server.type), *store, opts);
     if (opts.fault) opts.fault(provision_fault_points::provisioned);
     if (!f.store_dir.empty()) {
       const auto view = workload_view(result.data);
@@ -137,7 +137,7 @@ int run(const flags& f) {
   // place) is refused before any database is touched; provisioning checks every read again.
   retry_until(deadline, "read credentials secret " + opts.who.namespace_name + "/" + secret_name,
               [&] { (void)store->load(); });
-  const auto result = provision(conn, *store, opts);
+  const auto result = provision(conn, *make_engine(conn.server.type), *store, opts);
   if (opts.fault) opts.fault(provision_fault_points::provisioned);
   if (!f.output_dir.empty()) {
     // Rewrite the files only if they differ: a second run changes nothing it need not.

@@ -63,7 +63,7 @@ protected:
 TEST_P(ProvisionTest, CreatesDatabaseAccountsAndCredentialsThatLogIn) {
   const tenant who = test::unique_tenant("prov");
   auto store = make_directory_store(dir_);
-  const auto result = provision(conn_, *store, options(who));
+  const auto result = provision(conn_, *make_engine(conn_.server.type), *store, options(who));
   const auto names = derive_names(who);
 
   const auto& d = result.data;
@@ -86,10 +86,10 @@ TEST_P(ProvisionTest, CreatesDatabaseAccountsAndCredentialsThatLogIn) {
 TEST_P(ProvisionTest, SecondRunChangesNothing) {
   const tenant who = test::unique_tenant("idem");
   auto store = make_directory_store(dir_);
-  const auto first = provision(conn_, *store, options(who));
+  const auto first = provision(conn_, *make_engine(conn_.server.type), *store, options(who));
   const auto version = store->load()->version;
 
-  const auto second = provision(conn_, *store, options(who));
+  const auto second = provision(conn_, *make_engine(conn_.server.type), *store, options(who));
   EXPECT_FALSE(second.store_written);
   EXPECT_FALSE(second.password_set);
   EXPECT_EQ(store->load()->version, version);
@@ -107,7 +107,7 @@ TEST_P(ProvisionTest, ConcurrentRunsConvergeOnOneWorkingCredentialSet) {
     threads.emplace_back([&, i] {
       try {
         auto store = make_directory_store(dir_);
-        results[i] = provision(conn_, *store, options(who));
+        results[i] = provision(conn_, *make_engine(conn_.server.type), *store, options(who));
       } catch (const std::exception& e) {
         failures[i] = e.what();
       }
@@ -127,12 +127,12 @@ TEST_P(ProvisionTest, LostStoreGetsAFreshPasswordAndTheOldOneStopsWorking) {
   const tenant who = test::unique_tenant("lost");
   const auto first = [&] {
     auto store = make_directory_store(dir_);
-    return provision(conn_, *store, options(who));
+    return provision(conn_, *make_engine(conn_.server.type), *store, options(who));
   }();
   fs::remove_all(dir_);  // the credentials Secret is gone; the accounts remain
 
   auto store = make_directory_store(dir_);
-  const auto second = provision(conn_, *store, options(who));
+  const auto second = provision(conn_, *make_engine(conn_.server.type), *store, options(who));
   EXPECT_TRUE(second.store_written);
   EXPECT_FALSE(second.data.at(keys::password) == first.data.at(keys::password));
   expect_login(active(second.data), second.names.database);
@@ -142,14 +142,14 @@ TEST_P(ProvisionTest, LostStoreGetsAFreshPasswordAndTheOldOneStopsWorking) {
 TEST_P(ProvisionTest, PasswordChangedBehindOurBackIsReplacedWithAFreshOne) {
   const tenant who = test::unique_tenant("broken");
   auto store = make_directory_store(dir_);
-  const auto first = provision(conn_, *store, options(who));
+  const auto first = provision(conn_, *make_engine(conn_.server.type), *store, options(who));
   {
     auto admin = connect_admin(conn_.server, login{conn_.admin_user, conn_.admin_password});
     admin->set_password(first.names.user_a, secret("SomethingElseEntirely123"));
   }
   expect_refused(active(first.data), first.names.database);
 
-  const auto second = provision(conn_, *store, options(who));
+  const auto second = provision(conn_, *make_engine(conn_.server.type), *store, options(who));
   EXPECT_TRUE(second.store_written);
   EXPECT_FALSE(second.data.at(keys::password) == first.data.at(keys::password));
   EXPECT_TRUE(read_directory(dir_).at(keys::password) == second.data.at(keys::password));
@@ -165,7 +165,7 @@ TEST_P(ProvisionTest, DamagedStoreIsReplacedNotTrusted) {
   junk[keys::password] = secret("x");
   ASSERT_TRUE(store->create(junk, {}));
 
-  const auto result = provision(conn_, *store, options(who));
+  const auto result = provision(conn_, *make_engine(conn_.server.type), *store, options(who));
   EXPECT_EQ(result.data.at(keys::user).reveal(), result.names.user_a);
   expect_login(active(result.data), result.names.database);
 }
@@ -173,7 +173,8 @@ TEST_P(ProvisionTest, DamagedStoreIsReplacedNotTrusted) {
 TEST_P(ProvisionTest, InPlaceStrategyMakesOneAccountAndNoStandby) {
   const tenant who = test::unique_tenant("inplace");
   auto store = make_directory_store(dir_);
-  const auto result = provision(conn_, *store, options(who, rotation_strategy::in_place));
+  const auto result =
+      provision(conn_, *make_engine(conn_.server.type), *store, options(who, rotation_strategy::in_place));
   EXPECT_EQ(result.data.count(keys::standby_user), 0u);
   EXPECT_EQ(result.data.count(keys::standby_password), 0u);
   auto admin = connect_admin(conn_.server, login{conn_.admin_user, conn_.admin_password});
@@ -191,7 +192,8 @@ TEST_P(ProvisionTest, HostileTenantNamesProvisionAndStayApart) {
   for (std::size_t i = 0; i < hostile.size(); ++i) {
     const tenant who{hostile[i], "default"};
     auto store = make_directory_store(dir_ / std::to_string(i));
-    results.push_back(provision(conn_, *store, options(who, rotation_strategy::in_place)));
+    results.push_back(
+        provision(conn_, *make_engine(conn_.server.type), *store, options(who, rotation_strategy::in_place)));
     expect_login(active(results.back().data), results.back().names.database);
   }
   // Each tenant reaches its own database and not the others'.
@@ -207,7 +209,7 @@ TEST_P(ProvisionTest, UnreachableServerIsRetriedUntilTheDeadlineThenUnavailable)
   auto o = options(test::unique_tenant("dead"));
   o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   try {
-    provision(dead, *store, o);
+    provision(dead, *make_engine(dead.server.type), *store, o);
     FAIL() << "provision succeeded against a closed port";
   } catch (const error& e) {
     EXPECT_EQ(e.kind(), error_kind::unavailable) << e.what();
@@ -224,7 +226,7 @@ TEST_P(ProvisionTest, WrongAdminPasswordFailsAtOnceAndCreatesNothing) {
   auto store = make_directory_store(dir_);
   const auto start = std::chrono::steady_clock::now();
   try {
-    provision(bad, *store, options(who));
+    provision(bad, *make_engine(bad.server.type), *store, options(who));
     FAIL() << "provision succeeded with a wrong admin password";
   } catch (const error& e) {
     EXPECT_EQ(e.code(), exit_code::database) << e.what();
@@ -244,7 +246,7 @@ TEST_P(ProvisionTest, BadPasswordLengthIsRejectedBeforeAnythingIsCreated) {
   auto o = options(who);
   o.password_length = 8;
   try {
-    provision(conn_, *store, o);
+    provision(conn_, *make_engine(conn_.server.type), *store, o);
     FAIL() << "provision accepted an 8-character password length";
   } catch (const error& e) {
     EXPECT_EQ(e.code(), exit_code::usage) << e.what();
@@ -259,7 +261,7 @@ TEST_P(ProvisionTest, WrongCertificateAuthorityIsAConnectorErrorNotRetried) {
   wrong.server.ca_pem = test::other_ca_pem();
   auto store = make_directory_store(dir_);
   try {
-    provision(wrong, *store, options(test::unique_tenant("wrongca")));
+    provision(wrong, *make_engine(wrong.server.type), *store, options(test::unique_tenant("wrongca")));
     FAIL() << "provision succeeded although the server's certificate does not verify";
   } catch (const error& e) {
     EXPECT_EQ(e.code(), exit_code::connector) << e.what();

@@ -1,6 +1,6 @@
 // Password rotation against the real PostgreSQL and MariaDB test servers, with the
-// directory store (local mode). Every rotator here is built from a store and options
-// only: no connector and no admin password reaches it, as in the sidecar. The test's
+// directory store (local mode). Every rotator here is built from an engine, a store and
+// options only: no connector and no admin password reaches it, as in the sidecar. The test's
 // admin is used only to provision tenants and to break things on purpose.
 
 #include <gtest/gtest.h>
@@ -99,6 +99,7 @@ protected:
 
   void SetUp() override {
     conn_ = test::load_connector(engine());
+    db_ = make_engine(conn_.server.type);
     dir_ = fs::temp_directory_path() / ("tenantdb-rotation-" + std::to_string(::getpid()) + "-" +
                                         sanitized(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
@@ -112,7 +113,7 @@ protected:
     o.strategy = strategy;
     o.deadline = std::chrono::steady_clock::now() + 60s;
     o.ca_file = (dir_ / "caCert").string();
-    return provision(conn_, *store_, o);
+    return provision(conn_, *db_, *store_, o);
   }
 
   rotation_options options(rotation_strategy strategy, std::string holder = "pod-a",
@@ -152,6 +153,7 @@ protected:
   }
 
   connector conn_;
+  std::unique_ptr<tenantdb::engine> db_;
   fs::path dir_;
   std::unique_ptr<credential_store> store_;
 };
@@ -183,7 +185,7 @@ TEST_P(RotationTest, DualSwitchesAccountsThenRetiresThePreviousAfterTheGracePeri
     ~restore_sink() { log::set_sink({}); }
   } restore;
 
-  rotator r(*store_, options(rotation_strategy::dual));
+  rotator r(*db_, *store_, options(rotation_strategy::dual));
   const auto now = clock_type::now();
   ASSERT_EQ(r.rotate(now), rotation_outcome::rotated);
 
@@ -264,7 +266,7 @@ TEST_P(RotationTest, InPlaceReplacesThePasswordAndTheOldOneStopsAtOnce) {
   // Without --ca-file the rotator keeps the CA path the init put into the dataSource.
   auto o = options(rotation_strategy::in_place);
   o.ca_file.clear();
-  rotator r(*store_, o);
+  rotator r(*db_, *store_, o);
   const auto now = clock_type::now();
   ASSERT_EQ(r.rotate(now), rotation_outcome::rotated);
 
@@ -292,7 +294,7 @@ TEST_P(RotationTest, InPlaceReplacesThePasswordAndTheOldOneStopsAtOnce) {
 TEST_P(RotationTest, DualStrategyAgainstAnInPlaceStoreIsAUsageErrorAndChangesNothing) {
   provision_tenant(rotation_strategy::in_place);
   const auto before = stored();
-  rotator r(*store_, options(rotation_strategy::dual));
+  rotator r(*db_, *store_, options(rotation_strategy::dual));
   try {
     r.rotate(clock_type::now());
     FAIL() << "rotate() accepted a store without a standby account";
@@ -310,7 +312,7 @@ TEST_P(RotationTest, RefusedStandbyRollsTheClaimBackAndKeepsTheActiveCredential)
     auto admin = connect_admin(conn_.server, test::admin_login(conn_));
     admin->set_password(standby_of(before).user, secret("SomebodyElsesPassword12345"));
   }
-  rotator r(*store_, options(rotation_strategy::dual));
+  rotator r(*db_, *store_, options(rotation_strategy::dual));
   try {
     r.rotate(clock_type::now());
     FAIL() << "rotate() succeeded although the standby cannot log in";
@@ -329,7 +331,7 @@ TEST_P(RotationTest, RecoveryThatFindsNeitherPasswordWorkingRecordsTheLockoutOnc
   const auto prov = provision_tenant(rotation_strategy::dual);
   const auto initial = stored();
   {
-    rotator dying(*store_, options(rotation_strategy::dual), [](std::string_view point) {
+    rotator dying(*db_, *store_, options(rotation_strategy::dual), [](std::string_view point) {
       if (point == fault_points::claimed) throw simulated_crash{std::string(point)};
     });
     EXPECT_THROW(dying.rotate(clock_type::now()), simulated_crash);
@@ -339,7 +341,7 @@ TEST_P(RotationTest, RecoveryThatFindsNeitherPasswordWorkingRecordsTheLockoutOnc
     admin->set_password(standby_of(initial).user, secret("SomebodyElsesPassword12345"));
   }
   const auto crashed = stored();
-  rotator r(*store_, options(rotation_strategy::dual));
+  rotator r(*db_, *store_, options(rotation_strategy::dual));
   EXPECT_EQ(r.advance(clock_type::now()), rotation_outcome::nothing);
   const auto marked = stored();
   EXPECT_EQ(rotator::locked_out_account(marked), standby_of(initial).user) << "the lockout is not recorded";
@@ -363,7 +365,7 @@ TEST_P(RotationTest, TwoRotatorsRacingElectExactlyOne) {
       threads.emplace_back([&, i] {
         try {
           auto store = make_directory_store(dir_);
-          rotator r(*store, options(rotation_strategy::dual, i == 0 ? "pod-a" : "pod-b"));
+          rotator r(*db_, *store, options(rotation_strategy::dual, i == 0 ? "pod-a" : "pod-b"));
           ready.fetch_add(1);
           while (ready.load() < 2) std::this_thread::yield();
           outcomes[i] = r.rotate(t);
@@ -392,7 +394,7 @@ TEST_P(RotationTest, TwoRotatorsRacingElectExactlyOne) {
       retirers.emplace_back([&, i] {
         try {
           auto store = make_directory_store(dir_);
-          rotator r(*store, options(rotation_strategy::dual, i == 0 ? "pod-a" : "pod-b"));
+          rotator r(*db_, *store, options(rotation_strategy::dual, i == 0 ? "pod-a" : "pod-b"));
           ready2.fetch_add(1);
           while (ready2.load() < 2) std::this_thread::yield();
           outcomes[i] = r.advance(t);
@@ -440,7 +442,7 @@ TEST_P(RotationTest, AClientLoggingInThroughFiveRotationsSeesNoAuthenticationFai
     }
   });
 
-  rotator r(*store_, options(rotation_strategy::dual, "pod-a", 3s));
+  rotator r(*db_, *store_, options(rotation_strategy::dual, "pod-a", 3s));
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(r.rotate(clock_type::now()), rotation_outcome::rotated) << "rotation " << i;
     const auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -497,7 +499,7 @@ TEST_P(RotationCrashTest, AnotherProcessCompletesTheRotationAndTheActiveCredenti
                             c.point == fault_points::retired;
   {
     auto store = make_directory_store(dir_);
-    rotator dying(*store, options(c.strategy, "pod-a"), [&](std::string_view point) {
+    rotator dying(*db_, *store, options(c.strategy, "pod-a"), [&](std::string_view point) {
       if (point == c.point) throw simulated_crash{std::string(point)};
     });
     if (retire_point) {
@@ -524,7 +526,7 @@ TEST_P(RotationCrashTest, AnotherProcessCompletesTheRotationAndTheActiveCredenti
   }
 
   auto store = make_directory_store(dir_);
-  rotator fresh(*store, options(c.strategy, other_holder ? "pod-b" : "pod-a"));
+  rotator fresh(*db_, *store, options(c.strategy, other_holder ? "pod-b" : "pod-a"));
   auto t = crash_time;
   const bool held =
       has_annotation(crashed, annotations::rotation) && member(rotation_json(crashed), "phase") != "grace";
@@ -635,141 +637,6 @@ TEST(ServerFromData, NamesTheKeyThatIsMissingOrBad) {
     d[key] = secret(value);
     expect_connector_error(d, key);
   }
-}
-
-// A store with credentials for a server nobody listens on: the cases below must decide
-// without logging in.
-struct offline_store {
-  fs::path dir = fs::temp_directory_path() / ("tenantdb-rotation-offline-" + std::to_string(::getpid()) + "-" +
-                                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  std::unique_ptr<credential_store> store;
-  offline_store() {
-    fs::remove_all(dir);
-    store = make_directory_store(dir);
-  }
-  ~offline_store() { fs::remove_all(dir); }
-  void put(const std::map<std::string, std::string>& annotations, bool with_pending) {
-    credential_data d = server_keys();
-    d[keys::database] = secret("db");
-    d[keys::user] = secret("db_a");
-    d[keys::password] = secret("PasswordPasswordPassword1");
-    d[keys::standby_user] = secret("db_b");
-    d[keys::standby_password] = secret("PasswordPasswordPassword2");
-    if (with_pending) d[pending_password_key] = secret("PasswordPasswordPassword3");
-    ASSERT_TRUE(store->create(d, annotations));
-  }
-};
-
-TEST(RotatorOffline, AnEmptyStoreIsRetryableAndAdvanceHasNothingToDo) {
-  offline_store o;
-  rotator r(*o.store, rotation_options{});
-  EXPECT_EQ(r.advance(clock_type::now()), rotation_outcome::nothing);
-  try {
-    r.rotate(clock_type::now());
-    FAIL() << "rotate() on an empty store";
-  } catch (const error& e) {
-    EXPECT_EQ(e.kind(), error_kind::unavailable) << e.what();
-    EXPECT_TRUE(e.is_retryable());
-  }
-}
-
-TEST(RotatorOffline, AnUnreadableRotationRecordIsDroppedOnlyWithoutAPendingPassword) {
-  {
-    offline_store o;
-    o.put({{annotations::rotation, "{garbage"}}, false);
-    rotator r(*o.store, rotation_options{});
-    EXPECT_EQ(r.rotate(clock_type::now()), rotation_outcome::nothing) << "in flight until cleared";
-    EXPECT_EQ(r.advance(clock_type::now()), rotation_outcome::recovered);
-    EXPECT_FALSE(in_flight(*o.store->load()));
-  }
-  {
-    offline_store o;
-    o.put({{annotations::rotation, "{garbage"}}, true);
-    const auto before = o.store->load()->version;
-    rotator r(*o.store, rotation_options{});
-    EXPECT_EQ(r.advance(clock_type::now()), rotation_outcome::nothing);
-    EXPECT_EQ(o.store->load()->version, before);
-  }
-}
-
-std::string rfc3339(clock_type::time_point tp) {
-  const auto t = std::chrono::floor<std::chrono::seconds>(tp);
-  const auto days = std::chrono::floor<std::chrono::days>(t);
-  const std::chrono::year_month_day ymd{days};
-  const std::chrono::hh_mm_ss hms{t - days};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()));
-  return buf;
-}
-
-TEST(RotatorOffline, ARotationHeldByALiveReplicaIsLeftAlone) {
-  offline_store o;
-  const auto now = clock_type::now();
-  o.put(
-      {{annotations::rotation, R"({"phase":"standby","holder":"pod-x","id":"1","started":")" + rfc3339(now) + R"("})"}},
-      true);
-  const auto before = o.store->load()->version;
-  rotation_options opts;
-  opts.holder = "pod-y";
-  rotator r(*o.store, opts);
-  EXPECT_EQ(r.advance(now + 10s), rotation_outcome::nothing);
-  EXPECT_EQ(r.rotate(now + 10s), rotation_outcome::nothing);
-  EXPECT_EQ(o.store->load()->version, before);
-}
-
-stored_credentials with_database(std::string name) {
-  stored_credentials s;
-  s.data[keys::database] = secret(std::move(name));
-  return s;
-}
-
-TEST(Schedule, NextDueIsLastRotationPlusEveryWithADeterministicPerTenantOffset) {
-  const auto fallback = clock_type::now();
-  const auto every = std::chrono::seconds(24h);
-  std::set<clock_type::time_point> distinct;
-  for (int i = 0; i < 50; ++i) {
-    const auto s = with_database("vcluster_tenant_" + std::to_string(i));
-    const auto due = rotator::next_due(s, every, 0.1, fallback);
-    EXPECT_EQ(due, rotator::next_due(s, every, 0.1, fallback)) << "not deterministic";
-    EXPECT_GE(due, fallback + every - every / 10);
-    EXPECT_LE(due, fallback + every + every / 10);
-    distinct.insert(due);
-  }
-  EXPECT_GT(distinct.size(), 40u) << "tenants should spread out";
-
-  auto s = with_database("x");
-  EXPECT_EQ(rotator::next_due(s, every, 0.0, fallback), fallback + every);
-  s.annotations[annotations::last_rotation] = "2024-05-01T12:00:00Z";
-  const auto last = std::chrono::sys_days{std::chrono::year{2024} / 5 / 1} + 12h;
-  EXPECT_EQ(rotator::next_due(s, every, 0.0, fallback), last + every);
-  s.annotations[annotations::last_rotation] = "2024-05-01T14:00:00+02:00";
-  EXPECT_EQ(rotator::next_due(s, every, 0.0, fallback), last + every);
-  s.annotations[annotations::last_rotation] = "yesterday";
-  EXPECT_EQ(rotator::next_due(s, every, 0.0, fallback), fallback + every);
-}
-
-TEST(Schedule, RotateNowAndGraceEndsReadTheAnnotations) {
-  stored_credentials s;
-  EXPECT_FALSE(rotator::rotation_requested(s));
-  s.annotations[annotations::rotate_now] = "yes";
-  EXPECT_TRUE(rotator::rotation_requested(s));
-  s.annotations[annotations::rotate_now] = "";  // how a store that cannot delete annotations removes one
-  EXPECT_FALSE(rotator::rotation_requested(s));
-
-  EXPECT_FALSE(rotator::grace_ends(s));
-  s.annotations[annotations::rotation] =
-      R"({"phase":"grace","holder":"p","id":"1","started":"2024-05-01T12:00:00Z","graceUntil":"2024-05-01T12:10:00Z"})";
-  const auto end = rotator::grace_ends(s);
-  ASSERT_TRUE(end);
-  EXPECT_EQ(*end, std::chrono::sys_days{std::chrono::year{2024} / 5 / 1} + 12h + 10min);
-  s.annotations[annotations::rotation] =
-      R"({"phase":"standby","holder":"p","id":"1","started":"2024-05-01T12:00:00Z"})";
-  EXPECT_FALSE(rotator::grace_ends(s));
-  s.annotations[annotations::rotation] = "{not json";
-  EXPECT_FALSE(rotator::grace_ends(s));
 }
 
 }  // namespace

@@ -69,7 +69,7 @@ protected:
     o.who = who;
     o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     o.ca_file = test::ca_pem_path().string();
-    const auto r = provision(conn_, *store, o);
+    const auto r = provision(conn_, *make_engine(conn_.server.type), *store, o);
     return {r.names,
             {r.data.at(keys::user).reveal(), r.data.at(keys::password)},
             {r.data.at(keys::standby_user).reveal(), r.data.at(keys::standby_password)}};

@@ -80,19 +80,52 @@ struct db_timeouts {
   std::chrono::seconds statement{30};
 };
 
-/// Connects as the admin. Throws tenantdb::error: database (auth refused, permission),
-/// retryable unavailable (refused, DNS, server starting), connector (TLS verification
-/// failed: wrong CA or host name).
+/// One server type's operations: the admin's (connect, then the admin_session) and the
+/// tenant's own (log in, change its own password). PostgreSQL and MySQL/MariaDB each
+/// implement it in their own file; make_engine() chooses one from the engine type, and
+/// provisioning and rotation take it as a parameter, so tests can hand them a fake. An
+/// engine holds no connection and no secret: every call connects to the address it is
+/// given and closes again. Errors are tenantdb::error as for admin_session.
+class engine {
+public:
+  engine() = default;
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+  virtual ~engine() = default;
+
+  /// Connects as the admin. Throws tenantdb::error: database (auth refused, permission),
+  /// retryable unavailable (refused, DNS, server starting), connector (TLS verification
+  /// failed: wrong CA or host name).
+  virtual std::unique_ptr<admin_session> connect_admin(const server_address& server, const login& admin,
+                                                       const db_timeouts& timeouts) = 0;
+
+  /// Logs in as the tenant to its database and runs a statement there. Throws
+  /// tenantdb::error kind verification if the credentials are refused.
+  virtual void verify_login(const server_address& server, const login& tenant_login, const std::string& database,
+                            const db_timeouts& timeouts) = 0;
+
+  /// Logs in as `current` and changes that account's own password to `next`, without
+  /// admin rights (PostgreSQL ALTER ROLE, MySQL/MariaDB SET PASSWORD). Throws
+  /// tenantdb::error kind verification if `current` is refused.
+  virtual void change_own_password(const server_address& server, const login& current, const std::string& database,
+                                   const secret& next, const db_timeouts& timeouts) = 0;
+};
+
+/// The engine for `type`: PostgreSQL, or MySQL/MariaDB. Calls with an address of another
+/// type are refused (tenantdb::error, internal).
+std::unique_ptr<engine> make_engine(engine_type type);
+
+/// An engine that takes each call to make_engine(server.type) for the address it is
+/// given. For the sidecar, which reads the server's type from the credentials store
+/// rather than from a connector, so it follows the store as it always has.
+std::unique_ptr<engine> make_engine_by_address();
+
+/// Thin wrappers over make_engine(server.type), for the engine tests and tools that call
+/// one operation on its own.
 std::unique_ptr<admin_session> connect_admin(const server_address& server, const login& admin,
                                              const db_timeouts& timeouts = {});
-
-/// Logs in as the tenant to its database and runs a statement there. Throws
-/// tenantdb::error kind verification if the credentials are refused.
 void verify_login(const server_address& server, const login& tenant_login, const std::string& database,
                   const db_timeouts& timeouts = {});
-
-/// Logs in as `current` and changes that account's own password to `next`, without admin
-/// rights (PostgreSQL ALTER ROLE, MySQL/MariaDB SET PASSWORD).
 void change_own_password(const server_address& server, const login& current, const std::string& database,
                          const secret& next, const db_timeouts& timeouts = {});
 

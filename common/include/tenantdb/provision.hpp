@@ -90,7 +90,9 @@ struct provision_result {
 /// each with its ownership record, grants least privilege, reconciles the
 /// credentials with `store` (keeps working ones, replaces lost or broken ones; a lost
 /// race adopts the winner's), sets the passwords in the database, and logs in as the
-/// tenant. Transient failures are retried until options.deadline. Idempotent.
-provision_result provision(const connector& conn, credential_store& store, const provision_options& options);
+/// tenant, all through `db` (make_engine(conn.server.type), or a fake in tests).
+/// Transient failures are retried until options.deadline. Idempotent.
+provision_result provision(const connector& conn, engine& db, credential_store& store,
+                           const provision_options& options);
 
 }  // namespace tenantdb

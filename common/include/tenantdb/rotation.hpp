@@ -104,12 +104,13 @@ enum class rotation_outcome {
 /// sslMode, caCert keys). Throws tenantdb::error (kind connector) naming a missing key.
 server_address server_from_data(const credential_data& data);
 
-/// Drives rotations against one store.
+/// Drives rotations against one store, talking to the database through `db` (the
+/// sidecar's make_engine_by_address(), or a fake in tests), which must outlive it.
 class rotator {
 public:
   using clock = std::chrono::system_clock;
 
-  rotator(credential_store& store, rotation_options options, fault_hook hook = {});
+  rotator(engine& db, credential_store& store, rotation_options options, fault_hook hook = {});
 
   /// Starts a rotation now if none is in flight, and runs it through the switch (dual)
   /// or to the end (in-place). Returns rotated, or lost_race/nothing if another replica
@@ -137,6 +138,7 @@ public:
   static std::string locked_out_account(const stored_credentials& stored);
 
 private:
+  engine& db_;
   credential_store& store_;
   rotation_options options_;
   fault_hook hook_;

@@ -1,10 +1,11 @@
 #pragma once
-// Private: the per-engine entry points that engine.cpp dispatches to.
+// Private: the per-engine factories that make_engine() chooses from, and what both share.
 
 #include <memory>
 #include <string>
 
 #include "tenantdb/engine.hpp"
+#include "tenantdb/error.hpp"
 #include "tenantdb/secret.hpp"
 
 namespace tenantdb::detail {
@@ -24,18 +25,14 @@ public:
   std::string value;
 };
 
-std::unique_ptr<admin_session> connect_postgres_admin(const server_address& server, const login& admin,
-                                                      const db_timeouts& timeouts);
-void postgres_verify_login(const server_address& server, const login& tenant_login, const std::string& database,
-                           const db_timeouts& timeouts);
-void postgres_change_own_password(const server_address& server, const login& current, const std::string& database,
-                                  const secret& next, const db_timeouts& timeouts);
+/// An engine is chosen for one server type; an address of another type is a bug.
+inline void require_type(const server_address& server, engine_type type) {
+  if (server.type != type)
+    throw error(error_kind::internal, "an engine chosen for one server type was handed an address of another");
+}
 
-std::unique_ptr<admin_session> connect_mysql_admin(const server_address& server, const login& admin,
-                                                   const db_timeouts& timeouts);
-void mysql_verify_login(const server_address& server, const login& tenant_login, const std::string& database,
-                        const db_timeouts& timeouts);
-void mysql_change_own_password(const server_address& server, const login& current, const std::string& database,
-                               const secret& next, const db_timeouts& timeouts);
+/// The PostgreSQL engine (postgres.cpp) and the MySQL/MariaDB engine (mysql.cpp).
+std::unique_ptr<engine> make_postgres_engine();
+std::unique_ptr<engine> make_mysql_engine();
 
 }  // namespace tenantdb::detail

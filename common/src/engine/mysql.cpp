@@ -681,6 +681,8 @@ private:
 // Entry points
 // ---------------------------------------------------------------------------------------
 
+namespace {
+
 std::unique_ptr<admin_session> connect_mysql_admin(const server_address& server, const login& admin,
                                                    const db_timeouts& timeouts) {
   mysql_ptr conn = open_connection(server, admin, std::string(), timeouts, party::admin);
@@ -731,6 +733,32 @@ void mysql_change_own_password(const server_address& server, const login& curren
     copy.db_errno(e.db_errno()).retryable(e.is_retryable());
     throw copy;
   }
+}
+
+/// The engine interface over the entry points above.
+class mysql_engine final : public engine {
+public:
+  std::unique_ptr<admin_session> connect_admin(const server_address& server, const login& admin,
+                                               const db_timeouts& timeouts) override {
+    require_type(server, engine_type::mysql);
+    return connect_mysql_admin(server, admin, timeouts);
+  }
+  void verify_login(const server_address& server, const login& tenant_login, const std::string& database,
+                    const db_timeouts& timeouts) override {
+    require_type(server, engine_type::mysql);
+    mysql_verify_login(server, tenant_login, database, timeouts);
+  }
+  void change_own_password(const server_address& server, const login& current, const std::string& database,
+                           const secret& next, const db_timeouts& timeouts) override {
+    require_type(server, engine_type::mysql);
+    mysql_change_own_password(server, current, database, next, timeouts);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<engine> make_mysql_engine() {
+  return std::make_unique<mysql_engine>();
 }
 
 }  // namespace tenantdb::detail

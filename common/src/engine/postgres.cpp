@@ -753,6 +753,8 @@ private:
 // Entry points
 // ---------------------------------------------------------------------------------------
 
+namespace {
+
 std::unique_ptr<admin_session> connect_postgres_admin(const server_address& server, const login& admin,
                                                       const db_timeouts& timeouts) {
   const std::string database = server.admin_database.empty() ? std::string("postgres") : server.admin_database;
@@ -803,6 +805,32 @@ void postgres_change_own_password(const server_address& server, const login& cur
     copy.sqlstate(e.sqlstate()).retryable(e.is_retryable());
     throw copy;
   }
+}
+
+/// The engine interface over the entry points above.
+class postgres_engine final : public engine {
+public:
+  std::unique_ptr<admin_session> connect_admin(const server_address& server, const login& admin,
+                                               const db_timeouts& timeouts) override {
+    require_type(server, engine_type::postgres);
+    return connect_postgres_admin(server, admin, timeouts);
+  }
+  void verify_login(const server_address& server, const login& tenant_login, const std::string& database,
+                    const db_timeouts& timeouts) override {
+    require_type(server, engine_type::postgres);
+    postgres_verify_login(server, tenant_login, database, timeouts);
+  }
+  void change_own_password(const server_address& server, const login& current, const std::string& database,
+                           const secret& next, const db_timeouts& timeouts) override {
+    require_type(server, engine_type::postgres);
+    postgres_change_own_password(server, current, database, next, timeouts);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<engine> make_postgres_engine() {
+  return std::make_unique<postgres_engine>();
 }
 
 }  // namespace tenantdb::detail

@@ -30,9 +30,10 @@ std::map<std::string, std::string> without_lockout(std::map<std::string, std::st
   return notes;
 }
 
-bool login_works(const server_address& server, const login& l, const std::string& database, const db_timeouts& t) {
+bool login_works(engine& db, const server_address& server, const login& l, const std::string& database,
+                 const db_timeouts& t) {
   try {
-    verify_login(server, l, database, t);
+    db.verify_login(server, l, database, t);
     return true;
   } catch (const error& e) {
     if (e.kind() != error_kind::verification) throw;  // unreachable server etc.: not a verdict
@@ -77,6 +78,7 @@ ownership owner_of(const provision_options& opts, const tenant_names& names, con
 
 struct run {
   const connector& conn;
+  engine& db;
   credential_store& store;
   const provision_options& opts;
   tenant_names names;
@@ -131,7 +133,7 @@ struct run {
     reached(points::granted);
     result.password_set = true;
     reached(points::passwords_set);
-    if (!login_works(conn.server, c.active, c.database, opts.timeouts)) {
+    if (!login_works(db, conn.server, c.active, c.database, opts.timeouts)) {
       const auto now = store.load();
       if (now && now->version != version) return false;
       throw error(error_kind::verification, "the tenant \"" + c.active.user +
@@ -150,10 +152,10 @@ struct run {
   // changed it (the previous password works during the grace period, and a role may
   // change its own password; only a superuser could forbid that).
   bool standby_locked_out(const credentials& c, const credential_data& data) const {
-    if (login_works(conn.server, *c.standby, c.database, opts.timeouts)) return false;
+    if (login_works(db, conn.server, *c.standby, c.database, opts.timeouts)) return false;
     const auto pending = data.find(keys::pending_password);
     if (pending != data.end() && !pending->second.empty() &&
-        login_works(conn.server, login{c.standby->user, pending->second}, c.database, opts.timeouts))
+        login_works(db, conn.server, login{c.standby->user, pending->second}, c.database, opts.timeouts))
       return false;
     return true;
   }
@@ -233,13 +235,13 @@ struct run {
     }
 
     ensure_accounts(*creds);
-    if (!login_works(conn.server, creds->active, creds->database, opts.timeouts)) {
+    if (!login_works(db, conn.server, creds->active, creds->database, opts.timeouts)) {
       // Another run may have claimed the store and not yet set the password: give it a
       // moment, and go round again if the store moved on.
       std::this_thread::sleep_for(settle_time);
       const auto again = store.load();
       if (!again || again->version != stored->version) return false;
-      if (login_works(conn.server, creds->active, creds->database, opts.timeouts)) return false;
+      if (login_works(db, conn.server, creds->active, creds->database, opts.timeouts)) return false;
       // Lost credentials: the account's password changed behind our back. A fresh
       // password replaces it, claimed in the store before the database is touched.
       credentials fresh = *creds;
@@ -291,7 +293,7 @@ struct run {
   }
 
   void once() {
-    admin = connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, opts.timeouts);
+    admin = db.connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, opts.timeouts);
     log::info("connected as admin", {{"engine", engine_name(conn.server)},
                                      {"host", conn.server.host},
                                      {"port", static_cast<int>(conn.server.port)},
@@ -324,12 +326,13 @@ rotation_strategy parse_strategy(std::string_view text) {
   throw error(error_kind::usage, "--strategy must be dual or in-place").about("--strategy");
 }
 
-provision_result provision(const connector& conn, credential_store& store, const provision_options& options) {
+provision_result provision(const connector& conn, engine& db, credential_store& store,
+                           const provision_options& options) {
   validate_tenant(options.who);
   validate_name_prefix(options.name_prefix);
   validate_password_length(options.password_length);
   const tenant_names names = derive_names(options.who, options.name_prefix);
-  run r{conn, store, options, names, owner_of(options, names, store), nullptr, {}};
+  run r{conn, db, store, options, names, owner_of(options, names, store), nullptr, {}};
   r.result.names = r.names;
   log::info("provisioning", {{"tenant", options.who.name},
                              {"namespace", options.who.namespace_name},

@@ -301,6 +301,7 @@ clock::time_point ceil_seconds(clock::time_point t) {
 
 /// One call of rotate() or advance().
 struct run {
+  engine& db;
   credential_store& store;
   const rotation_options& opts;
   const fault_hook& hook;
@@ -419,7 +420,7 @@ struct run {
   // True if `account.user` logs in with `password`; throws if the server gives no verdict.
   bool logs_in(const snapshot& s, const std::string& user, const secret& password) const {
     try {
-      verify_login(s.server, login{user, password}, s.creds.database, opts.timeouts);
+      db.verify_login(s.server, login{user, password}, s.creds.database, opts.timeouts);
       return true;
     } catch (const error& e) {
       if (e.kind() != error_kind::verification) throw;  // unreachable server: no verdict
@@ -435,7 +436,7 @@ struct run {
   bool change_password(snapshot& s, phase p, const login& account, const secret& next, bool may_roll_back) const {
     const std::string id = s.rotation ? s.rotation->id : std::string();
     try {
-      change_own_password(s.server, account, s.creds.database, next, opts.timeouts);
+      db.change_own_password(s.server, account, s.creds.database, next, opts.timeouts);
     } catch (const error& e) {
       if (e.kind() != error_kind::verification) throw;  // unknown outcome: recovery decides
       if (logs_in(s, account.user, next)) {
@@ -781,8 +782,8 @@ server_address server_from_data(const credential_data& data) {
   return out;
 }
 
-rotator::rotator(credential_store& store, rotation_options options, fault_hook hook)
-    : store_(store), options_(std::move(options)), hook_(std::move(hook)) {
+rotator::rotator(engine& db, credential_store& store, rotation_options options, fault_hook hook)
+    : db_(db), store_(store), options_(std::move(options)), hook_(std::move(hook)) {
   const auto longest_step = options_.timeouts.connect + options_.timeouts.statement;
   if (options_.takeover_after <= longest_step)
     log::warn(
@@ -793,11 +794,11 @@ rotator::rotator(credential_store& store, rotation_options options, fault_hook h
 }
 
 rotation_outcome rotator::rotate(clock::time_point now) {
-  return run{store_, options_, hook_, now}.rotate();
+  return run{db_, store_, options_, hook_, now}.rotate();
 }
 
 rotation_outcome rotator::advance(clock::time_point now) {
-  return run{store_, options_, hook_, now}.advance();
+  return run{db_, store_, options_, hook_, now}.advance();
 }
 
 rotator::clock::time_point rotator::next_due(const stored_credentials& stored, std::chrono::seconds every,

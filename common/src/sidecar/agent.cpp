@@ -324,7 +324,7 @@ struct agent::impl {
   impl(credential_store& s, agent_options o)
       : options(std::move(o)),
         store(s),
-        rot(store, options.rotation, test_hooks(options)),
+        rot(*db, store, options.rotation, test_hooks(options)),
         sync_timer(io),
         check_timer(io),
         reload_timer(io),
@@ -898,6 +898,7 @@ struct agent::impl {
   asio::io_context io;  // first: destroyed last, after everything that uses it
   agent_options options;
   observed_store store;
+  std::unique_ptr<engine> db = make_engine_by_address();  // the store names the server type
   rotator rot;
   asio::steady_timer sync_timer;
   asio::steady_timer check_timer;
