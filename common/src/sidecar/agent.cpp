@@ -42,76 +42,7 @@ using std::chrono::seconds;
 using sys_clock = std::chrono::system_clock;
 
 // ---------------------------------------------------------------------------------------
-// Small parsers
-
-std::string listen_address::to_string() const {
-  if (!enabled()) return "off";
-  const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return h + ":" + std::to_string(port);
-}
-
-listen_address parse_listen_address(std::string_view text, std::string_view flag) {
-  const auto bad = [&](const std::string& why) {
-    return error(error_kind::usage, std::string(flag) +
-                                        " must be HOST:PORT with an IP address, [IPV6]:PORT, :PORT or off" +
-                                        (why.empty() ? std::string() : ": " + why))
-        .about(std::string(flag));
-  };
-  if (text == "off") return {};
-  std::string host;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') throw bad("");
-    host = std::string(text.substr(1, close - 1));
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) throw bad("no port");
-    host = std::string(text.substr(0, colon));
-    if (host.find(':') != std::string::npos) throw bad("put an IPv6 address in brackets");
-    port_text = text.substr(colon + 1);
-  }
-  if (host.empty()) host = "0.0.0.0";
-  error_code ec;
-  const auto address = asio::ip::make_address(host, ec);
-  if (ec) throw bad("\"" + host + "\" is not an IP address");
-  unsigned long port = 0;
-  const bool digits = !port_text.empty() && port_text.size() <= 5 &&
-                      std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (digits) port = std::stoul(std::string(port_text));
-  if (!digits || port > 65535) throw bad("the port must be a number from 0 to 65535");
-  return listen_address{address.to_string(), static_cast<std::uint16_t>(port)};
-}
-
-bool is_loopback(const listen_address& address) {
-  error_code ec;
-  const auto a = asio::ip::make_address(address.host, ec);
-  if (ec) return false;
-  if (a.is_v4()) return a.to_v4().is_loopback();
-  const auto v6 = a.to_v6();
-  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).is_loopback();
-  return v6.is_loopback();
-}
-
-int parse_signal(std::string_view text) {
-  static const std::pair<const char*, int> names[] = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},   {"USR2", SIGUSR2},
-      {"TERM", SIGTERM}, {"KILL", SIGKILL}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM},
-  };
-  std::string_view name = text;
-  if (name.substr(0, 3) == "SIG") name.remove_prefix(3);
-  for (const auto& [n, value] : names)
-    if (name == n) return value;
-  const bool digits = !text.empty() && text.size() <= 2 &&
-                      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (digits) {
-    const int value = std::stoi(std::string(text));
-    if (value >= 1 && value <= 64) return value;
-  }
-  throw error(error_kind::usage, "--reload-signal must be a signal name such as HUP or USR1, or a number from 1 to 64")
-      .about("--reload-signal");
-}
+// Small parsers (the flag parsers are in options.cpp)
 
 std::optional<sys_clock::time_point> parse_rfc3339(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
