@@ -300,5 +300,32 @@ TEST(BackoffDelay, InitialAboveTheCapIsCapped) {
   EXPECT_EQ(backoff_delay(no_jitter(10s, 1s), 1).count(), 1000);
 }
 
+TEST(WithJitter, StaysWithinTheFractionEitherWayAndReachesBothSides) {
+  std::mt19937_64 rng(42);
+  std::int64_t lowest = std::numeric_limits<std::int64_t>::max();
+  std::int64_t highest = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const auto d = with_jitter(10'000ms, 0.1, rng).count();
+    EXPECT_GE(d, 9'000);
+    EXPECT_LE(d, 11'000);
+    lowest = std::min(lowest, d);
+    highest = std::max(highest, d);
+  }
+  // Spread over the whole band, not stuck on one side of the base.
+  EXPECT_LT(lowest, 9'100);
+  EXPECT_GT(highest, 10'900);
+}
+
+TEST(WithJitter, NoJitterIsTheDelayItself) {
+  std::mt19937_64 rng(7);
+  for (const auto d : {0ms, 1ms, 250ms, 300'000ms}) EXPECT_EQ(with_jitter(d, 0.0, rng), d);
+}
+
+TEST(WithJitter, SameSeedSameDelays) {
+  std::mt19937_64 a(1234);
+  std::mt19937_64 b(1234);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(with_jitter(5'000ms, 0.25, a), with_jitter(5'000ms, 0.25, b));
+}
+
 }  // namespace
 }  // namespace tenantdb

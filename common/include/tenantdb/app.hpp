@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "tenantdb/connector.hpp"
 #include "tenantdb/kube.hpp"
@@ -38,6 +39,22 @@ std::string resolve_namespace(const std::string& flag, const std::string& fallba
 /// until `deadline`.
 connector_data fetch_connector(kube_client& client, const std::string& reference, const std::string& default_namespace,
                                std::chrono::steady_clock::time_point deadline);
+
+/// What a binary's command line asks for: run with `options`, or, when it holds none, end
+/// the process at once with `exit_code` (0: --help or --version was printed on stdout;
+/// 2: a command line that could not be parsed, already logged by usage_error).
+template <typename Options>
+struct command_line {
+  std::optional<Options> options;
+  int exit_code = 0;
+};
+
+/// The credentials Secret of `tenant` when --secret-name is not given: "vc-db-<tenant>".
+std::string default_secret_name(std::string_view tenant);
+
+/// Where the workload finds caCert: `ca_file` (--ca-file) if given, else caCert in
+/// `output_dir`, else "" (no --output-dir: the workload's path is unknown).
+std::string default_ca_file(const std::string& ca_file, const std::string& output_dir);
 
 /// The binaries' version string.
 const char* version() noexcept;

@@ -3,7 +3,9 @@
 /// Retrying transient failures with exponential backoff and jitter until a deadline.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <random>
 #include <string_view>
 
 namespace tenantdb {
@@ -32,5 +34,14 @@ void retry_until(std::chrono::steady_clock::time_point deadline, std::string_vie
 
 /// The delay before attempt number `attempt` (1-based) without jitter.
 std::chrono::milliseconds backoff_delay(const backoff_policy& policy, unsigned attempt) noexcept;
+
+/// `delay` spread at random by up to `jitter` (a fraction) either way, drawn from `rng`:
+/// what retry_until does to each backoff_delay, and how the sidecar spreads its timers.
+/// Jitter only spreads clients apart; it needs no cryptographic quality.
+template <typename Rng>
+std::chrono::milliseconds with_jitter(std::chrono::milliseconds delay, double jitter, Rng& rng) {
+  std::uniform_real_distribution<double> spread(1.0 - jitter, 1.0 + jitter);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(delay.count()) * spread(rng)));
+}
 
 }  // namespace tenantdb

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 
+#include "tenantdb/credentials.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/naming.hpp"
@@ -21,6 +22,16 @@ namespace tenantdb {
 
 const char* version() noexcept {
   return TENANTDB_VERSION;
+}
+
+std::string default_secret_name(std::string_view tenant) {
+  return "vc-db-" + std::string(tenant);
+}
+
+std::string default_ca_file(const std::string& ca_file, const std::string& output_dir) {
+  if (!ca_file.empty()) return ca_file;
+  if (output_dir.empty()) return {};
+  return output_dir + "/" + keys::ca_cert;
 }
 
 void harden_process() noexcept {

@@ -26,10 +26,7 @@ void retry_until(std::chrono::steady_clock::time_point deadline, std::string_vie
       return;
     } catch (const error& e) {
       if (!e.is_retryable()) throw;
-      const auto base = backoff_delay(policy, n);
-      std::uniform_real_distribution<double> spread(1.0 - policy.jitter, 1.0 + policy.jitter);
-      const auto delay =
-          std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) * spread(rng)));
+      const auto delay = with_jitter(backoff_delay(policy, n), policy.jitter, rng);
       const auto now = clock.now();
       if (now + delay > deadline) {
         error out(error_kind::unavailable, std::string(what) + ": gave up after " + std::to_string(n) + " attempt" +

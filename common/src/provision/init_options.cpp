@@ -1,0 +1,152 @@
+#include "tenantdb/init_options.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include "tenantdb/duration.hpp"
+#include "tenantdb/error.hpp"
+#include "tenantdb/fault.hpp"
+#include "tenantdb/naming.hpp"
+#include "tenantdb/password.hpp"
+
+namespace tenantdb {
+namespace {
+
+// The flags as written, defaults filled in; checked by to_options.
+struct flags {
+  std::string tenant;
+  std::string namespace_name;
+  std::string name_prefix{default_name_prefix};
+  std::string connector;
+  std::string connector_file;
+  std::string secret_name;
+  std::string output_dir;
+  std::string store_dir;
+  std::string ca_file;
+  std::string kubeconfig;
+  std::string strategy = "dual";
+  std::string timeout = "5m";
+  std::string log_level = "info";
+  std::string file_mode = "0440";
+  std::size_t password_length = 32;
+  bool local = false;
+  bool print_json = false;
+  bool adopt_existing = false;
+};
+
+void add_flags(CLI::App& app, flags& f) {
+  app.set_version_flag("--version", version());
+  app.add_option("--tenant", f.tenant, "Tenant name (e.g. the vCluster's name)")->envname("TENANTDB_TENANT");
+  app.add_option("--namespace", f.namespace_name, "Tenant namespace (default: $POD_NAMESPACE, the pod's own)");
+  app.add_option("--name-prefix", f.name_prefix, "Prefix of database and user names")->capture_default_str();
+  app.add_option("--connector", f.connector, "Connector Secret as NAME or NAMESPACE/NAME, read through the API");
+  app.add_option("--connector-file", f.connector_file, "Connector as a mounted Secret directory or a YAML/JSON file");
+  app.add_option("--secret-name", f.secret_name, "Credentials Secret name (default: vc-db-<tenant>)");
+  app.add_option("--output-dir", f.output_dir, "Also write the credentials as files into this directory");
+  app.add_option("--ca-file", f.ca_file, "Path of caCert as the workload sees it (default: <output-dir>/caCert)");
+  app.add_option("--file-mode", f.file_mode, "Mode of the credential files")->capture_default_str();
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "Kubeconfig to use outside a cluster (default: $KUBECONFIG, else in-cluster)");
+  app.add_option("--strategy", f.strategy, "Rotation strategy the accounts are made for: dual or in-place")
+      ->capture_default_str();
+  app.add_option("--password-length", f.password_length, "Password length (16-80)")->capture_default_str();
+  app.add_option("--timeout", f.timeout, "Give up on an unreachable database or API after this long")
+      ->capture_default_str();
+  app.add_option("--log-level", f.log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_flag("--local", f.local,
+               "No Kubernetes: --connector-file in, --store-dir (default: --output-dir) is the credential store");
+  app.add_option(
+      "--store-dir", f.store_dir,
+      "With --local: the credential store, apart from --output-dir, which then gets only the workload's keys");
+  app.add_flag("--print-json", f.print_json, "Print the credentials as JSON on stdout");
+  app.add_flag("--adopt-existing", f.adopt_existing,
+               "Take over an existing database or account with the tenant's names that has no ownership record "
+               "(never one recorded for another owner)");
+}
+
+init_options to_options(const flags& f) {
+  init_options out;
+  out.log_level = log::parse_level(f.log_level);
+  out.timeout = parse_duration(f.timeout, "--timeout");
+
+  provision_options& opts = out.provision;
+  opts.who.name = f.tenant;
+  opts.name_prefix = f.name_prefix;
+  opts.strategy = parse_strategy(f.strategy);
+  opts.password_length = f.password_length;
+  validate_password_length(opts.password_length);
+  opts.adopt_existing = f.adopt_existing;
+  out.files.file_mode = parse_file_mode(f.file_mode);
+  opts.fault = crash_at_hook(crash_at_from_env());
+  out.files.fault = opts.fault;
+  opts.ca_file = default_ca_file(f.ca_file, f.output_dir);
+
+  out.namespace_name = f.namespace_name;
+  out.local = f.local;
+  out.connector = f.connector;
+  out.connector_file = f.connector_file;
+  out.output_dir = f.output_dir;
+  out.store_dir = f.store_dir;
+  out.kubeconfig = f.kubeconfig;
+  out.print_json = f.print_json;
+
+  if (f.local) {
+    // No Kubernetes at all: connector from a file, the directory is the store.
+    if (f.connector_file.empty())
+      throw error(error_kind::usage, "--local needs --connector-file").about("--connector-file");
+    if (f.output_dir.empty()) throw error(error_kind::usage, "--local needs --output-dir").about("--output-dir");
+    if (!f.connector.empty() || !f.secret_name.empty())
+      throw error(error_kind::usage, "--local does not use the Kubernetes API: drop --connector and --secret-name")
+          .about("--local");
+    resolve_tenant(out, "default");
+    // With --store-dir the store is tenantdb's own and --output-dir gets only the
+    // workload's keys; without it --output-dir is the store (standby included).
+    if (!f.store_dir.empty()) check_store_apart(f.store_dir, f.output_dir);
+    return out;
+  }
+
+  if (!f.store_dir.empty())
+    throw error(error_kind::usage, "--store-dir is for --local only (the store is the credentials Secret)")
+        .about("--store-dir");
+  if (f.connector.empty() == f.connector_file.empty())
+    throw error(error_kind::usage, "pass exactly one of --connector (a Secret) or --connector-file (a mounted file)")
+        .about("--connector");
+  out.secret_name = f.secret_name;
+  return out;
+}
+
+}  // namespace
+
+command_line<init_options> parse_init_command_line(int argc, const char* const* argv) {
+  flags f;
+  CLI::App app{"tenantdb-init: gives a tenant its own database, user and credentials on a shared server"};
+  add_flags(app, f);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return {std::nullopt, app.exit(e)};
+  } catch (const CLI::ParseError& e) {
+    return {std::nullopt, usage_error(e.what())};
+  }
+  return {to_options(f), 0};
+}
+
+void resolve_tenant(init_options& options, const std::string& default_namespace) {
+  tenant& who = options.provision.who;
+  who.namespace_name = resolve_namespace(options.namespace_name, default_namespace);
+  validate_tenant(who);
+  validate_name_prefix(options.provision.name_prefix);
+  if (options.local) return;
+  const bool defaulted = options.secret_name.empty();
+  if (defaulted) options.secret_name = default_secret_name(who.name);
+  const std::string& name = options.secret_name;
+  if (is_dns1123_subdomain(name)) return;
+  // Quoted cut short: one readable line, never a long value echoed back whole.
+  const std::string shown = defaulted          ? std::string("vc-db-<tenant>")
+                            : name.size() > 63 ? name.substr(0, 40) + "..."
+                                               : name;
+  throw error(error_kind::usage,
+              "the credentials Secret name \"" + shown + "\" is not a valid Kubernetes name; pass --secret-name")
+      .about("--secret-name");
+}
+
+}  // namespace tenantdb

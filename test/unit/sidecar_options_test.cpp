@@ -1,0 +1,310 @@
+// tenantdb-sidecar's command line (tenantdb/sidecar_options.hpp): every flag's default,
+// every refusal naming its flag with its exit kind, and the environment fallbacks, without
+// running the binary.
+
+#include "tenantdb/sidecar_options.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "expect_error.hpp"
+#include "tenantdb/error.hpp"
+#include "tenantdb/log.hpp"
+
+namespace tenantdb {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// The variables the sidecar reads; each test starts without them and ends as it began.
+class SidecarOptions : public ::testing::Test {
+protected:
+  void SetUp() override {
+    for (const char* name : {"TENANTDB_TENANT", "POD_NAME", "TENANTDB_TEST_CRASH_AT", "TENANTDB_TEST_PAUSE_AT"}) {
+      if (const char* v = std::getenv(name)) saved_.emplace_back(name, v);
+      ::unsetenv(name);
+    }
+    dir_ = fs::temp_directory_path() / ("sidecar_options_test." + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    log::set_sink([this](std::string_view line) { logged_ += std::string(line) + "\n"; });
+  }
+  void TearDown() override {
+    log::set_sink({});
+    for (const char* name : {"TENANTDB_TENANT", "POD_NAME", "TENANTDB_TEST_CRASH_AT", "TENANTDB_TEST_PAUSE_AT"})
+      ::unsetenv(name);
+    for (const auto& [name, value] : saved_) ::setenv(name.c_str(), value.c_str(), 1);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  static command_line<sidecar_options> parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "tenantdb-sidecar");
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    return parse_sidecar_command_line(static_cast<int>(argv.size()), argv.data());
+  }
+
+  // The least a sidecar needs: its output directory, its Secret and its name.
+  static std::vector<std::string> minimal(std::vector<std::string> more = {}) {
+    std::vector<std::string> args{"--output-dir", "/creds", "--tenant", "t1", "--pod-name", "pod-0"};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  }
+
+  static sidecar_options options(std::vector<std::string> args) {
+    auto c = parse(std::move(args));
+    EXPECT_TRUE(c.options.has_value()) << "exit " << c.exit_code;
+    return c.options ? *c.options : sidecar_options{};
+  }
+
+  fs::path dir_;
+  std::string logged_;
+  std::vector<std::pair<std::string, std::string>> saved_;
+};
+
+TEST_F(SidecarOptions, EveryFlagHasItsDocumentedDefault) {
+  const sidecar_options o = options(minimal());
+  EXPECT_EQ(o.log_level, log::level::info);
+  EXPECT_FALSE(o.local);
+  EXPECT_TRUE(o.store_dir.empty());
+  EXPECT_EQ(o.secret_name, "vc-db-t1");
+  EXPECT_EQ(o.namespace_name, "");
+  EXPECT_EQ(o.kubeconfig, "");
+  const agent_options& a = o.agent;
+  EXPECT_EQ(a.output_dir, fs::path("/creds"));
+  EXPECT_EQ(a.ca_file, "/creds/caCert");
+  EXPECT_EQ(a.files.file_mode, 0440u);
+  EXPECT_TRUE(a.formats.empty());
+  ASSERT_TRUE(a.rotate_every.has_value());
+  EXPECT_EQ(*a.rotate_every, 24h);
+  EXPECT_DOUBLE_EQ(a.jitter, 0.1);
+  EXPECT_EQ(a.sync_interval, 5s);
+  EXPECT_EQ(a.check_interval, 60s);
+  EXPECT_EQ(a.listen.to_string(), "0.0.0.0:8080");
+  EXPECT_EQ(a.admin_listen.to_string(), "127.0.0.1:8081");
+  EXPECT_EQ(a.reload.signal, 0);
+  EXPECT_EQ(a.reload.process_name, "");
+  EXPECT_TRUE(a.reload.command.empty());
+  EXPECT_EQ(a.store_source, "api");
+  EXPECT_EQ(a.crash_at, "");
+  EXPECT_EQ(a.pause_at, "");
+  const rotation_options& r = a.rotation;
+  EXPECT_EQ(r.strategy, rotation_strategy::dual);
+  EXPECT_EQ(r.grace, 10min);
+  EXPECT_EQ(r.password_length, 32u);
+  EXPECT_EQ(r.holder, "pod-0");
+  EXPECT_EQ(r.ca_file, "/creds/caCert");
+}
+
+TEST_F(SidecarOptions, EveryFlagIsRead) {
+  const fs::path program = "/bin/true";
+  const sidecar_options o = options({"--output-dir",
+                                     "/creds",
+                                     "--secret-name",
+                                     "my-secret",
+                                     "--namespace",
+                                     "team-a",
+                                     "--kubeconfig",
+                                     "/kc",
+                                     "--formats",
+                                     "pgpass,env",
+                                     "--rotate-every",
+                                     "1h",
+                                     "--jitter",
+                                     "0.25",
+                                     "--grace",
+                                     "0",
+                                     "--strategy",
+                                     "in-place",
+                                     "--sync-interval",
+                                     "250ms",
+                                     "--check-interval",
+                                     "2s",
+                                     "--listen",
+                                     "[::1]:9090",
+                                     "--admin-listen",
+                                     "off",
+                                     "--reload-signal",
+                                     "USR1",
+                                     "--reload-process",
+                                     "kine",
+                                     "--reload-command",
+                                     program.string(),
+                                     "--reload-command=-x",
+                                     "--pod-name",
+                                     "replica-1",
+                                     "--ca-file",
+                                     "/etc/ca.pem",
+                                     "--file-mode",
+                                     "0400",
+                                     "--password-length",
+                                     "40",
+                                     "--log-level",
+                                     "debug"});
+  EXPECT_EQ(o.log_level, log::level::debug);
+  EXPECT_EQ(o.secret_name, "my-secret");
+  EXPECT_EQ(o.namespace_name, "team-a");
+  EXPECT_EQ(o.kubeconfig, "/kc");
+  const agent_options& a = o.agent;
+  EXPECT_EQ(a.formats, (std::vector<credential_format>{credential_format::pgpass, credential_format::env}));
+  EXPECT_EQ(a.rotate_every, std::optional<std::chrono::seconds>(1h));
+  EXPECT_DOUBLE_EQ(a.jitter, 0.25);
+  EXPECT_EQ(a.rotation.grace, 0s);
+  EXPECT_EQ(a.rotation.strategy, rotation_strategy::in_place);
+  EXPECT_EQ(a.sync_interval, 250ms);
+  EXPECT_EQ(a.check_interval, 2s);
+  EXPECT_EQ(a.listen.to_string(), "[::1]:9090");
+  EXPECT_FALSE(a.admin_listen.enabled());
+  EXPECT_EQ(a.reload.signal, SIGUSR1);
+  EXPECT_EQ(a.reload.process_name, "kine");
+  EXPECT_EQ(a.reload.command, (std::vector<std::string>{program.string(), "-x"}));
+  EXPECT_EQ(a.rotation.holder, "replica-1");
+  EXPECT_EQ(a.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(a.rotation.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(a.files.file_mode, 0400u);
+  EXPECT_EQ(a.rotation.password_length, 40u);
+}
+
+TEST_F(SidecarOptions, RotationCanBeTurnedOff) {
+  for (const char* off : {"0", "never", "off"})
+    EXPECT_FALSE(options(minimal({"--rotate-every", off})).agent.rotate_every.has_value()) << off;
+}
+
+TEST_F(SidecarOptions, LocalReadsTheStoreDirectoryAndCountsItsErrorsAsFiles) {
+  const sidecar_options o = options({"--local", "--store-dir", (dir_ / "store").string(), "--output-dir",
+                                     (dir_ / "out").string(), "--pod-name", "p"});
+  EXPECT_TRUE(o.local);
+  EXPECT_EQ(o.store_dir, dir_ / "store");
+  EXPECT_EQ(o.agent.store_source, "files");
+  EXPECT_EQ(o.secret_name, "");
+}
+
+TEST_F(SidecarOptions, EnvironmentFillsInTenantHolderAndTestHooks) {
+  ::setenv("TENANTDB_TENANT", "from-env", 1);
+  ::setenv("POD_NAME", "pod-from-env", 1);
+  ::setenv("TENANTDB_TEST_CRASH_AT", "rotate.claimed", 1);
+  ::setenv("TENANTDB_TEST_PAUSE_AT", "rotate.claimed:100", 1);
+  const sidecar_options o = options({"--output-dir", "/creds"});
+  EXPECT_EQ(o.secret_name, "vc-db-from-env");
+  EXPECT_EQ(o.agent.rotation.holder, "pod-from-env");
+  EXPECT_EQ(o.agent.crash_at, "rotate.claimed");
+  EXPECT_EQ(o.agent.pause_at, "rotate.claimed:100");
+  // A flag wins over its variable.
+  const sidecar_options f = options({"--output-dir", "/creds", "--tenant", "flag", "--pod-name", "flag-pod"});
+  EXPECT_EQ(f.secret_name, "vc-db-flag");
+  EXPECT_EQ(f.agent.rotation.holder, "flag-pod");
+}
+
+TEST_F(SidecarOptions, HolderFallsBackToTheHostName) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  const sidecar_options o = options({"--output-dir", "/creds", "--tenant", "t1"});
+  EXPECT_EQ(o.agent.rotation.holder, host);
+}
+
+TEST_F(SidecarOptions, HelpAndVersionEndTheProcessWithZero) {
+  for (const char* flag : {"--help", "--version"}) {
+    const auto c = parse({flag});
+    EXPECT_FALSE(c.options.has_value()) << flag;
+    EXPECT_EQ(c.exit_code, 0) << flag;
+  }
+}
+
+TEST_F(SidecarOptions, UnparsableCommandLinesExitTwoWithOneLineNamingTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--tenant", "t1"}, "--output-dir"},  // required
+      {minimal({"--password-length", "abc"}), "--password-length"},
+      {minimal({"--jitter", "much"}), "--jitter"},
+      {minimal({"--no-such-flag"}), "--no-such-flag"},
+  };
+  for (const auto& [args, flag] : cases) {
+    logged_.clear();
+    const auto c = parse(args);
+    EXPECT_FALSE(c.options.has_value()) << flag;
+    EXPECT_EQ(c.exit_code, 2) << flag;
+    EXPECT_NE(logged_.find(flag), std::string::npos) << logged_;
+    EXPECT_NE(logged_.find("\"exit_code\":2"), std::string::npos) << logged_;
+  }
+}
+
+struct refusal {
+  std::vector<std::string> args;
+  std::vector<std::pair<const char*, const char*>> env;
+  std::string flag;
+};
+
+TEST_F(SidecarOptions, EveryBadValueIsRefusedNamingItsFlagWithExitTwo) {
+  const std::string out = (dir_ / "out").string();
+  const std::vector<refusal> cases = {
+      {minimal({"--log-level", "loud"}), {}, "--log-level"},
+      {minimal({"--strategy", "triple"}), {}, "--strategy"},
+      {minimal({"--password-length", "15"}), {}, "--password-length"},
+      {minimal({"--password-length", "81"}), {}, "--password-length"},
+      {minimal({"--password-length=-5"}), {}, "--password-length"},  // CLI11 wraps it round
+      {minimal({"--grace", "500ms"}), {}, "--grace"},
+      {minimal({"--grace", "1500ms"}), {}, "--grace"},
+      {minimal({"--grace", "soon"}), {}, "--grace"},
+      {minimal({"--rotate-every", "500ms"}), {}, "--rotate-every"},
+      {minimal({"--rotate-every", "90500ms"}), {}, "--rotate-every"},
+      {minimal({"--jitter", "0.6"}), {}, "--jitter"},
+      {minimal({"--jitter", "-0.1"}), {}, "--jitter"},
+      {minimal({"--sync-interval", "50ms"}), {}, "--sync-interval"},
+      {minimal({"--check-interval", "99ms"}), {}, "--check-interval"},
+      {minimal({"--listen", "localhost:8080"}), {}, "--listen"},
+      {minimal({"--listen", "0.0.0.0:70000"}), {}, "--listen"},
+      {minimal({"--admin-listen", "0.0.0.0:8081"}), {}, "--admin-listen"},
+      {minimal({"--admin-listen", "8081"}), {}, "--admin-listen"},
+      {minimal({"--file-mode", "0444"}), {}, "--file-mode"},
+      {minimal({"--formats", "pgpass"}), {}, "--file-mode"},  // 0440: libpq ignores it
+      {minimal({"--formats", "ini"}), {}, "--formats"},
+      {minimal({"--reload-signal", "NOPE", "--reload-process", "kine"}), {}, "--reload-signal"},
+      {minimal({"--reload-signal", "HUP"}), {}, "--reload-signal"},
+      {minimal({"--reload-process", "kine"}), {}, "--reload-process"},
+      {minimal({"--reload-command", "true"}), {}, "--reload-command"},
+      {minimal({"--reload-command", "/nonexistent/program"}), {}, "--reload-command"},
+      {{"--output-dir", "", "--tenant", "t1", "--pod-name", "p"}, {}, "--output-dir"},
+      {{"--output-dir", "/creds", "--tenant", "t1", "--pod-name", "a\"b"}, {}, "--pod-name"},
+      {{"--output-dir", "/creds", "--tenant", "t1", "--pod-name", "line\nbreak"}, {}, "--pod-name"},
+      {{"--output-dir", "/creds", "--tenant", "t1", "--pod-name", std::string(254, 'p')}, {}, "--pod-name"},
+      {{"--output-dir", "/creds", "--tenant", "t1"}, {{"POD_NAME", "bad\"name"}}, "--pod-name"},
+      {minimal(), {{"TENANTDB_TEST_PAUSE_AT", "rotate.claimed"}}, "TENANTDB_TEST_PAUSE_AT"},
+      {{"--local", "--output-dir", out, "--pod-name", "p"}, {}, "--local"},
+      {{"--local", "--store-dir", (dir_ / "s").string(), "--secret-name", "x", "--output-dir", out, "--pod-name", "p"},
+       {},
+       "--local"},
+      {{"--local", "--store-dir", (dir_ / "s").string(), "--kubeconfig", "/kc", "--output-dir", out, "--pod-name", "p"},
+       {},
+       "--local"},
+      {{"--local", "--store-dir", out, "--output-dir", out, "--pod-name", "p"}, {}, "--store-dir"},
+      {{"--local", "--store-dir", out + "/store", "--output-dir", out, "--pod-name", "p"}, {}, "--store-dir"},
+      {minimal({"--store-dir", "/store"}), {}, "--store-dir"},
+      {{"--output-dir", "/creds", "--pod-name", "p"}, {}, "--secret-name"},
+      {minimal({"--secret-name", "Not_A_Name"}), {}, "--secret-name"},
+      {{"--output-dir", "/creds", "--tenant", "Upper Case", "--pod-name", "p"}, {}, "--secret-name"},
+      {minimal({"--namespace", "Team.A"}), {}, "--namespace"},
+  };
+  for (const auto& c : cases) {
+    for (const auto& [name, value] : c.env) ::setenv(name, value, 1);
+    const auto caught = test::catch_error([&] { (void)parse(c.args); });
+    for (const auto& [name, value] : c.env) ::unsetenv(name);
+    std::string shown;
+    for (const auto& a : c.args) shown += a + " ";
+    if (!caught) {
+      ADD_FAILURE() << "not refused: " << shown;
+      continue;
+    }
+    EXPECT_EQ(caught->key(), c.flag) << shown << ": " << caught->what();
+    EXPECT_NE(std::string(caught->what()).find(c.flag), std::string::npos) << shown << ": " << caught->what();
+    EXPECT_EQ(caught->code(), exit_code::usage) << shown << ": " << caught->what();
+  }
+}
+
+}  // namespace
+}  // namespace tenantdb
