@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "base/small_file.hpp"
 #include "base/unique_fd.hpp"
 #include "tenantdb/dsn.hpp"
 #include "tenantdb/error.hpp"
@@ -217,17 +218,10 @@ std::optional<std::string> read_key_at(int dirfd, const fs::path& dir, const std
   if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) > max_file_bytes)
     refuse(dir, name + " is larger than " + std::to_string(max_file_bytes) + " bytes");
   std::string content;
-  char buf[16384];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail_io("cannot read", dir / name, errno);
-    }
-    if (n == 0) break;
-    content.append(buf, static_cast<std::size_t>(n));
-    if (content.size() > max_file_bytes)  // it grew while we read
-      refuse(dir, name + " is larger than " + std::to_string(max_file_bytes) + " bytes");
+  // read_small_fd keeps no unwiped copy of a password; the file may grow while we read.
+  if (const int rc = read_small_fd(fd.get(), max_file_bytes, content); rc != 0) {
+    if (rc == EFBIG) refuse(dir, name + " is larger than " + std::to_string(max_file_bytes) + " bytes");
+    fail_io("cannot read", dir / name, rc);
   }
   return content;
 }
