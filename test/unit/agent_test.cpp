@@ -19,6 +19,7 @@
 #include "tenantdb/agent.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/store.hpp"
+#include "tenantdb/time.hpp"
 #include "testdb.hpp"
 
 namespace fs = std::filesystem;
