@@ -95,7 +95,7 @@ int run(const flags& f) {
     }
     log::info(
         "tenant ready",
-        {{"database", result.names.database}, {"user", result.data.at("user").reveal()}, {"output_dir", f.output_dir}});
+        {{"database", result.names.database}, {"user", parse_record(result.data).user}, {"output_dir", f.output_dir}});
     if (f.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
     return 0;
   }
@@ -145,7 +145,7 @@ int run(const flags& f) {
     if (!same_data(read_directory(f.output_dir), view)) publish_directory(f.output_dir, view, dir_opts);
   }
   log::info("tenant ready", {{"database", result.names.database},
-                             {"user", result.data.at("user").reveal()},
+                             {"user", parse_record(result.data).user},
                              {"secret", opts.who.namespace_name + "/" + secret_name}});
   if (f.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
   return 0;
