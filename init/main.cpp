@@ -46,7 +46,7 @@ int run(tenantdb::init_options o) {
     if (!o.store_dir.empty()) publish_workload_files(o, result.data);
     log::info(
         "tenant ready",
-        {{"database", result.names.database}, {"user", result.data.at("user").reveal()}, {"output_dir", o.output_dir}});
+        {{"database", result.names.database}, {"user", parse_record(result.data).user}, {"output_dir", o.output_dir}});
     if (o.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
     return 0;
   }
@@ -73,7 +73,7 @@ int run(tenantdb::init_options o) {
   if (opts.fault) opts.fault(provision_fault_points::provisioned);
   if (!o.output_dir.empty()) publish_workload_files(o, result.data);
   log::info("tenant ready",
-            {{"database", result.names.database}, {"user", result.data.at("user").reveal()}, {"secret", secret}});
+            {{"database", result.names.database}, {"user", parse_record(result.data).user}, {"secret", secret}});
   if (o.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
   return 0;
 }

@@ -595,48 +595,4 @@ credential_data server_keys() {
   return d;
 }
 
-void expect_connector_error(const credential_data& d, const std::string& key) {
-  try {
-    server_from_data(d);
-    ADD_FAILURE() << "accepted bad " << key;
-  } catch (const error& e) {
-    EXPECT_EQ(e.kind(), error_kind::connector) << e.what();
-    EXPECT_EQ(e.key(), key) << e.what();
-    EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
-  }
-}
-
-TEST(ServerFromData, ReadsTheServerKeys) {
-  const auto s = server_from_data(server_keys());
-  EXPECT_EQ(s.type, engine_type::mysql);
-  EXPECT_TRUE(s.mariadb);
-  EXPECT_EQ(s.host, "db.example.internal");
-  EXPECT_EQ(s.port, 3307);
-  EXPECT_EQ(s.tls, tls_mode::verify_ca);
-
-  auto d = server_keys();
-  d[keys::type] = secret("postgres");
-  d.erase(keys::ssl_mode);
-  const auto p = server_from_data(d);
-  EXPECT_EQ(p.type, engine_type::postgres);
-  EXPECT_EQ(p.tls, tls_mode::verify_full) << "a missing sslMode must mean the safe default";
-}
-
-TEST(ServerFromData, NamesTheKeyThatIsMissingOrBad) {
-  for (const char* key : {keys::type, keys::host, keys::port}) {
-    auto d = server_keys();
-    d.erase(key);
-    expect_connector_error(d, key);
-  }
-  const std::vector<std::pair<const char*, std::string>> bad = {
-      {keys::type, "oracle"},       {keys::port, "0"},   {keys::port, "70000"},
-      {keys::port, "33o6"},         {keys::port, "-1"},  {keys::ssl_mode, "sometimes"},
-      {keys::ca_cert, "not a pem"}, {keys::host, "a b"}, {keys::host, "db\n.example"}};
-  for (const auto& [key, value] : bad) {
-    auto d = server_keys();
-    d[key] = secret(value);
-    expect_connector_error(d, key);
-  }
-}
-
 }  // namespace

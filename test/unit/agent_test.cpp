@@ -22,6 +22,7 @@
 #include "tenantdb/agent.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/store.hpp"
+#include "tenantdb/time.hpp"
 
 namespace fs = std::filesystem;
 using namespace tenantdb;

@@ -127,11 +127,14 @@ TEST_F(DirectoryStore, AnnotationsRoundTrip) {
   EXPECT_EQ(loaded->annotations, first);
   EXPECT_EQ(reveal_all(loaded->data), reveal_all(generation("a"))) << "annotations must not show up as data";
 
+  // replace merges (store.hpp): the named annotation changes, the others stay.
   const annotations second = {{"tenantdb.io/generation", "8"}};
   ASSERT_TRUE(store->replace(generation("b"), second, *v1).has_value());
   loaded = store->load();
   ASSERT_TRUE(loaded.has_value());
-  EXPECT_EQ(loaded->annotations, second);
+  annotations merged = first;
+  merged["tenantdb.io/generation"] = "8";
+  EXPECT_EQ(loaded->annotations, merged);
 }
 
 TEST_F(DirectoryStore, AnnotationsAreNotAVisibleFile) {

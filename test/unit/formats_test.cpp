@@ -260,6 +260,21 @@ TEST(Formats, DatabaseUrlEncodesAndBracketsIPv6) {
   EXPECT_EQ(database_url(bad_host, "").reveal(), "postgres://u:p@evil%40host%2Fx:1/d?sslmode=verify-full");
 }
 
+TEST(Formats, TheTypeFollowsTheOneEngineRule) {
+  // Any case, as in the connector (parse_engine_type).
+  EXPECT_EQ(database_url(make_data("db", "3306", "app", "u", "p", "MariaDB"), "").reveal(), "mysql://u:p@db:3306/app");
+  EXPECT_EQ(database_url(make_data("db", "5432", "app", "u", "p", "PostgreSQL"), "").reveal(),
+            "postgres://u:p@db:5432/app?sslmode=verify-full");
+  // Missing or unknown: refused and named, never guessed.
+  auto missing = make_data("db", "5432", "app", "u", "p");
+  missing.erase(keys::type);
+  EXPECT_TENANTDB_ERROR(render(credential_format::env, missing), error_kind::output, "credentials.env");
+  EXPECT_TENANTDB_ERROR(render(credential_format::env, make_data("db", "5432", "app", "u", "p", "oracle")),
+                        error_kind::output, "credentials.env");
+  // pgpass and my.cnf do not name the engine and do not need it.
+  EXPECT_EQ(render(credential_format::pgpass, missing), "db:5432:app:u:p\n");
+}
+
 TEST(Formats, JsonHoldsTheWorkloadKeys) {
   for (const auto& value : hostile) {
     const auto d = make_data("h", "5432", "d", "u", value);

@@ -149,8 +149,4 @@ private:
 /// (usage, about "TENANTDB_TEST_PAUSE_AT") on a malformed spec.
 fault_hook pause_at_hook(std::string_view spec);
 
-/// Parses an RFC 3339 UTC or offset time such as "2024-05-01T12:00:00Z"; std::nullopt
-/// if it is not one.
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
-
 }  // namespace tenantdb

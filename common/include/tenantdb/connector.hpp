@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,17 @@ enum class tls_mode {
   verify_ca,    ///< TLS, chain verified, host name not checked
   verify_full,  ///< TLS, chain and host name verified
 };
+
+/// An engine as a connector or the credentials name it.
+struct engine_kind {
+  engine_type type = engine_type::postgres;
+  bool mariadb = false;  ///< named "mariadb" (affects only messages)
+};
+
+/// The one rule for the `type` key, in the connector and in the credentials alike:
+/// postgres, postgresql, mysql or mariadb, in any case. std::nullopt otherwise. A missing
+/// key is an error in both places, which their callers report with their own wording.
+std::optional<engine_kind> parse_engine_type(std::string_view text);
 
 /// Where and how to reach a database server, without credentials.
 struct server_address {

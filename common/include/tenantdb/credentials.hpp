@@ -3,6 +3,7 @@
 /// The tenant's credentials and the places they are kept: the credentials Secret's data
 /// and a directory on a shared volume laid out like a Kubernetes Secret volume.
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -35,6 +36,15 @@ inline constexpr const char* standby_password = "standbyPassword";
 inline constexpr const char* pending_password = "pendingPassword";
 }  // namespace keys
 
+/// How passwords are rotated; decides which accounts the init creates.
+enum class rotation_strategy {
+  dual,      ///< two login accounts; rotate the idle one, then switch (zero downtime)
+  in_place,  ///< one login account whose password is changed in place
+};
+
+/// Parses "dual" or "in-place"; throws tenantdb::error (usage, about "--strategy") otherwise.
+rotation_strategy parse_strategy(std::string_view text);
+
 /// What the workload needs to log in, plus the dual strategy's idle account.
 struct credentials {
   server_address server;
@@ -43,15 +53,64 @@ struct credentials {
   std::optional<login> standby;
 };
 
-/// Flat key → value map, values secret because password and dataSource are.
+/// Flat key → value map, values secret because password and dataSource are. This is the
+/// wire form the stores read and write; code that needs a value reads it through
+/// parse_record.
 using credential_data = std::map<std::string, secret>;
+
+/// The credentials a store holds, parsed once (parse_record). Names, the address and
+/// the port are plain values; only passwords are secret. An empty or missing key is an
+/// empty field. A value that is present but cannot be used (a type no engine has, a port
+/// out of range, an unknown sslMode, a control character in type, host, port or sslMode)
+/// leaves its field empty and is named in `invalid`, so each reader decides whether it
+/// needs the key: the sidecar's connection does, a lost-and-replaced check does not.
+struct credential_record {
+  std::optional<engine_kind> engine;  ///< type
+  std::string host;
+  std::uint16_t port = 0;       ///< 0: missing or invalid
+  std::optional<tls_mode> tls;  ///< sslMode; std::nullopt when missing (the reader's default applies)
+  std::string ca_pem;           ///< caCert, not yet checked to be PEM
+  std::string database;
+  std::string user;
+  secret password;
+  std::string standby_user;
+  secret standby_password;
+  /// The password a rotation in flight is setting (pendingPassword), empty if none.
+  secret pending_password;
+  /// The CA path the dataSource names (its sslrootcert parameter), "" if none.
+  std::string data_source_ca_file;
+  /// Keys present with a value that cannot be used, and what is wrong with each (never
+  /// the value).
+  std::map<std::string, std::string> invalid;
+
+  /// user and password, if both are there.
+  std::optional<login> active() const;
+  /// standbyUser and standbyPassword, if both are there.
+  std::optional<login> standby() const;
+
+  /// The server to connect to (type, host, port, sslMode defaulting to verify-full, caCert
+  /// checked to be PEM). Throws tenantdb::error (connector, about the key) naming the
+  /// first key that is missing or unusable, or a host that is not a host name or address.
+  server_address server() const;
+
+  /// The credentials with `server`; std::nullopt if database, user or password is missing
+  /// or the standby account is half there (a damaged store is treated like a lost one,
+  /// never trusted half-way).
+  std::optional<credentials> to_credentials(const server_address& server) const;
+};
+
+/// Parses the store's data into a record. Never throws: see credential_record.
+credential_record parse_record(const credential_data& data);
+
+/// parse_record(data).server(): the server address the sidecar needs (host, port, type,
+/// sslMode, caCert keys). Throws tenantdb::error (kind connector) naming a missing key.
+server_address server_from_data(const credential_data& data);
 
 /// The Secret's data. `ca_file` is where the workload will find caCert (used in the
 /// PostgreSQL dataSource's sslrootcert).
 credential_data to_data(const credentials& creds, const std::string& ca_file);
 
-/// Reads back what to_data wrote; std::nullopt if a required key is missing or invalid
-/// (a damaged Secret is treated like a lost one, never trusted half-way).
+/// Reads back what to_data wrote: parse_record(data).to_credentials(server).
 std::optional<credentials> from_data(const credential_data& data, const server_address& server);
 
 /// True if both hold the same keys with the same values (values compared in constant time).

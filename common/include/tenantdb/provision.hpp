@@ -17,15 +17,6 @@
 
 namespace tenantdb {
 
-/// How passwords are rotated; decides which accounts the init creates.
-enum class rotation_strategy {
-  dual,      ///< two login accounts; rotate the idle one, then switch (zero downtime)
-  in_place,  ///< one login account whose password is changed in place
-};
-
-/// Parses "dual" or "in-place"; throws tenantdb::error (usage) otherwise.
-rotation_strategy parse_strategy(std::string_view text);
-
 /// Named points between the steps of provisioning, where tests make tenantdb-init die
 /// (kill -9). Some are reached only when their step has something to do: an account is
 /// created only if missing, the store claimed only when it holds nothing usable and

@@ -41,27 +41,9 @@
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/engine.hpp"
 #include "tenantdb/fault.hpp"
-#include "tenantdb/provision.hpp"
 #include "tenantdb/store.hpp"
 
 namespace tenantdb {
-
-/// Store annotations the rotation protocol uses.
-namespace annotations {
-/// JSON describing an in-flight rotation: phase, holder, id, started, graceUntil.
-inline constexpr const char* rotation = "tenantdb.io/rotation";
-/// RFC 3339 time of the last completed rotation (the schedule counts from it).
-inline constexpr const char* last_rotation = "tenantdb.io/last-rotation";
-/// Set by a user (any value) to ask for a rotation now; removed when it is done.
-inline constexpr const char* rotate_now = "tenantdb.io/rotate-now";
-/// The name of an account that logs in with none of the passwords the store holds for it
-/// (someone who knew one changed it, e.g. with a leaked previous password during the
-/// grace period). Written by the rotator when it finds that; while it is set the sidecar
-/// reports not ready and starts no rotation. tenantdb-init (admin) resets the account to
-/// a fresh password, ends its sessions and removes it; so does a rotation step that finds
-/// the account working again.
-inline constexpr const char* lockout = "tenantdb.io/lockout";
-}  // namespace annotations
 
 /// Store key holding the password a rotation in flight is setting.
 inline constexpr const char* pending_password_key = keys::pending_password;
@@ -99,10 +81,6 @@ enum class rotation_outcome {
   recovered,  ///< a rotation interrupted by a crash was completed or rolled back
   lost_race,  ///< another replica wrote first; the store is unchanged by us
 };
-
-/// Reads the server address the sidecar needs from the credentials (host, port, type,
-/// sslMode, caCert keys). Throws tenantdb::error (kind connector) naming a missing key.
-server_address server_from_data(const credential_data& data);
 
 /// Drives rotations against one store, talking to the database through `db` (the
 /// sidecar's make_engine_by_address(), or a fake in tests), which must outlive it.

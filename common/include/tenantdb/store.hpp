@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/error.hpp"
@@ -16,6 +17,37 @@
 namespace tenantdb {
 
 class kube_client;
+
+/// Store annotations: metadata beside the credentials, never secret. The rotation
+/// protocol (rotation.hpp) writes them; provisioning ends a lockout and a rotation it
+/// supersedes.
+namespace annotations {
+/// JSON describing an in-flight rotation: phase, holder, id, started, graceUntil.
+inline constexpr const char* rotation = "tenantdb.io/rotation";
+/// RFC 3339 time of the last completed rotation (the schedule counts from it).
+inline constexpr const char* last_rotation = "tenantdb.io/last-rotation";
+/// Set by a user (any value) to ask for a rotation now; removed when it is done.
+inline constexpr const char* rotate_now = "tenantdb.io/rotate-now";
+/// The name of an account that logs in with none of the passwords the store holds for it
+/// (someone who knew one changed it, e.g. with a leaked previous password during the
+/// grace period). Written by the rotator when it finds that; while it is set the sidecar
+/// reports not ready and starts no rotation. tenantdb-init (admin) resets the account to
+/// a fresh password, ends its sessions and removes it; so does a rotation step that finds
+/// the account working again.
+inline constexpr const char* lockout = "tenantdb.io/lockout";
+}  // namespace annotations
+
+/// Annotations as a store holds them. An empty value means the annotation is absent: see
+/// credential_store::replace.
+using annotation_map = std::map<std::string, std::string>;
+
+/// The annotation's value, or nullptr if it is missing or empty (empty is how a removed
+/// annotation is written). Every reader of an annotation goes through this.
+const std::string* annotation_value(const annotation_map& annotations, std::string_view key);
+
+/// Marks the annotation removed (an empty value) if it is there; leaves the map as it is
+/// otherwise.
+void remove_annotation(annotation_map& annotations, std::string_view key);
 
 /// What a store holds, with the version a conditional write must name.
 struct stored_credentials {
@@ -51,6 +83,13 @@ public:
                                             const std::map<std::string, std::string>& annotations) = 0;
   /// Replaces the content if its version is still `version`, and returns the new version;
   /// std::nullopt, changing nothing, if someone else wrote in between.
+  ///
+  /// The data is replaced whole. The annotations are merged: each one named in
+  /// `annotations` is set to the given value, and every other annotation the store held at
+  /// `version` is kept (a Secret's annotations may belong to others, and a PUT cannot
+  /// delete one it does not name). So an annotation is removed by writing it empty
+  /// (remove_annotation), and readers treat an empty one as absent (annotation_value).
+  /// Both stores, the Secret and the directory, behave the same.
   virtual std::optional<std::string> replace(const credential_data& data,
                                              const std::map<std::string, std::string>& annotations,
                                              const std::string& version) = 0;

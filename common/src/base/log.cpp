@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "tenantdb/error.hpp"
+#include "tenantdb/time.hpp"
 
 namespace tenantdb::log {
 namespace {
@@ -36,15 +37,7 @@ const char* level_name(level lvl) {
 }
 
 void append_timestamp(std::string& out) {
-  const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  out.append(buf, static_cast<std::size_t>(n));
+  out.append(format_rfc3339(std::chrono::system_clock::now(), time_precision::milliseconds));
 }
 
 // Length of the UTF-8 sequence starting at s[i], or 0 if it is malformed.

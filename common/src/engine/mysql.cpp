@@ -27,6 +27,7 @@
 
 #include "base/unique_fd.hpp"
 #include "engine/engines.hpp"
+#include "engine/helpers.hpp"
 #include "engine/temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
@@ -56,24 +57,6 @@ void init_library() {
   });
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-bool contains(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
-
-std::string printable(std::string_view text) {
-  std::string out;
-  for (const char c : text.substr(0, 80)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (text.size() > 80) out += "...";
-  return out;
-}
-
 std::string one_line(const char* message) {
   std::string out;
   if (message == nullptr) return out;
@@ -82,34 +65,17 @@ std::string one_line(const char* message) {
   return out;
 }
 
-std::string endpoint(const server_address& server) {
-  const bool ipv6 = server.host.find(':') != std::string::npos;
-  return (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(server.port);
-}
-
 std::string product(const server_address& server) {
   return server.mariadb ? "MariaDB" : "MySQL";
 }
 
 // MySQL/MariaDB database names are limited to 64 characters.
-bool is_identifier(std::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  if (name[0] < 'a' || name[0] > 'z') return false;
-  for (const char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-  return true;
-}
+constexpr std::size_t max_identifier = 64;
 
 void check_identifier(const server_address& server, std::string_view name, std::string_view what) {
-  if (!is_identifier(name))
+  if (!is_identifier(name, max_identifier))
     throw error(error_kind::usage, product(server) + " " + std::string(what) + " \"" + printable(name) +
                                        "\" is not a valid tenantdb name: expected [a-z][a-z0-9_]{0,63}");
-}
-
-void check_password(const secret& password, std::string_view whose) {
-  if (password.empty()) throw error(error_kind::usage, "the password of " + std::string(whose) + " is empty");
-  if (password.reveal().find('\0') != std::string::npos)
-    throw error(error_kind::usage, "the password of " + std::string(whose) + " contains a NUL byte");
 }
 
 /// `name` in backticks, backticks doubled.

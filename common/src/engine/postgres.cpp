@@ -27,6 +27,7 @@
 
 #include "base/unique_fd.hpp"
 #include "engine/engines.hpp"
+#include "engine/helpers.hpp"
 #include "engine/temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
@@ -49,25 +50,6 @@ struct result_deleter {
   void operator()(PGresult* res) const noexcept { PQclear(res); }
 };
 using result_ptr = std::unique_ptr<PGresult, result_deleter>;
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-bool contains(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
-
-/// A name as it may appear in a message: printable ASCII only, bounded.
-std::string printable(std::string_view text) {
-  std::string out;
-  for (const char c : text.substr(0, 80)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (text.size() > 80) out += "...";
-  return out;
-}
 
 /// libpq's multi-line messages as one line.
 std::string one_line(const char* message) {
@@ -97,30 +79,13 @@ std::string one_line(const char* message) {
   return out;
 }
 
-std::string endpoint(const server_address& server) {
-  const bool ipv6 = server.host.find(':') != std::string::npos;
-  return (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(server.port);
-}
-
 // PostgreSQL's identifier limit is 63 bytes; tenantdb's names are lowercase ASCII.
-bool is_identifier(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  if (name[0] < 'a' || name[0] > 'z') return false;
-  for (const char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-  return true;
-}
+constexpr std::size_t max_identifier = 63;
 
 void check_identifier(std::string_view name, std::string_view what) {
-  if (!is_identifier(name))
+  if (!is_identifier(name, max_identifier))
     throw error(error_kind::usage, "PostgreSQL " + std::string(what) + " \"" + printable(name) +
                                        "\" is not a valid tenantdb name: expected [a-z][a-z0-9_]{0,62}");
-}
-
-void check_password(const secret& password, std::string_view whose) {
-  if (password.empty()) throw error(error_kind::usage, "the password of " + std::string(whose) + " is empty");
-  if (password.reveal().find('\0') != std::string::npos)
-    throw error(error_kind::usage, "the password of " + std::string(whose) + " contains a NUL byte");
 }
 
 /// PQescapeIdentifier; the name must have passed check_identifier.

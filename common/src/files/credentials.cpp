@@ -1,5 +1,6 @@
 #include "tenantdb/credentials.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "base/small_file.hpp"
 #include "base/unique_fd.hpp"
 #include "tenantdb/dsn.hpp"
 #include "tenantdb/error.hpp"
@@ -217,17 +219,10 @@ std::optional<std::string> read_key_at(int dirfd, const fs::path& dir, const std
   if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) > max_file_bytes)
     refuse(dir, name + " is larger than " + std::to_string(max_file_bytes) + " bytes");
   std::string content;
-  char buf[16384];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail_io("cannot read", dir / name, errno);
-    }
-    if (n == 0) break;
-    content.append(buf, static_cast<std::size_t>(n));
-    if (content.size() > max_file_bytes)  // it grew while we read
-      refuse(dir, name + " is larger than " + std::to_string(max_file_bytes) + " bytes");
+  // read_small_fd keeps no unwiped copy of a password; the file may grow while we read.
+  if (const int rc = read_small_fd(fd.get(), max_file_bytes, content); rc != 0) {
+    if (rc == EFBIG) refuse(dir, name + " is larger than " + std::to_string(max_file_bytes) + " bytes");
+    fail_io("cannot read", dir / name, rc);
   }
   return content;
 }
@@ -295,6 +290,174 @@ mode_t parse_file_mode(std::string_view text) {
   return static_cast<mode_t>(value);
 }
 
+rotation_strategy parse_strategy(std::string_view text) {
+  if (text == "dual") return rotation_strategy::dual;
+  if (text == "in-place") return rotation_strategy::in_place;
+  throw error(error_kind::usage, "--strategy must be dual or in-place").about("--strategy");
+}
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The CA path the init put into a PostgreSQL dataSource (its sslrootcert parameter), so
+// a sidecar started without --ca-file does not drop it from the dataSource it rewrites:
+// without it libpq would look for ~/.postgresql/root.crt and the workload could not log in.
+std::string ca_file_in_data_source(const std::string& url) {
+  const auto query = url.find('?');
+  if (query == std::string::npos) return {};
+  constexpr std::string_view param = "sslrootcert=";
+  for (std::size_t pos = query + 1; pos < url.size();) {
+    const auto end = std::min(url.find('&', pos), url.size());
+    const std::string_view item(url.data() + pos, end - pos);
+    if (item.substr(0, param.size()) == param) {
+      std::string out;
+      const std::string_view v = item.substr(param.size());
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i] == '%' && i + 2 < v.size() && hex_value(v[i + 1]) >= 0 && hex_value(v[i + 2]) >= 0) {
+          out.push_back(static_cast<char>(hex_value(v[i + 1]) * 16 + hex_value(v[i + 2])));
+          i += 2;
+        } else {
+          out.push_back(v[i]);
+        }
+      }
+      return out;
+    }
+    pos = end + 1;
+  }
+  return {};
+}
+
+bool has_control_character(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+}  // namespace
+
+credential_record parse_record(const credential_data& data) {
+  credential_record out;
+  const auto value = [&](const char* key) -> const secret* {
+    const auto it = data.find(key);
+    return it == data.end() || it->second.empty() ? nullptr : &it->second;
+  };
+  // The server keys are single-line words: a control character makes the key unusable.
+  const auto text = [&](const char* key) -> const std::string* {
+    const secret* v = value(key);
+    if (v == nullptr) return nullptr;
+    if (has_control_character(v->reveal())) {
+      out.invalid[key] = "contains a control character";
+      return nullptr;
+    }
+    return &v->reveal();
+  };
+
+  if (const std::string* type = text(keys::type)) {
+    out.engine = parse_engine_type(*type);
+    if (!out.engine) out.invalid[keys::type] = "must be postgres, mysql or mariadb";
+  }
+  if (const std::string* host = text(keys::host)) out.host = *host;
+  if (const std::string* port = text(keys::port)) {
+    unsigned long number = 0;
+    const bool digits =
+        port->size() <= 5 && std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) number = std::stoul(*port);
+    if (digits && number >= 1 && number <= 65535) {
+      out.port = static_cast<std::uint16_t>(number);
+    } else {
+      out.invalid[keys::port] = "must be a port number from 1 to 65535";
+    }
+  }
+  if (const std::string* mode = text(keys::ssl_mode)) {
+    static constexpr tls_mode modes[] = {tls_mode::disable, tls_mode::allow,     tls_mode::prefer,
+                                         tls_mode::require, tls_mode::verify_ca, tls_mode::verify_full};
+    const auto it = std::find_if(std::begin(modes), std::end(modes), [&](tls_mode m) { return to_string(m) == *mode; });
+    if (it != std::end(modes)) {
+      out.tls = *it;
+    } else {
+      out.invalid[keys::ssl_mode] = "must be one of disable, allow, prefer, require, verify-ca, verify-full";
+    }
+  }
+  if (const secret* ca = value(keys::ca_cert)) out.ca_pem = ca->reveal();
+  if (const secret* v = value(keys::database)) out.database = v->reveal();
+  if (const secret* v = value(keys::user)) out.user = v->reveal();
+  if (const secret* v = value(keys::password)) out.password = *v;
+  if (const secret* v = value(keys::standby_user)) out.standby_user = v->reveal();
+  if (const secret* v = value(keys::standby_password)) out.standby_password = *v;
+  if (const secret* v = value(keys::pending_password)) out.pending_password = *v;
+  if (const secret* v = value(keys::data_source)) out.data_source_ca_file = ca_file_in_data_source(v->reveal());
+  return out;
+}
+
+std::optional<login> credential_record::active() const {
+  if (user.empty() || password.empty()) return std::nullopt;
+  return login{user, password};
+}
+
+std::optional<login> credential_record::standby() const {
+  if (standby_user.empty() || standby_password.empty()) return std::nullopt;
+  return login{standby_user, standby_password};
+}
+
+server_address credential_record::server() const {
+  const auto bad_key = [](const char* key, const std::string& what) {
+    return error(error_kind::connector, std::string("credentials key \"") + key + "\" " + what).about(key);
+  };
+  const auto usable = [&](const char* key) {
+    if (const auto it = invalid.find(key); it != invalid.end()) throw bad_key(key, it->second);
+  };
+  server_address out;
+  usable(keys::type);
+  if (!engine) throw bad_key(keys::type, "is missing: the init writes postgres, mysql or mariadb");
+  out.type = engine->type;
+  out.mariadb = engine->mariadb;
+
+  usable(keys::host);
+  if (host.empty()) throw bad_key(keys::host, "is missing");
+  if (host.size() > 253 || host.find_first_of(" /@?#") != std::string::npos)
+    throw bad_key(keys::host, "is not a host name or address");
+  out.host = host;
+
+  usable(keys::port);
+  if (port == 0) throw bad_key(keys::port, "is missing");
+  out.port = port;
+
+  // Absent means the safe default; to_data always writes it.
+  usable(keys::ssl_mode);
+  out.tls = tls.value_or(tls_mode::verify_full);
+
+  if (!ca_pem.empty()) {
+    try {
+      validate_ca_pem(ca_pem, keys::ca_cert);
+    } catch (const error&) {
+      throw bad_key(keys::ca_cert, "does not hold a PEM X.509 CA certificate");
+    }
+    out.ca_pem = ca_pem;
+  }
+  return out;
+}
+
+std::optional<credentials> credential_record::to_credentials(const server_address& server) const {
+  const auto current = active();
+  if (database.empty() || !current) return std::nullopt;
+  if (standby_user.empty() != standby_password.empty()) return std::nullopt;  // half a pair: damaged
+  credentials out;
+  out.server = server;
+  out.database = database;
+  out.active = *current;
+  out.standby = standby();
+  return out;
+}
+
+server_address server_from_data(const credential_data& data) {
+  return parse_record(data).server();
+}
+
 credential_data to_data(const credentials& creds, const std::string& ca_file) {
   credential_data out;
   out[keys::database] = secret(creds.database);
@@ -315,23 +478,7 @@ credential_data to_data(const credentials& creds, const std::string& ca_file) {
 }
 
 std::optional<credentials> from_data(const credential_data& data, const server_address& server) {
-  const auto get = [&](const char* key) -> const secret* {
-    const auto it = data.find(key);
-    return it == data.end() || it->second.empty() ? nullptr : &it->second;
-  };
-  const secret* database = get(keys::database);
-  const secret* user = get(keys::user);
-  const secret* password = get(keys::password);
-  if (database == nullptr || user == nullptr || password == nullptr) return std::nullopt;
-  credentials out;
-  out.server = server;
-  out.database = database->reveal();
-  out.active = login{user->reveal(), *password};
-  const secret* standby_user = get(keys::standby_user);
-  const secret* standby_password = get(keys::standby_password);
-  if ((standby_user == nullptr) != (standby_password == nullptr)) return std::nullopt;  // half a pair: damaged
-  if (standby_user != nullptr) out.standby = login{standby_user->reveal(), *standby_password};
-  return out;
+  return parse_record(data).to_credentials(server);
 }
 
 bool same_data(const credential_data& a, const credential_data& b) {

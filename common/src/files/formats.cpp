@@ -11,40 +11,42 @@ namespace {
 
 constexpr std::string_view all_formats = "pgpass, mycnf, env, json";
 
-const std::string& require(const credential_data& data, const char* key, credential_format format) {
-  const auto it = data.find(key);
-  if (it == data.end() || it->second.empty())
-    throw error(error_kind::output,
-                "cannot write " + std::string(format_file_name(format)) + ": the credentials have no \"" + key + "\"")
-        .about(std::string(format_file_name(format)));
-  return it->second.reveal();
+[[noreturn]] void refuse(credential_format format, const std::string& what) {
+  throw error(error_kind::output, "cannot write " + std::string(format_file_name(format)) + ": " + what)
+      .about(std::string(format_file_name(format)));
 }
 
-const std::string* optional_value(const credential_data& data, const char* key) {
-  const auto it = data.find(key);
-  return it == data.end() || it->second.empty() ? nullptr : &it->second.reveal();
+// A key the format needs: present and usable. Names the key, never the value.
+void require_key(const credential_record& r, const char* key, bool present, credential_format format) {
+  if (const auto it = r.invalid.find(key); it != r.invalid.end())
+    refuse(format, "\"" + std::string(key) + "\" " + it->second);
+  if (!present) refuse(format, "the credentials have no \"" + std::string(key) + "\"");
+}
+
+const std::string& require(const credential_record& r, const char* key, const std::string& value,
+                           credential_format format) {
+  require_key(r, key, !value.empty(), format);
+  return value;
+}
+
+const std::string& require(const credential_record& r, const char* key, const secret& value, credential_format format) {
+  require_key(r, key, !value.empty(), format);
+  return value.reveal();
+}
+
+std::string require_port(const credential_record& r, credential_format format) {
+  require_key(r, keys::port, r.port != 0, format);
+  return std::to_string(r.port);
+}
+
+bool is_postgres(const credential_record& r, credential_format format) {
+  require_key(r, keys::type, r.engine.has_value(), format);
+  return r.engine->type == engine_type::postgres;
 }
 
 // Names the key, never the value.
 void refuse_nul(std::string_view value, const char* key, credential_format format) {
-  if (value.find('\0') != std::string_view::npos)
-    throw error(error_kind::output,
-                "cannot write " + std::string(format_file_name(format)) + ": \"" + key + "\" holds a NUL byte")
-        .about(std::string(format_file_name(format)));
-}
-
-void require_port(const std::string& port, credential_format format) {
-  const bool digits = !port.empty() && port.size() <= 5 &&
-                      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (!digits || std::stoul(port) == 0 || std::stoul(port) > 65535)
-    throw error(error_kind::output,
-                "cannot write " + std::string(format_file_name(format)) + ": \"port\" is not a port number (1-65535)")
-        .about(std::string(format_file_name(format)));
-}
-
-bool is_postgres(const credential_data& data) {
-  const std::string* type = optional_value(data, keys::type);
-  return type == nullptr || *type == "postgres" || *type == "postgresql";
+  if (value.find('\0') != std::string_view::npos) refuse(format, "\"" + std::string(key) + "\" holds a NUL byte");
 }
 
 // Checks one pgpass field and appends it escaped.
@@ -62,20 +64,22 @@ void append_pgpass_field(std::string& line, const std::string& value, const char
   wipe(escaped);
 }
 
-secret render_pgpass(const credential_data& data, const std::optional<login>& previous) {
+secret render_pgpass(const credential_record& r, const std::optional<login>& previous) {
   constexpr auto f = credential_format::pgpass;
   std::string out;
   out.reserve(4096);   // few reallocations: each would leave an unwiped copy behind
   std::string prefix;  // host:port:database:
-  for (const char* key : {keys::host, keys::port, keys::database}) {
-    append_pgpass_field(prefix, require(data, key, f), key);
-    prefix.push_back(':');
-  }
-  const std::string& user = require(data, keys::user, f);
+  append_pgpass_field(prefix, require(r, keys::host, r.host, f), keys::host);
+  prefix.push_back(':');
+  append_pgpass_field(prefix, require_port(r, f), keys::port);
+  prefix.push_back(':');
+  append_pgpass_field(prefix, require(r, keys::database, r.database, f), keys::database);
+  prefix.push_back(':');
+  const std::string& user = require(r, keys::user, r.user, f);
   out.append(prefix);
   append_pgpass_field(out, user, keys::user);
   out.push_back(':');
-  append_pgpass_field(out, require(data, keys::password, f), keys::password);
+  append_pgpass_field(out, require(r, keys::password, r.password, f), keys::password);
   out.push_back('\n');
   if (previous && !previous->user.empty() && previous->user != user && !previous->password.empty()) {
     out.append(prefix);
@@ -87,7 +91,7 @@ secret render_pgpass(const credential_data& data, const std::optional<login>& pr
   return secret(std::move(out));
 }
 
-secret render_mycnf(const credential_data& data, const std::string& ca_file) {
+secret render_mycnf(const credential_record& r, const std::string& ca_file) {
   constexpr auto f = credential_format::mycnf;
   std::string out;
   out.reserve(4096);  // few reallocations: each would leave an unwiped copy behind
@@ -98,18 +102,46 @@ secret render_mycnf(const credential_data& data, const std::string& ca_file) {
     out.append(option).append("=").append(quoted).append("\n");
     wipe(quoted);
   };
-  add("user", keys::user, require(data, keys::user, f));
-  add("password", keys::password, require(data, keys::password, f));
-  add("host", keys::host, require(data, keys::host, f));
-  const std::string& port = require(data, keys::port, f);
-  require_port(port, f);
-  out += "port=" + port + "\n";
-  add("database", keys::database, require(data, keys::database, f));
-  if (optional_value(data, keys::ca_cert) != nullptr && !ca_file.empty()) add("ssl-ca", "caFile", ca_file);
+  add("user", keys::user, require(r, keys::user, r.user, f));
+  add("password", keys::password, require(r, keys::password, r.password, f));
+  add("host", keys::host, require(r, keys::host, r.host, f));
+  out += "port=" + require_port(r, f) + "\n";
+  add("database", keys::database, require(r, keys::database, r.database, f));
+  if (!r.ca_pem.empty() && !ca_file.empty()) add("ssl-ca", "caFile", ca_file);
   return secret(std::move(out));
 }
 
-secret render_env(const credential_data& data, const std::string& ca_file) {
+secret database_url(const credential_record& r, const std::string& ca_file) {
+  constexpr auto f = credential_format::env;
+  const std::string& host = require(r, keys::host, r.host, f);
+  const std::string port = require_port(r, f);
+  const std::string& database = require(r, keys::database, r.database, f);
+  const std::string& user = require(r, keys::user, r.user, f);
+  const std::string& password = require(r, keys::password, r.password, f);
+  const bool postgres = is_postgres(r, f);
+  // A host is a name or an address; anything that would break the authority is encoded.
+  const bool plain_host = std::all_of(host.begin(), host.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == ':' || c == '%';
+  });
+  const std::string authority_host = plain_host ? url_host(host) : percent_encode(host);
+  std::string encoded_password = percent_encode(password);
+  std::string out;
+  out.reserve(1024 + encoded_password.size());
+  out.append(postgres ? "postgres" : "mysql").append("://").append(percent_encode(user)).append(":");
+  out.append(encoded_password).append("@").append(authority_host).append(":").append(port).append("/");
+  out.append(percent_encode(database));
+  wipe(encoded_password);
+  if (postgres) {
+    require_key(r, keys::ssl_mode, true, f);  // a missing sslMode is left out, an unusable one refused
+    if (r.tls) out += "?sslmode=" + percent_encode(to_string(*r.tls));
+    const bool verifies = r.tls == tls_mode::verify_full || r.tls == tls_mode::verify_ca;
+    if (verifies && !r.ca_pem.empty() && !ca_file.empty()) out += "&sslrootcert=" + percent_encode(ca_file);
+  }
+  return secret(std::move(out));
+}
+
+secret render_env(const credential_record& r, const std::string& ca_file) {
   constexpr auto f = credential_format::env;
   std::string out;
   out.reserve(4096);
@@ -119,12 +151,12 @@ secret render_env(const credential_data& data, const std::string& ca_file) {
     out.append(name).append("=").append(quoted).append("\n");
     wipe(quoted);
   };
-  add("DB_HOST", keys::host, require(data, keys::host, f));
-  add("DB_PORT", keys::port, require(data, keys::port, f));
-  add("DB_NAME", keys::database, require(data, keys::database, f));
-  add("DB_USER", keys::user, require(data, keys::user, f));
-  add("DB_PASSWORD", keys::password, require(data, keys::password, f));
-  const secret url = database_url(data, ca_file);
+  add("DB_HOST", keys::host, require(r, keys::host, r.host, f));
+  add("DB_PORT", keys::port, require_port(r, f));
+  add("DB_NAME", keys::database, require(r, keys::database, r.database, f));
+  add("DB_USER", keys::user, require(r, keys::user, r.user, f));
+  add("DB_PASSWORD", keys::password, require(r, keys::password, r.password, f));
+  const secret url = database_url(r, ca_file);
   add("DATABASE_URL", keys::data_source, url.reveal());
   return secret(std::move(out));
 }
@@ -230,42 +262,15 @@ std::string shell_quote(std::string_view value) {
 }
 
 secret database_url(const credential_data& data, const std::string& ca_file) {
-  constexpr auto f = credential_format::env;
-  const std::string& host = require(data, keys::host, f);
-  const std::string& port = require(data, keys::port, f);
-  require_port(port, f);
-  const std::string& database = require(data, keys::database, f);
-  const std::string& user = require(data, keys::user, f);
-  const std::string& password = require(data, keys::password, f);
-  // A host is a name or an address; anything that would break the authority is encoded.
-  const bool plain_host = std::all_of(host.begin(), host.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_' || c == ':' || c == '%';
-  });
-  const std::string authority_host = plain_host ? url_host(host) : percent_encode(host);
-  std::string encoded_password = percent_encode(password);
-  std::string out;
-  out.reserve(1024 + encoded_password.size());
-  out.append(is_postgres(data) ? "postgres" : "mysql").append("://").append(percent_encode(user)).append(":");
-  out.append(encoded_password).append("@").append(authority_host).append(":").append(port).append("/");
-  out.append(percent_encode(database));
-  wipe(encoded_password);
-  if (is_postgres(data)) {
-    const std::string* ssl_mode = optional_value(data, keys::ssl_mode);
-    if (ssl_mode != nullptr) out += "?sslmode=" + percent_encode(*ssl_mode);
-    const bool verifies = ssl_mode != nullptr && (*ssl_mode == "verify-full" || *ssl_mode == "verify-ca");
-    if (verifies && optional_value(data, keys::ca_cert) != nullptr && !ca_file.empty())
-      out += "&sslrootcert=" + percent_encode(ca_file);
-  }
-  return secret(std::move(out));
+  return database_url(parse_record(data), ca_file);
 }
 
 secret render_format(credential_format format, const credential_data& data, const std::string& ca_file,
                      const std::optional<login>& previous) {
   switch (format) {
-    case credential_format::pgpass: return render_pgpass(data, previous);
-    case credential_format::mycnf: return render_mycnf(data, ca_file);
-    case credential_format::env: return render_env(data, ca_file);
+    case credential_format::pgpass: return render_pgpass(parse_record(data), previous);
+    case credential_format::mycnf: return render_mycnf(parse_record(data), ca_file);
+    case credential_format::env: return render_env(parse_record(data), ca_file);
     case credential_format::json: return to_json(data);
   }
   throw error(error_kind::internal, "unknown credential format");

@@ -141,9 +141,12 @@ public:
   std::optional<std::string> replace(const credential_data& data, const std::map<std::string, std::string>& annotations,
                                      const std::string& version) override {
     auto guard = lock();
-    const auto current = load_locked();
+    auto current = load_locked();
     if (!current || current->version != version) return std::nullopt;
-    publish_directory(dir_, with_annotations(data, annotations), options_);
+    // Merged as the Secret store merges (see credential_store::replace): what is not named stays.
+    annotation_map merged = std::move(current->annotations);
+    for (const auto& [k, v] : annotations) merged[k] = v;
+    publish_directory(dir_, with_annotations(data, merged), options_);
     return current_version();
   }
 
@@ -211,6 +214,15 @@ private:
 };
 
 }  // namespace
+
+const std::string* annotation_value(const annotation_map& annotations, std::string_view key) {
+  const auto it = annotations.find(std::string(key));
+  return it == annotations.end() || it->second.empty() ? nullptr : &it->second;
+}
+
+void remove_annotation(annotation_map& annotations, std::string_view key) {
+  if (const auto it = annotations.find(std::string(key)); it != annotations.end()) it->second.clear();
+}
 
 std::unique_ptr<credential_store> make_secret_store(kube_client& client, std::string namespace_name, std::string name,
                                                     std::map<std::string, std::string> labels) {

@@ -12,13 +12,13 @@
 #include <utility>
 
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <rapidjson/document.h>
 #include <rapidjson/writer.h>
 #include <unistd.h>
 
 #include "base/base64.hpp"
-#include "base/unique_fd.hpp"
+#include "base/small_file.hpp"
+#include "tenantdb/dsn.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 
@@ -88,37 +88,6 @@ extern "C" std::size_t write_body(char* data, std::size_t size, std::size_t coun
   return bytes;
 }
 
-/// Reads a small file whole with read(2), into one allocation the caller can wipe (no
-/// stdio or iostream buffers keep a copy). Returns an errno value, 0 on success, EFBIG
-/// if the file is larger than `max_size`.
-int read_small_file(const std::filesystem::path& path, std::size_t max_size, std::string& out) {
-  out.clear();
-  const unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errno;
-  std::string buffer(max_size + 1, '\0');
-  std::size_t used = 0;
-  int result = 0;
-  while (used < buffer.size()) {
-    const ssize_t n = ::read(fd.get(), buffer.data() + used, buffer.size() - used);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      result = errno;
-      break;
-    }
-    if (n == 0) break;
-    used += static_cast<std::size_t>(n);
-  }
-  if (result == 0 && used > max_size) result = EFBIG;
-  if (result != 0) {
-    wipe(buffer);
-    return result;
-  }
-  buffer.resize(used);
-  wipe(out);
-  out.swap(buffer);
-  return 0;
-}
-
 std::string errno_text(int code) {
   return std::generic_category().message(code);
 }
@@ -140,23 +109,6 @@ std::string clean_message(std::string_view text) {
     out.push_back(byte < 0x20 || byte == 0x7f ? ' ' : c);
   }
   if (text.size() > max_api_message) out += "...";
-  return out;
-}
-
-std::string percent_encode(std::string_view segment) {
-  static constexpr std::string_view hex = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : segment) {
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') || (byte >= '0' && byte <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(hex[byte >> 4]);
-      out.push_back(hex[byte & 0xf]);
-    }
-  }
   return out;
 }
 

@@ -2,12 +2,11 @@
 #include <string_view>
 #include <system_error>
 
-#include <fcntl.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include "base/base64.hpp"
-#include "base/unique_fd.hpp"
+#include "base/small_file.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/kube.hpp"
 
@@ -16,34 +15,6 @@ namespace {
 
 constexpr std::size_t max_kubeconfig_bytes = std::size_t{16} << 20;
 constexpr std::size_t max_referenced_file_bytes = std::size_t{4} << 20;
-
-/// Reads a file whole with read(2) into one buffer the caller can wipe. Returns an errno
-/// value, 0 on success, EFBIG if it is larger than `max_size`.
-int read_whole_file(const std::filesystem::path& path, std::size_t max_size, std::string& out) {
-  const unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errno;
-  std::string buffer(max_size + 1, '\0');
-  std::size_t used = 0;
-  while (used < buffer.size()) {
-    const ssize_t n = ::read(fd.get(), buffer.data() + used, buffer.size() - used);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int rc = errno;
-      wipe(buffer);
-      return rc;
-    }
-    if (n == 0) break;
-    used += static_cast<std::size_t>(n);
-  }
-  if (used > max_size) {
-    wipe(buffer);
-    return EFBIG;
-  }
-  buffer.resize(used);
-  wipe(out);
-  out.swap(buffer);
-  return 0;
-}
 
 /// Reads one kubeconfig and reports problems by key.
 class kubeconfig_reader {
@@ -56,7 +27,7 @@ public:
 
   YAML::Node load() {
     std::string text;
-    if (const int rc = read_whole_file(path_, max_kubeconfig_bytes, text); rc != 0)
+    if (const int rc = read_small_file(path_, max_kubeconfig_bytes, text); rc != 0)
       throw error(error_kind::kubernetes,
                   "cannot read kubeconfig " + path_.string() + ": " + std::generic_category().message(rc))
           .about("--kubeconfig");
@@ -153,7 +124,7 @@ public:
     if (!file.empty()) {
       const std::filesystem::path resolved = resolve(file);
       std::string out;
-      if (const int rc = read_whole_file(resolved, max_referenced_file_bytes, out); rc != 0)
+      if (const int rc = read_small_file(resolved, max_referenced_file_bytes, out); rc != 0)
         fail(base_path + "." + key,
              "names " + resolved.string() + ", which cannot be read: " + std::generic_category().message(rc));
       return out;
@@ -233,7 +204,7 @@ kube_config load_kubeconfig(const std::filesystem::path& path, const std::string
     // Re-read before each request, like client-go; it must be readable now.
     config.token_file = reader.resolve(token_file);
     std::string probe;
-    const int rc = read_whole_file(config.token_file, max_referenced_file_bytes, probe);
+    const int rc = read_small_file(config.token_file, max_referenced_file_bytes, probe);
     wipe(probe);
     if (rc != 0)
       reader.fail(user_path + ".tokenFile", "names " + config.token_file.string() +

@@ -8,7 +8,6 @@
 #include "tenantdb/log.hpp"
 #include "tenantdb/password.hpp"
 #include "tenantdb/retry.hpp"
-#include "tenantdb/rotation.hpp"
 
 namespace tenantdb {
 namespace {
@@ -25,9 +24,15 @@ constexpr std::chrono::milliseconds settle_time{500};
 // The annotations with a lockout record removed (an empty value: the Secret store keeps
 // annotations a replace does not name). Every write that leaves all accounts with
 // passwords the store holds, and that this run then verifies, ends a lockout.
-std::map<std::string, std::string> without_lockout(std::map<std::string, std::string> notes) {
-  if (const auto it = notes.find(annotations::lockout); it != notes.end()) it->second.clear();
+annotation_map without_lockout(annotation_map notes) {
+  remove_annotation(notes, annotations::lockout);
   return notes;
+}
+
+// The account the store records as locked out, "" if none.
+std::string locked_out_account(const stored_credentials& stored) {
+  const std::string* user = annotation_value(stored.annotations, annotations::lockout);
+  return user != nullptr ? *user : std::string();
 }
 
 bool login_works(engine& db, const server_address& server, const login& l, const std::string& database,
@@ -151,11 +156,10 @@ struct run {
   // always the standby's). Such an account is locked out: whoever knew one of them
   // changed it (the previous password works during the grace period, and a role may
   // change its own password; only a superuser could forbid that).
-  bool standby_locked_out(const credentials& c, const credential_data& data) const {
+  bool standby_locked_out(const credentials& c, const credential_record& record) const {
     if (login_works(db, conn.server, *c.standby, c.database, opts.timeouts)) return false;
-    const auto pending = data.find(keys::pending_password);
-    if (pending != data.end() && !pending->second.empty() &&
-        login_works(db, conn.server, login{c.standby->user, pending->second}, c.database, opts.timeouts))
+    if (!record.pending_password.empty() &&
+        login_works(db, conn.server, login{c.standby->user, record.pending_password}, c.database, opts.timeouts))
       return false;
     return true;
   }
@@ -171,7 +175,7 @@ struct run {
     credentials fresh = c;
     fresh.standby->password = generate_password(opts.password_length);
     auto notes = without_lockout(stored.annotations);
-    if (const auto it = notes.find(annotations::rotation); it != notes.end()) it->second.clear();  // empty: removed
+    remove_annotation(notes, annotations::rotation);
     const auto version = store.replace(to_data(fresh, opts.ca_file), notes, stored.version);
     if (!version) return false;
     result.store_written = true;
@@ -205,9 +209,11 @@ struct run {
 
   bool round() {
     auto stored = store.load();
+    credential_record record;
     std::optional<credentials> creds;
     if (stored) {
-      creds = from_data(stored->data, conn.server);
+      record = parse_record(stored->data);
+      creds = record.to_credentials(conn.server);
       if (creds && !consistent(*creds, names, opts.strategy)) {
         log::warn("stored credentials do not match this tenant's accounts; replacing them",
                   {{"store", store.describe()}});
@@ -221,8 +227,8 @@ struct run {
       credentials fresh = fresh_credentials();
       const auto data = to_data(fresh, opts.ca_file);
       // Annotations as before (none named: kept), except that a lockout record ends.
-      std::map<std::string, std::string> notes;
-      if (stored && !rotator::locked_out_account(*stored).empty()) notes[annotations::lockout] = "";
+      annotation_map notes;
+      if (stored && !locked_out_account(*stored).empty()) notes[annotations::lockout] = "";
       const auto version = stored ? store.replace(data, notes, stored->version) : store.create(data, {});
       if (!version) return false;
       result.store_written = true;
@@ -259,12 +265,12 @@ struct run {
     reached(points::login_verified);
 
     // The standby of the dual strategy must log in with a password the store holds for it.
-    if (creds->standby && standby_locked_out(*creds, stored->data)) {
+    if (creds->standby && standby_locked_out(*creds, record)) {
       // Another run may have claimed a fresh standby password and not yet set it.
       std::this_thread::sleep_for(settle_time);
       const auto again = store.load();
       if (!again || again->version != stored->version) return false;
-      if (!standby_locked_out(*creds, stored->data)) return false;
+      if (!standby_locked_out(*creds, record)) return false;
       return reset_locked_out_standby(*creds, *stored);
     }
 
@@ -272,9 +278,8 @@ struct run {
     // server, a new CA, another CA path) or it records a lockout that is over; passwords
     // stay, and so does the pending password of a rotation in flight.
     auto desired = to_data(*creds, opts.ca_file);
-    if (const auto pending = stored->data.find(keys::pending_password); pending != stored->data.end())
-      desired[keys::pending_password] = pending->second;
-    const std::string stale_lockout = rotator::locked_out_account(*stored);
+    if (!record.pending_password.empty()) desired[keys::pending_password] = record.pending_password;
+    const std::string stale_lockout = locked_out_account(*stored);
     if (!same_data(desired, stored->data) || !stale_lockout.empty()) {
       if (!store.replace(desired, without_lockout(stored->annotations), stored->version)) return false;
       result.store_written = true;
@@ -319,12 +324,6 @@ void warn_if_unverified(const server_address& server) {
 }
 
 }  // namespace
-
-rotation_strategy parse_strategy(std::string_view text) {
-  if (text == "dual") return rotation_strategy::dual;
-  if (text == "in-place") return rotation_strategy::in_place;
-  throw error(error_kind::usage, "--strategy must be dual or in-place").about("--strategy");
-}
 
 provision_result provision(const connector& conn, engine& db, credential_store& store,
                            const provision_options& options) {

@@ -16,6 +16,7 @@
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/password.hpp"
+#include "tenantdb/time.hpp"
 
 namespace tenantdb {
 namespace {
@@ -27,98 +28,6 @@ using clock = rotator::clock;
 // again while the rotation is still ours; more conflicts than this mean something keeps
 // rewriting the store.
 constexpr int max_commit_rounds = 8;
-
-// The Secret store keeps annotations it does not get in a replace (PUT merges onto the
-// object it loaded), so an annotation cannot be deleted there: an empty value marks it
-// removed, and every reader here treats empty as absent.
-const std::string* annotation(const std::map<std::string, std::string>& a, const char* key) {
-  const auto it = a.find(key);
-  return it == a.end() || it->second.empty() ? nullptr : &it->second;
-}
-
-void remove_annotation(std::map<std::string, std::string>& a, const char* key) {
-  if (const auto it = a.find(key); it != a.end()) it->second.clear();
-}
-
-// ---------------------------------------------------------------------------------------
-// RFC 3339 times, whole seconds, UTC ("2024-05-01T12:00:00Z").
-
-std::string format_time(clock::time_point t) {
-  const auto secs = std::chrono::floor<std::chrono::seconds>(t);
-  const auto days = std::chrono::floor<std::chrono::days>(secs);
-  const std::chrono::year_month_day ymd{days};
-  const std::chrono::hh_mm_ss hms{secs - days};
-  char buf[32];
-  const int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
-                              static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                              static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                              static_cast<int>(hms.seconds().count()));
-  return std::string(buf, static_cast<std::size_t>(std::max(n, 0)));
-}
-
-// Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), 't'/'z' in lower case too.
-std::optional<clock::time_point> parse_time(std::string_view s) {
-  std::size_t pos = 0;
-  const auto digits = [&](std::size_t n) -> std::optional<int> {
-    if (pos + n > s.size()) return std::nullopt;
-    int v = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const char c = s[pos + i];
-      if (c < '0' || c > '9') return std::nullopt;
-      v = v * 10 + (c - '0');
-    }
-    pos += n;
-    return v;
-  };
-  const auto expect = [&](std::string_view chars) {
-    if (pos < s.size() && chars.find(s[pos]) != std::string_view::npos) {
-      ++pos;
-      return true;
-    }
-    return false;
-  };
-  const auto y = digits(4);
-  if (!y || !expect("-")) return std::nullopt;
-  const auto mo = digits(2);
-  if (!mo || !expect("-")) return std::nullopt;
-  const auto d = digits(2);
-  if (!d || !expect("Tt ")) return std::nullopt;
-  const auto h = digits(2);
-  if (!h || !expect(":")) return std::nullopt;
-  const auto mi = digits(2);
-  if (!mi || !expect(":")) return std::nullopt;
-  const auto sec = digits(2);
-  if (!sec) return std::nullopt;
-  std::chrono::nanoseconds fraction{0};
-  if (expect(".")) {
-    std::int64_t scale = 100'000'000;
-    const std::size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      fraction += std::chrono::nanoseconds((s[pos] - '0') * scale);
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-  }
-  std::chrono::minutes offset{0};
-  if (!expect("Zz")) {
-    if (pos >= s.size() || (s[pos] != '+' && s[pos] != '-')) return std::nullopt;
-    const int sign = s[pos] == '-' ? -1 : 1;
-    ++pos;
-    const auto oh = digits(2);
-    if (!oh || !expect(":")) return std::nullopt;
-    const auto om = digits(2);
-    if (!om || *oh > 23 || *om > 59) return std::nullopt;
-    offset = std::chrono::minutes(sign * (*oh * 60 + *om));
-  }
-  if (pos != s.size()) return std::nullopt;
-  const std::chrono::year_month_day ymd{std::chrono::year{*y}, std::chrono::month{static_cast<unsigned>(*mo)},
-                                        std::chrono::day{static_cast<unsigned>(*d)}};
-  if (!ymd.ok() || *h > 23 || *mi > 59 || *sec > 60) return std::nullopt;
-  const auto tp = std::chrono::sys_days{ymd} + std::chrono::hours(*h) + std::chrono::minutes(*mi) +
-                  std::chrono::seconds(*sec) + fraction - offset;
-  return std::chrono::time_point_cast<clock::duration>(tp);
-}
 
 // ---------------------------------------------------------------------------------------
 // The rotation annotation.
@@ -162,10 +71,10 @@ std::string to_json(const rotation_state& st) {
   writer.Key("id");
   writer.String(st.id);
   writer.Key("started");
-  writer.String(format_time(st.started));
+  writer.String(format_rfc3339(st.started));
   if (st.grace_until) {
     writer.Key("graceUntil");
-    writer.String(format_time(*st.grace_until));
+    writer.String(format_rfc3339(*st.grace_until));
   }
   writer.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
@@ -187,14 +96,14 @@ std::optional<rotation_state> parse_rotation(const std::string& text) {
   if (!p || !holder || !id || !started) return std::nullopt;
   rotation_state out;
   const auto step = parse_phase(*p);
-  const auto started_at = parse_time(*started);
+  const auto started_at = parse_rfc3339(*started);
   if (!step || !started_at) return std::nullopt;
   out.step = *step;
   out.holder = *holder;
   out.id = *id;
   out.started = *started_at;
   if (const auto until = string_of("graceUntil")) {
-    out.grace_until = parse_time(*until);
+    out.grace_until = parse_rfc3339(*until);
     if (!out.grace_until) return std::nullopt;
   }
   return out;
@@ -216,72 +125,31 @@ std::string random_id() {
 // ---------------------------------------------------------------------------------------
 // Store content.
 
-const secret* data_value(const credential_data& data, const char* key) {
-  const auto it = data.find(key);
-  return it == data.end() || it->second.empty() ? nullptr : &it->second;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// The CA path the init put into a PostgreSQL dataSource (its sslrootcert parameter), so
-// a sidecar started without --ca-file does not drop it from the dataSource it rewrites:
-// without it libpq would look for ~/.postgresql/root.crt and the workload could not log in.
-std::string ca_file_in_data_source(const credential_data& data) {
-  const secret* ds = data_value(data, keys::data_source);
-  if (ds == nullptr) return {};
-  const std::string& url = ds->reveal();
-  const auto query = url.find('?');
-  if (query == std::string::npos) return {};
-  constexpr std::string_view param = "sslrootcert=";
-  for (std::size_t pos = query + 1; pos < url.size();) {
-    const auto end = std::min(url.find('&', pos), url.size());
-    const std::string_view item(url.data() + pos, end - pos);
-    if (item.substr(0, param.size()) == param) {
-      std::string out;
-      const std::string_view v = item.substr(param.size());
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        if (v[i] == '%' && i + 2 < v.size() && hex_value(v[i + 1]) >= 0 && hex_value(v[i + 2]) >= 0) {
-          out.push_back(static_cast<char>(hex_value(v[i + 1]) * 16 + hex_value(v[i + 2])));
-          i += 2;
-        } else {
-          out.push_back(v[i]);
-        }
-      }
-      return out;
-    }
-    pos = end + 1;
-  }
-  return {};
-}
-
 /// One load of the store, parsed.
 struct snapshot {
   stored_credentials stored;
+  credential_record record;
   server_address server;
   credentials creds;
   std::optional<rotation_state> rotation;
   bool rotation_unreadable = false;
 
-  const secret* pending() const { return data_value(stored.data, pending_password_key); }
+  const secret* pending() const { return record.pending_password.empty() ? nullptr : &record.pending_password; }
 };
 
 snapshot parse_snapshot(stored_credentials stored, const credential_store& store) {
   snapshot s;
   s.stored = std::move(stored);
-  s.server = server_from_data(s.stored.data);
-  auto creds = from_data(s.stored.data, s.server);
+  s.record = parse_record(s.stored.data);
+  s.server = s.record.server();
+  auto creds = s.record.to_credentials(s.server);
   if (!creds)
     throw error(error_kind::unavailable,
                 store.describe() + " lacks database, user or password; waiting for the init to repair it")
         .about(store.describe())
         .retryable();
   s.creds = std::move(*creds);
-  if (const std::string* text = annotation(s.stored.annotations, annotations::rotation)) {
+  if (const std::string* text = annotation_value(s.stored.annotations, annotations::rotation)) {
     s.rotation = parse_rotation(*text);
     s.rotation_unreadable = !s.rotation;
   }
@@ -322,7 +190,7 @@ struct run {
     credential_data out = s.stored.data;
     for (const char* key : {keys::standby_user, keys::standby_password, keys::ca_cert, pending_password_key})
       out.erase(key);
-    const std::string ca_file = opts.ca_file.empty() ? ca_file_in_data_source(s.stored.data) : opts.ca_file;
+    const std::string ca_file = opts.ca_file.empty() ? s.record.data_source_ca_file : opts.ca_file;
     for (auto& [k, v] : to_data(creds, ca_file)) out[k] = std::move(v);
     if (pending != nullptr) out[pending_password_key] = *pending;
     return out;
@@ -402,7 +270,8 @@ struct run {
   // Records a lockout of `user` in the store, unless it is recorded already (one write,
   // not one per call). A lost write is retried by the next call.
   void record_lockout(snapshot& s, const std::string& user) const {
-    if (const std::string* marked = annotation(s.stored.annotations, annotations::lockout); marked && *marked == user)
+    if (const std::string* marked = annotation_value(s.stored.annotations, annotations::lockout);
+        marked && *marked == user)
       return;
     auto annotations = s.stored.annotations;
     annotations[annotations::lockout] = user;
@@ -413,7 +282,7 @@ struct run {
   // A step proved that `user` works with a password the store holds: a lockout recorded
   // for it is over.
   static void clear_lockout(change& c, const std::string& user) {
-    if (const std::string* marked = annotation(c.annotations, annotations::lockout); marked && *marked == user)
+    if (const std::string* marked = annotation_value(c.annotations, annotations::lockout); marked && *marked == user)
       remove_annotation(c.annotations, annotations::lockout);
   }
 
@@ -478,7 +347,7 @@ struct run {
       st.grace_until = ceil_seconds(now + opts.grace);
       change c{data_for(cur, next, nullptr), cur.stored.annotations};
       c.annotations[annotations::rotation] = to_json(st);
-      c.annotations[annotations::last_rotation] = format_time(now);
+      c.annotations[annotations::last_rotation] = format_rfc3339(now);
       remove_annotation(c.annotations, annotations::rotate_now);
       clear_lockout(c, cur.creds.standby->user);
       return c;
@@ -489,7 +358,7 @@ struct run {
                {"user", s.creds.active.user},
                {"id", id},
                {"previousUser", s.creds.standby ? s.creds.standby->user : ""},
-               {"graceUntil", format_time(*s.rotation->grace_until)}});
+               {"graceUntil", format_rfc3339(*s.rotation->grace_until)}});
     fault_point(fault_points::switched);
     return true;
   }
@@ -502,7 +371,7 @@ struct run {
       next.active.password = pending;
       change c{data_for(cur, next, nullptr), cur.stored.annotations};
       remove_annotation(c.annotations, annotations::rotation);
-      c.annotations[annotations::last_rotation] = format_time(now);
+      c.annotations[annotations::last_rotation] = format_rfc3339(now);
       remove_annotation(c.annotations, annotations::rotate_now);
       clear_lockout(c, cur.creds.active.user);
       return c;
@@ -647,7 +516,7 @@ struct run {
 
     // A lockout already recorded for the account is not probed again: only an admin
     // (tenantdb-init) can end it, and it removes the record when it does.
-    if (const std::string* marked = annotation(s.stored.annotations, annotations::lockout);
+    if (const std::string* marked = annotation_value(s.stored.annotations, annotations::lockout);
         marked && *marked == account->user)
       return rotation_outcome::nothing;
     const bool applied = logs_in(s, account->user, pending);
@@ -682,7 +551,7 @@ struct run {
 
   rotation_outcome advance() const {
     auto raw = store.load();
-    if (!raw || annotation(raw->annotations, annotations::rotation) == nullptr) return rotation_outcome::nothing;
+    if (!raw || annotation_value(raw->annotations, annotations::rotation) == nullptr) return rotation_outcome::nothing;
     snapshot s = parse_snapshot(std::move(*raw), store);
     if (s.rotation_unreadable) {
       if (s.pending() == nullptr) {
@@ -718,69 +587,7 @@ std::uint64_t fnv1a(std::string_view text) {
   return h;
 }
 
-[[noreturn]] void bad_key(const char* key, const std::string& what) {
-  throw error(error_kind::connector, std::string("credentials key \"") + key + "\" " + what).about(key);
-}
-
 }  // namespace
-
-server_address server_from_data(const credential_data& data) {
-  const auto text = [&](const char* key) -> const std::string* {
-    const secret* v = data_value(data, key);
-    if (v == nullptr) return nullptr;
-    for (char c : v->reveal())
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) bad_key(key, "contains a control character");
-    return &v->reveal();
-  };
-  server_address out;
-
-  const std::string* type = text(keys::type);
-  if (type == nullptr) bad_key(keys::type, "is missing: the init writes postgres, mysql or mariadb");
-  if (*type == "postgres" || *type == "postgresql") {
-    out.type = engine_type::postgres;
-  } else if (*type == "mysql" || *type == "mariadb") {
-    out.type = engine_type::mysql;
-    out.mariadb = *type == "mariadb";
-  } else {
-    bad_key(keys::type, "must be postgres, mysql or mariadb");
-  }
-
-  const std::string* host = text(keys::host);
-  if (host == nullptr) bad_key(keys::host, "is missing");
-  if (host->size() > 253 || host->find_first_of(" /@?#") != std::string::npos)
-    bad_key(keys::host, "is not a host name or address");
-  out.host = *host;
-
-  const std::string* port = text(keys::port);
-  if (port == nullptr) bad_key(keys::port, "is missing");
-  if (port->empty() || port->size() > 5 ||
-      !std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; }))
-    bad_key(keys::port, "must be a port number from 1 to 65535");
-  const unsigned long number = std::stoul(*port);
-  if (number < 1 || number > 65535) bad_key(keys::port, "must be a port number from 1 to 65535");
-  out.port = static_cast<std::uint16_t>(number);
-
-  // Absent means the safe default; to_data always writes it.
-  out.tls = tls_mode::verify_full;
-  if (const std::string* mode = text(keys::ssl_mode)) {
-    static constexpr tls_mode modes[] = {tls_mode::disable, tls_mode::allow,     tls_mode::prefer,
-                                         tls_mode::require, tls_mode::verify_ca, tls_mode::verify_full};
-    const auto it = std::find_if(std::begin(modes), std::end(modes), [&](tls_mode m) { return to_string(m) == *mode; });
-    if (it == std::end(modes))
-      bad_key(keys::ssl_mode, "must be one of disable, allow, prefer, require, verify-ca, verify-full");
-    out.tls = *it;
-  }
-
-  if (const secret* ca = data_value(data, keys::ca_cert)) {
-    try {
-      validate_ca_pem(ca->reveal(), keys::ca_cert);
-    } catch (const error&) {
-      bad_key(keys::ca_cert, "does not hold a PEM X.509 CA certificate");
-    }
-    out.ca_pem = ca->reveal();
-  }
-  return out;
-}
 
 rotator::rotator(engine& db, credential_store& store, rotation_options options, fault_hook hook)
     : db_(db), store_(store), options_(std::move(options)), hook_(std::move(hook)) {
@@ -804,8 +611,8 @@ rotation_outcome rotator::advance(clock::time_point now) {
 rotator::clock::time_point rotator::next_due(const stored_credentials& stored, std::chrono::seconds every,
                                              double jitter, clock::time_point fallback) {
   clock::time_point base = fallback;
-  if (const std::string* last = annotation(stored.annotations, annotations::last_rotation)) {
-    if (const auto parsed = parse_time(*last)) {
+  if (const std::string* last = annotation_value(stored.annotations, annotations::last_rotation)) {
+    if (const auto parsed = parse_rfc3339(*last)) {
       base = *parsed;
     } else {
       log::warn("ignoring an unreadable last-rotation annotation", {{"annotation", annotations::last_rotation}});
@@ -813,8 +620,7 @@ rotator::clock::time_point rotator::next_due(const stored_credentials& stored, s
   }
   if (!(jitter > 0.0)) jitter = 0.0;  // also NaN
   jitter = std::min(jitter, 1.0);
-  const secret* database = data_value(stored.data, keys::database);
-  const std::uint64_t h = fnv1a(database != nullptr ? std::string_view(database->reveal()) : std::string_view());
+  const std::uint64_t h = fnv1a(parse_record(stored.data).database);
   // Top 53 bits as a fraction in [0, 1), mapped onto [-1, 1].
   const double unit = static_cast<double>(h >> 11) / static_cast<double>(std::uint64_t{1} << 53);
   const double shift = (2.0 * unit - 1.0) * jitter * static_cast<double>(every.count());
@@ -823,16 +629,16 @@ rotator::clock::time_point rotator::next_due(const stored_credentials& stored, s
 }
 
 std::string rotator::locked_out_account(const stored_credentials& stored) {
-  const std::string* user = annotation(stored.annotations, annotations::lockout);
+  const std::string* user = annotation_value(stored.annotations, annotations::lockout);
   return user != nullptr ? *user : std::string();
 }
 
 bool rotator::rotation_requested(const stored_credentials& stored) {
-  return annotation(stored.annotations, annotations::rotate_now) != nullptr;
+  return annotation_value(stored.annotations, annotations::rotate_now) != nullptr;
 }
 
 std::optional<rotator::clock::time_point> rotator::grace_ends(const stored_credentials& stored) {
-  const std::string* text = annotation(stored.annotations, annotations::rotation);
+  const std::string* text = annotation_value(stored.annotations, annotations::rotation);
   if (text == nullptr) return std::nullopt;
   const auto st = parse_rotation(*text);
   if (!st || st->step != phase::grace) return std::nullopt;

@@ -27,6 +27,7 @@
 #include "tenantdb/log.hpp"
 #include "tenantdb/memory.hpp"
 #include "tenantdb/retry.hpp"
+#include "tenantdb/time.hpp"
 
 // The sidecar's main loop: timers, signals and the order of a sync. The pieces it drives
 // live beside it in common/src/sidecar/: the file publisher (publisher.hpp), the reload
@@ -43,61 +44,6 @@ using sys_clock = std::chrono::system_clock;
 
 // ---------------------------------------------------------------------------------------
 // Small parsers (the flag parsers are in options.cpp)
-
-std::optional<sys_clock::time_point> parse_rfc3339(std::string_view text) {
-  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
-  const auto num = [&](std::size_t pos, std::size_t len, int& out) {
-    if (pos + len > text.size()) return false;
-    out = 0;
-    for (std::size_t i = pos; i < pos + len; ++i) {
-      if (text[i] < '0' || text[i] > '9') return false;
-      out = out * 10 + (text[i] - '0');
-    }
-    return true;
-  };
-  std::tm tm{};
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (text.size() < 20 || !num(0, 4, year) || text[4] != '-' || !num(5, 2, month) || text[7] != '-' ||
-      !num(8, 2, day) || (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !num(11, 2, hour) ||
-      text[13] != ':' || !num(14, 2, minute) || text[16] != ':' || !num(17, 2, second))
-    return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
-  std::size_t pos = 19;
-  double fraction = 0;
-  if (pos < text.size() && text[pos] == '.') {
-    double scale = 0.1;
-    ++pos;
-    const std::size_t start = pos;
-    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-      fraction += (text[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-  }
-  long offset = 0;
-  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
-    ++pos;
-  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
-    int oh = 0, om = 0;
-    if (!num(pos + 1, 2, oh) || pos + 3 >= text.size() || text[pos + 3] != ':' || !num(pos + 4, 2, om))
-      return std::nullopt;
-    offset = (text[pos] == '+' ? 1 : -1) * (oh * 3600L + om * 60L);
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != text.size()) return std::nullopt;
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  const std::time_t t = timegm(&tm);
-  return sys_clock::from_time_t(t - offset) +
-         std::chrono::duration_cast<sys_clock::duration>(std::chrono::duration<double>(fraction));
-}
 
 fault_hook pause_at_hook(std::string_view spec) {
   if (spec.empty()) return {};

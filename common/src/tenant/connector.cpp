@@ -152,6 +152,13 @@ std::uint16_t default_port(engine_type type) noexcept {
   return type == engine_type::postgres ? 5432 : 3306;
 }
 
+std::optional<engine_kind> parse_engine_type(std::string_view text) {
+  const std::string t = lower(text);
+  if (t == "postgres" || t == "postgresql") return engine_kind{engine_type::postgres, false};
+  if (t == "mysql" || t == "mariadb") return engine_kind{engine_type::mysql, t == "mariadb"};
+  return std::nullopt;
+}
+
 std::string_view engine_name(const server_address& server) noexcept {
   if (server.type == engine_type::postgres) return "postgres";
   return server.mariadb ? "mariadb" : "mysql";
@@ -235,15 +242,10 @@ connector parse_connector(connector_data&& data) {
   // type
   const auto type = raw.text("type", 32);
   if (!type) fail("type", "is missing: set it to postgres or mysql (also: postgresql, mariadb)");
-  const std::string t = lower(*type);
-  if (t == "postgres" || t == "postgresql") {
-    out.server.type = engine_type::postgres;
-  } else if (t == "mysql" || t == "mariadb") {
-    out.server.type = engine_type::mysql;
-    out.server.mariadb = t == "mariadb";
-  } else {
-    fail("type", "must be one of postgres, postgresql, mysql, mariadb; got " + show(*type));
-  }
+  const auto engine = parse_engine_type(*type);
+  if (!engine) fail("type", "must be one of postgres, postgresql, mysql, mariadb; got " + show(*type));
+  out.server.type = engine->type;
+  out.server.mariadb = engine->mariadb;
 
   // host and port, from host/port or the Platform's endpoint
   const auto host = raw.text("host", 260);

@@ -1,13 +1,13 @@
 #include "tenantdb/ownership.hpp"
 
 #include <chrono>
-#include <ctime>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include "tenantdb/error.hpp"
+#include "tenantdb/time.hpp"
 
 namespace tenantdb {
 namespace {
@@ -104,12 +104,7 @@ bool must_adopt(const ownership& owner, std::string_view object, const std::opti
 }
 
 std::string now_rfc3339() {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return format_rfc3339(std::chrono::system_clock::now());
 }
 
 }  // namespace tenantdb
