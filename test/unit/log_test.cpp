@@ -216,6 +216,70 @@ TEST_F(Log, NonFiniteDoublesStillGiveValidJson) {
   }
 }
 
+// The line without its timestamp, to compare bytes.
+std::string without_ts(const std::string& line) {
+  const auto start = line.find("\"ts\":\"");
+  const auto end = start == std::string::npos ? start : line.find('"', start + 6);
+  if (end == std::string::npos) return line;
+  return line.substr(0, start + 6) + line.substr(end);
+}
+
+// The layout and bytes every line has had: fields in order, no spaces, integers and
+// booleans as JSON literals. The lines are written with rapidjson's Writer now; this
+// pins that it changed nothing a log reader could see.
+TEST_F(Log, LineBytesAreStable) {
+  log::info("m", {{"k", "v"}, {"n", -3}, {"u", std::uint64_t{18446744073709551615U}}, {"yes", true}, {"no", false}});
+  ASSERT_EQ(lines_.size(), 1U);
+  EXPECT_EQ(without_ts(lines_.front()),
+            R"({"ts":"","level":"info","component":"unit-test","msg":"m","k":"v","n":-3,"u":18446744073709551615,)"
+            R"("yes":true,"no":false})");
+}
+
+// rapidjson's own string escaping writes \b and \f as short escapes, the others with
+// upper-case hex, and leaves DEL raw; the lines keep \u00xx in lower case for all of
+// them, DEL included (a raw DEL reaches terminals that view the logs).
+TEST_F(Log, ControlCharactersKeepTheirLowerCaseEscapes) {
+  log::info("\b\f\x1f\x7f\x01\x0b\n\r\t\"\\/"s + '\0', {{"c\x1b", "\x1b[31m"}});
+  ASSERT_EQ(lines_.size(), 1U);
+  EXPECT_EQ(
+      without_ts(lines_.front()),
+      R"({"ts":"","level":"info","component":"unit-test","msg":"\u0008\u000c\u001f\u007f\u0001\u000b\n\r\t\"\\/\u0000",)"
+      R"("c\u001b":"\u001b[31m"})");
+}
+
+// rapidjson copies invalid UTF-8 through (or, validating, fails the whole line); the
+// lines replace each invalid byte with U+FFFD, written as the escape \ufffd.
+TEST_F(Log, InvalidUtf8BecomesAnEscapedReplacementCharacter) {
+  log::info(
+      "a\xFF"
+      "b\xC3",
+      {{"\xED\xA0\x80", "ok \xC3\xBC"}});
+  ASSERT_EQ(lines_.size(), 1U);
+  EXPECT_EQ(without_ts(lines_.front()),
+            "{\"ts\":\"\",\"level\":\"info\",\"component\":\"unit-test\",\"msg\":\"a\\ufffdb\\ufffd\","
+            "\"\\ufffd\\ufffd\\ufffd\":\"ok \xC3\xBC\"}");
+}
+
+// rapidjson's Double fails on NaN and infinity and leaves "key": with no value (or, with
+// kWriteNanAndInfFlag, writes NaN/Infinity, which are not JSON): the lines say null. Finite
+// doubles keep their shortest round-trip form ("100", not rapidjson's "100.0").
+TEST_F(Log, DoublesAsTheyWereAndNonFiniteAsNull) {
+  log::info("d", {{"nan", std::numeric_limits<double>::quiet_NaN()},
+                  {"inf", std::numeric_limits<double>::infinity()},
+                  {"ninf", -std::numeric_limits<double>::infinity()},
+                  {"hundred", 100.0},
+                  {"big", 1e21},
+                  {"small", 1e-7},
+                  {"third", 0.1},
+                  {"after", 1}});
+  ASSERT_EQ(lines_.size(), 1U);
+  EXPECT_EQ(without_ts(lines_.front()),
+            R"({"ts":"","level":"info","component":"unit-test","msg":"d","nan":null,"inf":null,"ninf":null,)"
+            R"("hundred":100,"big":1e+21,"small":1e-07,"third":0.1,"after":1})");
+  rapidjson::Document doc;
+  EXPECT_TRUE(parse_line(lines_.front(), doc));
+}
+
 TEST_F(Log, SinkReceivesEachLineOnceAndCanBeReplaced) {
   std::vector<std::string> other;
   log::set_sink([&](std::string_view line) { other.emplace_back(line); });

@@ -1,6 +1,10 @@
 #pragma once
 /// \file
-/// A small Kubernetes API client: Secrets (and Leases) over HTTPS with libcurl.
+/// A small Kubernetes API client over HTTPS with libcurl: it reads, creates and
+/// conditionally updates Secrets, and nothing else. Replicas coordinate through the
+/// credentials Secret itself (resourceVersion-conditional writes of its rotation
+/// annotation: see rotation.hpp), not through Leases; `request` is the raw call for
+/// tests and tools.
 
 #include <chrono>
 #include <filesystem>
@@ -76,7 +80,8 @@ public:
   secret_object update_secret(const secret_object& object);
 
   /// One request; throws only for transport failures (and an unreadable token file).
-  /// For callers of other resources.
+  /// For tests and tools that need a raw answer; the library itself calls only the
+  /// Secret methods above.
   /// The bodies are the caller's: wipe them if they may hold Secret data.
   kube_response request(const std::string& method, const std::string& path, const std::string& body = {},
                         const std::string& content_type = "application/json");

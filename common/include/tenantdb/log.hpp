@@ -1,8 +1,8 @@
 #pragma once
 /// \file
-/// Structured logging: one JSON object per line on stderr. Fields take strings and
-/// numbers only; tenantdb::secret has no conversion to either, so a secret cannot be
-/// logged by accident.
+/// Structured logging: one JSON object per line on stderr, written with rapidjson's
+/// Writer (strings escaped by append_json_string). Fields take strings and numbers only;
+/// tenantdb::secret has no conversion to either, so a secret cannot be logged by accident.
 
 #include <cstdint>
 #include <functional>
@@ -60,7 +60,8 @@ inline void error(std::string_view m, std::initializer_list<field> f = {}) {
 }
 
 /// Appends `text` to `out` as a JSON string literal (quotes included); invalid UTF-8
-/// bytes become U+FFFD so a line is always valid JSON.
+/// bytes become U+FFFD (written \ufffd) so a line is always valid JSON, and control
+/// characters and DEL are escaped (\n, \r, \t, else \u00xx in lower case).
 void append_json_string(std::string& out, std::string_view text);
 
 }  // namespace tenantdb::log

@@ -8,6 +8,9 @@
 #include <ctime>
 #include <mutex>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include "tenantdb/error.hpp"
 #include "tenantdb/time.hpp"
 
@@ -69,6 +72,31 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   }
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return len;
+}
+
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// A string (key or value) as append_json_string escapes it. rapidjson's own escaping is
+// not used for these: it copies invalid UTF-8 through (the line would not be JSON) and
+// leaves DEL (0x7f) raw, and for the other control characters it writes different bytes
+// than the lines always had (\b, \f, upper-case hex).
+void write_string(json_writer& out, std::string_view text, std::string& scratch) {
+  scratch.clear();
+  append_json_string(scratch, text);
+  out.RawValue(scratch.data(), scratch.size(), rapidjson::kStringType);
+}
+
+// A double in its shortest round-trip form (std::to_chars: "100", "1e+21"), as the lines
+// always had it; rapidjson's Double writes "100.0" and "1e21". JSON has no NaN or
+// infinity: those are null (rapidjson's Double would fail and leave the line broken).
+void write_double(json_writer& out, double d) {
+  if (!std::isfinite(d)) {
+    out.Null();
+    return;
+  }
+  char buf[32];
+  const auto res = std::to_chars(buf, buf + sizeof buf, d);
+  out.RawValue(buf, static_cast<std::size_t>(res.ptr - buf), rapidjson::kNumberType);
 }
 
 }  // namespace
@@ -141,42 +169,40 @@ void write(level lvl, std::string_view message, std::initializer_list<field> fie
   auto& g = global();
   std::lock_guard lock(g.mutex);
   if (lvl < g.min) return;
-  std::string line;
-  line.reserve(160);
-  line.append("{\"ts\":\"");
-  append_timestamp(line);
-  line.append("\",\"level\":\"").append(level_name(lvl)).append("\",\"component\":");
-  append_json_string(line, g.component);
-  line.append(",\"msg\":");
-  append_json_string(line, message);
+  rapidjson::StringBuffer line;
+  line.Reserve(160);
+  rapidjson::Writer<rapidjson::StringBuffer> out(line);
+  std::string scratch;
+  out.StartObject();
+  out.Key("ts");
+  append_timestamp(scratch);
+  out.String(scratch.data(), static_cast<rapidjson::SizeType>(scratch.size()));
+  out.Key("level");
+  out.String(level_name(lvl));
+  out.Key("component");
+  write_string(out, g.component, scratch);
+  out.Key("msg");
+  write_string(out, message, scratch);
   for (const auto& f : fields) {
-    line.push_back(',');
-    append_json_string(line, f.key);
-    line.push_back(':');
+    write_string(out, f.key, scratch);
     if (const auto* s = std::get_if<std::string_view>(&f.value)) {
-      append_json_string(line, *s);
+      write_string(out, *s, scratch);
     } else if (const auto* i = std::get_if<std::int64_t>(&f.value)) {
-      line.append(std::to_string(*i));
+      out.Int64(*i);
     } else if (const auto* u = std::get_if<std::uint64_t>(&f.value)) {
-      line.append(std::to_string(*u));
+      out.Uint64(*u);
     } else if (const auto* d = std::get_if<double>(&f.value)) {
-      if (!std::isfinite(*d)) {
-        line.append("null");  // JSON has no NaN or infinity
-      } else {
-        char buf[32];
-        const auto res = std::to_chars(buf, buf + sizeof buf, *d);
-        line.append(buf, static_cast<std::size_t>(res.ptr - buf));
-      }
+      write_double(out, *d);
     } else {
-      line.append(std::get<bool>(f.value) ? "true" : "false");
+      out.Bool(std::get<bool>(f.value));
     }
   }
-  line.push_back('}');
+  out.EndObject();
   if (g.sink) {
-    g.sink(line);
+    g.sink(std::string_view(line.GetString(), line.GetSize()));
   } else {
-    line.push_back('\n');
-    std::fwrite(line.data(), 1, line.size(), stderr);
+    line.Put('\n');  // one write, so lines of concurrent processes do not interleave
+    std::fwrite(line.GetString(), 1, line.GetSize(), stderr);
     std::fflush(stderr);
   }
 }

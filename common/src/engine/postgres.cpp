@@ -32,6 +32,7 @@
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/ownership.hpp"
+#include "tenantdb/retry.hpp"
 #include "tenantdb/secret.hpp"
 
 namespace tenantdb::detail {
@@ -389,10 +390,18 @@ bool is_concurrent_update(const PGresult* res) {
   return primary != nullptr && contains(primary, "concurrently updated");
 }
 
+/// Pauses before running a statement again after "tuple concurrently updated": 20 ms,
+/// doubling, at most 100 ms, five times at most (the house backoff, tenantdb/retry.hpp).
+/// No jitter: only the session that lost the race gets the error, so there is no crowd
+/// of retries to spread apart.
+constexpr backoff_policy concurrent_update_backoff{std::chrono::milliseconds(20), std::chrono::milliseconds(100), 2.0,
+                                                   0.0};
+constexpr unsigned concurrent_update_retries = 5;
+
 /// Runs `sql`; "already exists" SQLSTATEs in st.tolerated count as success. Returns
 /// false if a tolerated error occurred.
 bool run(PGconn* conn, const std::string& sql, const statement& st, party who, const std::string& actor) {
-  for (int attempt = 0;; ++attempt) {
+  for (unsigned attempt = 1;; ++attempt) {
     result_ptr res(PQexec(conn, sql.c_str()));
     const ExecStatusType status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return true;
@@ -401,8 +410,8 @@ bool run(PGconn* conn, const std::string& sql, const statement& st, party who, c
       if (state != nullptr)
         for (const auto tolerated : st.tolerated)
           if (tolerated == state) return false;
-      if (attempt < 5 && is_concurrent_update(res.get()) && PQstatus(conn) == CONNECTION_OK) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+      if (attempt <= concurrent_update_retries && is_concurrent_update(res.get()) && PQstatus(conn) == CONNECTION_OK) {
+        std::this_thread::sleep_for(backoff_delay(concurrent_update_backoff, attempt));
         continue;
       }
     }
