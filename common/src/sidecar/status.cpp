@@ -5,6 +5,7 @@
 
 #include "tenantdb/engine.hpp"
 #include "tenantdb/log.hpp"
+#include "tenantdb/time.hpp"
 
 namespace tenantdb::sidecar {
 namespace {
