@@ -88,7 +88,7 @@ TEST_P(InitCliTest, KubeModeWritesTheCredentialsSecretAndDirectoryThatLogIn) {
   } else {
     EXPECT_EQ(stored("type"), "mariadb");
     EXPECT_EQ(ds, "mysql://" + names.user_a + ":" + password + "@tcp(" + conn_.server.host + ":" +
-                      std::to_string(conn_.server.port) + ")/" + names.database);
+                      std::to_string(conn_.server.port) + ")/" + names.database + "?tls=true");
   }
   const auto object = api_.get_object("secrets", "team-a", secret_name_);
   ASSERT_TRUE(object);
