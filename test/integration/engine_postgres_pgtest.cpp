@@ -563,7 +563,10 @@ TEST_F(PostgresEngine, AdminWithoutCreatedbGetsADatabaseErrorNamingThePrivilege)
   const tenant_names weak = fresh("weak");
   const secret pw = generate_password();
   auto su = super_client();
-  su.exec("CREATE ROLE \"" + weak.user_a + "\" LOGIN CREATEROLE NOCREATEDB PASSWORD '" + pw.reveal() + "'");
+  // (IN ROLE tenantdb_any_database: the test server's pg_hba.conf lets only the admins and
+  // that group's members into databases not named like one of their roles; testdb.sh.)
+  su.exec("CREATE ROLE \"" + weak.user_a + "\" LOGIN CREATEROLE NOCREATEDB PASSWORD '" + pw.reveal() +
+          "' IN ROLE tenantdb_any_database");
   const error e = expect_error([&] {
     auto session = connect_admin(admin_.server, {weak.user_a, pw});
     session->ensure_database(fresh("weakdb"));
