@@ -395,6 +395,10 @@ TEST_F(PostgresEngine, NamesOutsideTheAllowListAreRejectedBeforeAnySql) {
 TEST_F(PostgresEngine, TenantCannotConnectToAnotherTenantsDatabase) {
   const auto a = provision("isoa");
   const auto b = provision("isob");
+  // The test server's pg_hba.conf (samerole) already turns A away at the door; A's active
+  // login is let past it (tenantdb_any_database: testdb.sh) so that what refuses it here
+  // is the CONNECT privilege the engine revoked. The standby login meets the door.
+  super_client().exec("GRANT tenantdb_any_database TO \"" + a.names.user_a + "\"");
   const error e = expect_error([&] { verify_login(admin_.server, {a.names.user_a, a.password_a}, b.names.database); });
   EXPECT_EQ(e.kind(), error_kind::verification);
   EXPECT_NE(connect_failure(admin_, a.names.user_a, a.password_a, b.names.database).find("permission denied"),
