@@ -597,6 +597,11 @@ TEST_P(Engine, NamesOutsideTheAllowListAreRejectedBeforeAnySql) {
 TEST_P(Engine, TenantCannotConnectToAnotherTenantsDatabase) {
   const auto a = provision("isoa");
   const auto b = provision("isob");
+  // The PostgreSQL test server's pg_hba.conf (samerole) already turns A away at the door;
+  // A's active login is let past it (tenantdb_any_database: testdb.sh) so that what
+  // refuses it here is the CONNECT privilege the engine revoked. The standby login meets
+  // the door.
+  if (postgres()) pg_super().exec("GRANT tenantdb_any_database TO \"" + a.names.user_a + "\"");
   const error e = expect_error([&] { verify_login(admin_.server, {a.names.user_a, a.password_a}, b.names.database); });
   EXPECT_EQ(e.kind(), error_kind::verification);
   if (postgres()) {
@@ -918,7 +923,10 @@ TEST_F(PostgresEngine, AdminWithoutCreatedbGetsADatabaseErrorNamingThePrivilege)
   const tenant_names weak = fresh("weak");
   const secret pw = generate_password();
   auto su = pg_super();
-  su.exec("CREATE ROLE \"" + weak.user_a + "\" LOGIN CREATEROLE NOCREATEDB PASSWORD '" + pw.reveal() + "'");
+  // (IN ROLE tenantdb_any_database: the test server's pg_hba.conf lets only the admins and
+  // that group's members into databases not named like one of their roles; testdb.sh.)
+  su.exec("CREATE ROLE \"" + weak.user_a + "\" LOGIN CREATEROLE NOCREATEDB PASSWORD '" + pw.reveal() +
+          "' IN ROLE tenantdb_any_database");
   const error e = expect_error([&] {
     auto session = connect_admin(admin_.server, {weak.user_a, pw});
     session->ensure_database(fresh("weakdb"));

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <rapidjson/document.h>
@@ -88,7 +89,7 @@ TEST_P(InitCliTest, KubeModeWritesTheCredentialsSecretAndDirectoryThatLogIn) {
   } else {
     EXPECT_EQ(stored("type"), "mariadb");
     EXPECT_EQ(ds, "mysql://" + names.user_a + ":" + password + "@tcp(" + conn_.server.host + ":" +
-                      std::to_string(conn_.server.port) + ")/" + names.database);
+                      std::to_string(conn_.server.port) + ")/" + names.database + "?tls=true");
   }
   const auto object = api_.get_object("secrets", "team-a", secret_name_);
   ASSERT_TRUE(object);
@@ -211,6 +212,59 @@ TEST_P(InitCliTest, UnreachableDatabaseIsExitSixAfterTheTimeout) {
   EXPECT_NE(r.err.find("retrying after a transient failure"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("gave up after"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(work_ / "out" / "..data"));
+}
+
+// Issue 11, item 9: a connector in the vCluster Platform's keys only (endpoint, user,
+// password), without caCert and without sslMode, works as the Platform's does: TLS
+// without verification (the test servers' certificate is not in any bundle the init
+// sees), one warning saying so, and credentials that log in. On MariaDB the type is left
+// out too: the Platform reads a blank type as mysql.
+TEST_P(InitCliTest, PlatformConnectorWithoutCaCertOrSslModeProvisionsAndLogsIn) {
+  const fs::path dir = work_ / "platform.connector";
+  fs::create_directories(dir);
+  const auto put = [&](const char* key, const std::string& value) { std::ofstream(dir / key) << value; };
+  put("endpoint", conn_.server.host + ":" + std::to_string(conn_.server.port));
+  put("user", conn_.admin_user);
+  put("password", conn_.admin_password.reveal());
+  if (GetParam() == "pg") put("type", "postgres");
+  const fs::path out = work_ / "out";
+  // No system bundle either: nothing may depend on one.
+  const auto r = init({"--local", "--connector-file", dir.string(), "--tenant", who_.name, "--namespace", "team-a",
+                       "--output-dir", out.string(), "--timeout", "60s"},
+                      {{"SSL_CERT_FILE", (work_ / "no-such-bundle.crt").string()}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  // One warning: verification is off, and sslMode turns it on.
+  std::vector<std::string> warnings;
+  for (std::size_t pos = 0, end; pos < r.err.size(); pos = end + 1) {
+    end = std::min(r.err.find('\n', pos), r.err.size());
+    const std::string line = r.err.substr(pos, end - pos);
+    if (line.find("\"level\":\"warn\"") != std::string::npos) warnings.push_back(line);
+  }
+  ASSERT_EQ(warnings.size(), 1u) << r.err;
+  EXPECT_NE(warnings[0].find("not verified"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("set sslMode: verify-full"), std::string::npos) << warnings[0];
+  EXPECT_NE(r.err.find("the vCluster Platform's keys without sslMode"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(conn_.admin_password.reveal()), std::string::npos) << "the admin password was logged";
+
+  const auto files = read_directory(out);
+  const auto names = derive_names(who_);
+  EXPECT_EQ(files.at("type").reveal(), GetParam() == "pg" ? "postgres" : "mysql");
+  EXPECT_EQ(files.at("sslMode").reveal(), "require");
+  EXPECT_EQ(files.count("caCert"), 0u);
+  const std::string ds = files.at("dataSource").reveal();
+  if (GetParam() == "pg") {
+    EXPECT_NE(ds.find("?sslmode=require"), std::string::npos) << mask_dsn(ds);
+    EXPECT_EQ(ds.find("sslrootcert"), std::string::npos) << mask_dsn(ds);
+  } else {
+    EXPECT_EQ(ds.substr(ds.rfind('/')), "/" + names.database + "?tls=skip-verify") << mask_dsn(ds);
+  }
+
+  // The workload's credentials log in, over TLS that does not verify (as the files say).
+  server_address server = conn_.server;
+  server.tls = tls_mode::require;
+  server.ca_pem.clear();
+  EXPECT_NO_THROW(verify_login(server, login{files.at("user").reveal(), files.at("password")}, names.database));
 }
 
 // Bad input (flags, tenant inputs, malformed connectors) is tested in the reliability and

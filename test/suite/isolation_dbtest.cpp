@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <libpq-fe.h>
@@ -31,6 +32,7 @@
 namespace fs = std::filesystem;
 using namespace tenantdb;
 using namespace tenantdb::test::isolation;
+using namespace std::string_literals;
 
 namespace {
 
@@ -122,8 +124,9 @@ protected:
             }};
   }
   // A query run by A in `db` whose first value must stay "0" (or one of `harmless`).
-  route count_in(std::string name, std::string db, std::string sql, std::set<std::string> harmless = {"0"}) const {
-    return {std::move(name), {}, [this, db, sql, harmless](const login& a) {
+  route count_in(std::string name, std::string db, std::string sql, std::set<std::string> harmless = {"0"},
+                 std::set<std::string> refusals = {}) const {
+    return {std::move(name), std::move(refusals), [this, db, sql, harmless](const login& a) {
               return harmless.count(as(a, db == "own" ? a_.names.database : db).value(sql)) == 0;
             }};
   }
@@ -156,7 +159,7 @@ TEST_F(PostgresIsolation, TenantACannotReachTenantBByAnyRoute) {
   const std::string owner_only = "42501";
   std::vector<route> routes = {
       {"connect to B's database",
-       {"connect-denied"},
+       {"connect-denied", "connect-hba"},
        [&](const login& a) {
          as(a, bdb);
          return true;
@@ -197,26 +200,30 @@ TEST_F(PostgresIsolation, TenantACannotReachTenantBByAnyRoute) {
          as({bdb, a.password}, bdb);
          return true;
        }},
-      // The shared databases: reachable by default, but nothing of B is there and nothing
-      // planted there may reach the databases created later from template1.
+      // The shared databases: reachable on a server with the default pg_hba.conf (PUBLIC
+      // CONNECT), but nothing of B is there and nothing planted there may reach the
+      // databases created later from template1. The test server closes them with samerole
+      // (TenantReachesNoDatabaseButItsOwn), so there these routes end at the door.
       count_in("B's table listed in database postgres", "postgres",
-               "SELECT count(*) FROM pg_class WHERE relname = 't' AND relnamespace = 'public'::regnamespace"),
+               "SELECT count(*) FROM pg_class WHERE relname = 't' AND relnamespace = 'public'::regnamespace", {"0"},
+               {"connect-hba"}),
       count_in("B's table listed in database template1", "template1",
-               "SELECT count(*) FROM pg_class WHERE relname = 't' AND relnamespace = 'public'::regnamespace"),
+               "SELECT count(*) FROM pg_class WHERE relname = 't' AND relnamespace = 'public'::regnamespace", {"0"},
+               {"connect-hba"}),
       {"plant a table in template1 (copied into new tenant databases)",
-       {owner_only},
+       {owner_only, "connect-hba"},
        [&](const login& a) {
          as(a, "template1").exec("CREATE TABLE public.tenantdb_planted (x int)");
          return true;
        }},
       {"plant a schema in template1",
-       {owner_only},
+       {owner_only, "connect-hba"},
        [&](const login& a) {
          as(a, "template1").exec("CREATE SCHEMA tenantdb_planted");
          return true;
        }},
       {"write a table into database postgres",
-       {owner_only},
+       {owner_only, "connect-hba"},
        [&](const login& a) {
          as(a, "postgres").exec("CREATE TABLE public.tenantdb_planted (x int)");
          return true;
@@ -288,6 +295,37 @@ TEST_F(PostgresIsolation, TenantACannotReachTenantBByAnyRoute) {
   // B is untouched and A's own access still works.
   EXPECT_EQ(pg_client(conn_.server, b_.active, bdb).value("SELECT v FROM t"), marker_);
   EXPECT_EQ(as(a_.active, a_.names.database).value("SELECT current_user"), a_.names.database);
+}
+
+// Issue 11, item 8: PUBLIC CONNECT on postgres and template1 (and on any database made
+// without tenantdb) is closed for every tenant at once by pg_hba.conf's `samerole`: a
+// login reaches only a database named like a role it is a member of, and a tenant's
+// database is named like the group role its logins belong to. The test server runs that
+// way (test/tools/testdb.sh). Every database on the server is tried with both of A's
+// logins; the server must refuse each at the door (pg_hba.conf), A's own excepted.
+TEST_F(PostgresIsolation, TenantReachesNoDatabaseButItsOwn) {
+  test::suite_tally tally;
+  const std::vector<std::string> databases = pg_client(conn_.server, test::admin_login(conn_), "postgres")
+                                                 .rows("SELECT datname FROM pg_database ORDER BY datname");
+  const auto listed = [&](const std::string& db) {
+    return std::find(databases.begin(), databases.end(), db) != databases.end();
+  };
+  // Controls: the list holds the shared databases and both tenants', and A reaches its own.
+  for (const std::string& db : {"postgres"s, "template1"s, "template0"s, a_.names.database, b_.names.database})
+    ASSERT_TRUE(listed(db)) << db << " is not in pg_database";
+  for (const login* a : {&a_.active, &a_.standby})
+    ASSERT_EQ(as(*a, a_.names.database).value("SELECT current_database()"), a_.names.database) << "A cannot log in";
+
+  std::vector<route> routes;
+  for (const std::string& db : databases) {
+    if (db == a_.names.database) continue;
+    routes.push_back({"connect to database " + db, {"connect-hba"}, [this, db](const login& a) {
+                        as(a, db);
+                        return true;
+                      }});
+  }
+  run_routes(tally, routes);
+  EXPECT_EQ(routes.size() + 1, databases.size());
 }
 
 // ---------------------------------------------------------------------------------------

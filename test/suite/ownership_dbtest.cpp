@@ -131,7 +131,11 @@ protected:
   void squat(bool database, const std::vector<std::string>& users) {
     if (pg()) {
       pg_client a(conn_.server, admin(), "postgres");
-      for (const auto& u : users) a.exec("CREATE ROLE " + u + " LOGIN PASSWORD '" + squatter_password + "'");
+      // (IN ROLE tenantdb_any_database: like any role made by hand, the squatter's logins
+      // reach databases not named like one of their roles; the test server's pg_hba.conf
+      // lets in only that group's members besides samerole: testdb.sh.)
+      for (const auto& u : users)
+        a.exec("CREATE ROLE " + u + " LOGIN PASSWORD '" + squatter_password + "' IN ROLE tenantdb_any_database");
       if (database) a.exec("CREATE DATABASE " + names_.database);
     } else {
       my_client a(conn_.server, admin(), "");

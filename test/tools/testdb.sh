@@ -36,6 +36,9 @@ umask 022
 
 readonly ADMIN_USER=tenantdb_admin
 readonly SUPER_USER=tenantdb_super
+# PostgreSQL: NOLOGIN role whose members pg_hba.conf lets into every database
+# (tenants get only their own: samerole). Tests grant it to roles they make by hand.
+readonly ANY_DB_GROUP=tenantdb_any_database
 readonly START_TIMEOUT=${TENANTDB_TESTDB_TIMEOUT:-60}
 readonly STOP_TIMEOUT=30
 readonly PG_OS_USER=postgres     # used only when running as root
@@ -459,12 +462,25 @@ EOF
     # TCP only via TLS (no plain "host" lines, so non-TLS TCP is rejected);
     # the socket lives in a 0700 directory, so trust there is safe and does
     # not depend on the OS user name (postgres as root, $USER otherwise).
+    # Over TCP the admin, the superuser and members of $ANY_DB_GROUP (roles
+    # tests make by hand to stand for another admin or a squatter) reach every
+    # database; every other role only a database named like a role it is a
+    # member of (samerole). A tenant's database is named like its NOLOGIN group
+    # role and its logins are members, so a tenant reaches its own database and
+    # not postgres, template1 or another tenant's, whatever CONNECT privileges
+    # say (issue 11, item 8).
     cat >"$PG_DATA/pg_hba.conf" <<EOF
 # Managed by test/tools/testdb.sh; rewritten on every start.
-# TYPE  DATABASE  USER  ADDRESS       METHOD
-local   all       all                 trust
-hostssl all       all   127.0.0.1/32  scram-sha-256
-hostssl all       all   ::1/128       scram-sha-256
+# TYPE  DATABASE  USER            ADDRESS       METHOD
+local   all       all                           trust
+hostssl all       $ADMIN_USER  127.0.0.1/32  scram-sha-256
+hostssl all       $ADMIN_USER  ::1/128       scram-sha-256
+hostssl all       $SUPER_USER  127.0.0.1/32  scram-sha-256
+hostssl all       $SUPER_USER  ::1/128       scram-sha-256
+hostssl all       +$ANY_DB_GROUP  127.0.0.1/32  scram-sha-256
+hostssl all       +$ANY_DB_GROUP  ::1/128       scram-sha-256
+hostssl samerole  all             127.0.0.1/32  scram-sha-256
+hostssl samerole  all             ::1/128       scram-sha-256
 EOF
     give_to "$PG_OS_USER" "$PG_DATA/testdb.conf" "$PG_DATA/pg_hba.conf"
     chmod 0600 "$PG_DATA/testdb.conf" "$PG_DATA/pg_hba.conf"
@@ -490,6 +506,13 @@ BEGIN
 END
 \$\$;
 ALTER ROLE $ADMIN_USER WITH LOGIN CREATEDB CREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS PASSWORD '$admin_pw';
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$ANY_DB_GROUP') THEN
+    CREATE ROLE $ANY_DB_GROUP NOLOGIN;
+  END IF;
+END
+\$\$;
 ALTER ROLE $SUPER_USER WITH PASSWORD '$super_pw';
 EOF
 }

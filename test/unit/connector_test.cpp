@@ -354,6 +354,144 @@ TEST_F(Connector, OversizedPasswordIsRejected) {
 // ---------------------------------------------------------------------------------------
 // TLS
 
+// ---------------------------------------------------------------------------------------
+// the vCluster Platform's connector, unchanged (issue 11, item 9)
+
+// Captures the log lines written while it lives, at info and above (as the binaries log).
+class log_capture {
+public:
+  log_capture() : previous_(log::current_level()) {
+    log::set_level(log::level::info);
+    log::set_sink([this](std::string_view line) { lines_.emplace_back(line); });
+  }
+  ~log_capture() {
+    log::set_sink(nullptr);
+    log::set_level(previous_);
+  }
+  log_capture(const log_capture&) = delete;
+  log_capture& operator=(const log_capture&) = delete;
+  const std::vector<std::string>& lines() const { return lines_; }
+  std::vector<std::string> at(const std::string& level) const {
+    std::vector<std::string> out;
+    for (const auto& l : lines_)
+      if (l.find(R"("level":")" + level + "\"") != std::string::npos) out.push_back(l);
+    return out;
+  }
+
+private:
+  log::level previous_;
+  std::vector<std::string> lines_;
+};
+
+// The Platform's own spelling: endpoint, user, password (no host, port, adminUser,
+// adminPassword), and no sslMode.
+connector_data platform_data(const std::string& type) {
+  connector_data d = {{"endpoint", "db.example.com:3306"}, {"user", "platform-admin"}, {"password", kPassword}};
+  if (type != "(none)") d["type"] = type;
+  return d;
+}
+
+TEST_F(Connector, PlatformKeysWithoutTypeMeanMysql) {
+  for (const std::string& type : {"(none)"s, ""s, "\n"s, "  "s}) {
+    SCOPED_TRACE("type = \"" + type + "\"");
+    const connector c = parse(platform_data(type));
+    EXPECT_TRUE(c.platform_keys);
+    EXPECT_EQ(c.server.type, engine_type::mysql);
+    EXPECT_FALSE(c.server.mariadb);
+    EXPECT_EQ(c.server.port, 3306);
+    EXPECT_EQ(c.admin_user, "platform-admin");
+  }
+  // An explicit type still decides, and a wrong one is still refused.
+  EXPECT_EQ(parse(platform_data("postgres")).server.type, engine_type::postgres);
+  EXPECT_TRUE(parse(platform_data("mariadb")).server.mariadb);
+  expect_error(platform_data("oracle"), "type");
+}
+
+TEST_F(Connector, OwnKeysStillRequireAType) {
+  for (const std::string& type : {"(none)"s, ""s, "\n"s}) {
+    auto data = postgres_data();
+    if (type == "(none)")
+      data.erase("type");
+    else
+      data["type"] = type;
+    expect_error(std::move(data), "type", "own keys, type = \"" + type + "\"");
+  }
+  // Mixed spellings are not the Platform's connector: endpoint with adminUser, or with
+  // host, keep this project's rules.
+  auto mixed_admin = platform_data("(none)");
+  mixed_admin["adminUser"] = "platform-admin";
+  expect_error(std::move(mixed_admin), "type", "endpoint + adminUser");
+  auto mixed_host = platform_data("(none)");
+  mixed_host["host"] = "db.example.com";
+  expect_error(std::move(mixed_host), "type", "endpoint + host");
+}
+
+// The warning that verification is off (naming sslMode) is provisioning's, for every
+// unverified connector (init_cli_dbtest checks there is exactly one); the parser says
+// in one info line why the mode is not verify-full.
+TEST_F(Connector, PlatformKeysWithoutSslModeGetThePlatformsTlsDefaultsAndSayWhy) {
+  for (const std::string& type : {"postgres"s, "mysql"s, "mariadb"s, "(none)"s}) {
+    SCOPED_TRACE("type = " + type);
+    log_capture logs;
+    const connector c = parse(platform_data(type));
+    // PostgreSQL `require`, MySQL/MariaDB encrypted without verification: both `require`.
+    EXPECT_EQ(c.server.tls, tls_mode::require);
+    EXPECT_TRUE(c.server.ca_pem.empty());
+    ASSERT_EQ(logs.lines().size(), 1u) << "one line";
+    const std::string& line = logs.lines().front();
+    EXPECT_EQ(logs.at("info").size(), 1u) << line;
+    EXPECT_NE(line.find("Platform's default"), std::string::npos) << line;
+    EXPECT_NE(line.find("not verified"), std::string::npos) << line;
+    EXPECT_NE(line.find(R"("key":"sslMode")"), std::string::npos) << "names the key: " << line;
+    EXPECT_NE(line.find(R"("sslMode":"require")"), std::string::npos) << line;
+    EXPECT_EQ(line.find(kPassword.substr(0, 8)), std::string::npos) << line;
+  }
+}
+
+TEST_F(Connector, PlatformKeysWithoutSslModeNeedNoCaBundle) {
+  // The Platform connects without a CA; so does tenantdb for its connector, even where
+  // no system bundle exists (verify-full would refuse here).
+  ::setenv("SSL_CERT_FILE", (dir_.path() / "no-such-bundle.crt").c_str(), 1);
+  EXPECT_EQ(parse(platform_data("postgres")).server.tls, tls_mode::require);
+  EXPECT_EQ(parse(platform_data("(none)")).server.tls, tls_mode::require);
+  auto verified = platform_data("postgres");
+  verified["sslMode"] = "verify-full";
+  expect_error(std::move(verified), "caCert", "verify-full without a bundle");
+}
+
+TEST_F(Connector, PlatformKeysWithSslModeKeepItAndSayNothing) {
+  for (const auto& [key, value, mode] :
+       std::vector<std::tuple<std::string, std::string, tls_mode>>{{"sslMode", "verify-full", tls_mode::verify_full},
+                                                                   {"sslMode", "disable", tls_mode::disable},
+                                                                   {"sslMode", "require", tls_mode::require},
+                                                                   {"tls", "true", tls_mode::verify_full}}) {
+    SCOPED_TRACE(key + " = " + value);
+    log_capture logs;
+    auto data = platform_data("postgres");
+    data[key] = value;
+    data["caCert"] = test_ca();
+    const connector c = parse(std::move(data));
+    EXPECT_EQ(c.server.tls, mode);
+    EXPECT_TRUE(logs.lines().empty()) << logs.lines().front();
+  }
+}
+
+TEST_F(Connector, OwnKeysWithoutSslModeStayVerifyFullAndSayNothing) {
+  for (auto data : {postgres_data(), mysql_data()}) {
+    log_capture logs;
+    const connector c = parse(std::move(data));
+    EXPECT_FALSE(c.platform_keys);
+    EXPECT_EQ(c.server.tls, tls_mode::verify_full);
+    EXPECT_TRUE(logs.lines().empty()) << logs.lines().front();
+  }
+  // endpoint in this project's connector (with adminUser/adminPassword) is not the
+  // Platform's connector either.
+  auto with_endpoint = postgres_data();
+  with_endpoint.erase("host");
+  with_endpoint["endpoint"] = "db.example.com:5432";
+  EXPECT_EQ(parse(std::move(with_endpoint)).server.tls, tls_mode::verify_full);
+}
+
 TEST_F(Connector, TlsDefaultsToVerifyFull) {
   EXPECT_EQ(parse(postgres_data()).server.tls, tls_mode::verify_full);
   EXPECT_EQ(parse(mysql_data()).server.tls, tls_mode::verify_full);

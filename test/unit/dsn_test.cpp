@@ -269,6 +269,30 @@ TEST(KineDataSource, MysqlPasswordIsVerbatimAndSurvivesGoSqlDriversParser) {
   }
 }
 
+// Kine turns TLS on for MySQL only with --ca-file; without it the dataSource's own `tls`
+// parameter (go-sql-driver's) is all that says how the connection is protected.
+TEST(KineDataSource, MysqlSaysItsTlsWithGoSqlDriversTlsParameter) {
+  const secret password("pw");
+  const std::vector<std::pair<tls_mode, std::string>> cases = {
+      {tls_mode::disable, "false"},       {tls_mode::allow, "preferred"}, {tls_mode::prefer, "preferred"},
+      {tls_mode::require, "skip-verify"}, {tls_mode::verify_ca, "true"},  {tls_mode::verify_full, "true"}};
+  for (const auto& [mode, expected] : cases) {
+    for (const std::string& ca_pem : std::vector<std::string>{"", "-----BEGIN CERTIFICATE-----..."}) {
+      const data_source_parts parts{make_server(engine_type::mysql, "db", 3306, mode, ca_pem), "db1", "u1", &password,
+                                    "/run/tenantdb/files/caCert"};
+      const std::string dsn = kine_data_source(parts).reveal();
+      SCOPED_TRACE(dsn);
+      EXPECT_EQ(go_mysql_tls(mode), expected);
+      // Exactly one parameter, after the database: no file path (go-sql-driver cannot
+      // read one; Kine's --ca-file names the CA).
+      EXPECT_EQ(dsn, "mysql://u1:pw@tcp(db:3306)/db1?tls=" + expected);
+      const auto parsed = parse_go_mysql_dsn(dsn);
+      ASSERT_TRUE(parsed.has_value());
+      EXPECT_EQ(parsed->database, "db1");
+    }
+  }
+}
+
 TEST(KineDataSource, MysqlBracketsIpv6) {
   const secret password("pw");
   const data_source_parts parts{make_server(engine_type::mysql, "::1", 3307, tls_mode::disable), "d", "u", &password,
@@ -298,7 +322,7 @@ TEST(MaskDsn, HidesTheWholePasswordOfAMysqlDsn) {
     const data_source_parts parts{make_server(engine_type::mysql, "db", 3306, tls_mode::disable), "d1", "u1", &password,
                                   ""};
     const std::string dsn = kine_data_source(parts).reveal();
-    EXPECT_EQ(mask_dsn(dsn), "mysql://u1:***@tcp(db:3306)/d1") << dsn;
+    EXPECT_EQ(mask_dsn(dsn), "mysql://u1:***@tcp(db:3306)/d1?tls=false") << dsn;
   }
 }
 

@@ -57,6 +57,10 @@ struct connector {
   server_address server;
   std::string admin_user;
   secret admin_password;
+  /// The connector uses the vCluster Platform's keys (endpoint, user, password) and none
+  /// of host, port, adminUser, adminPassword: the Platform's defaults applied (a blank
+  /// type is mysql; without sslMode/tls, TLS without verification and one warning).
+  bool platform_keys = false;
 };
 
 /// Raw connector data: Secret keys to values (already base64-decoded).
@@ -64,7 +68,11 @@ using connector_data = std::map<std::string, std::string, std::less<>>;
 
 /// Validates and normalises connector data. Accepts this project's keys (type, host,
 /// port, adminUser, adminPassword, sslMode, tls, caCert, database) and the vCluster
-/// Platform connector's (endpoint, user, password, type, caCert, sslMode). Throws
+/// Platform connector's (endpoint, user, password, type, caCert, sslMode). A connector
+/// in the Platform's keys only (see connector::platform_keys) behaves as the Platform
+/// documents it: blank or missing type means mysql, and without sslMode/tls the TLS mode
+/// is require (encrypted, not verified; one warning line says so and names sslMode).
+/// This project's own keys keep requiring type and default to verify-full. Throws
 /// tenantdb::error (kind connector, about = the key) with one line naming the key and
 /// what is wrong; secret values are never quoted. `data` is wiped on return.
 connector parse_connector(connector_data&& data);

@@ -239,8 +239,21 @@ connector parse_connector(connector_data&& data) {
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       log::debug("ignoring unknown connector key", {{"key", key}});
 
+  // The vCluster Platform's connector names the server with `endpoint` and the admin
+  // with `user`/`password`. Such a connector (and only one that uses none of this
+  // project's own address and admin keys) gets the Platform's documented defaults: a
+  // blank type is mysql, and without sslMode/tls the Platform's TLS (below).
+  const auto given = [&](std::string_view key) {  // present and not blank
+    const std::string* v = raw.find(key);
+    return v != nullptr &&
+           !std::all_of(v->begin(), v->end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+  };
+  const bool platform_keys =
+      given("endpoint") && !given("host") && !given("port") && !given("adminUser") && !given("adminPassword");
+  out.platform_keys = platform_keys;
+
   // type
-  const auto type = raw.text("type", 32);
+  const auto type = platform_keys && !given("type") ? std::optional<std::string>("mysql") : raw.text("type", 32);
   if (!type) fail("type", "is missing: set it to postgres or mysql (also: postgresql, mariadb)");
   const auto engine = parse_engine_type(*type);
   if (!engine) fail("type", "must be one of postgres, postgresql, mysql, mariadb; got " + show(*type));
@@ -310,6 +323,9 @@ connector parse_connector(connector_data&& data) {
     if (mode && *mode != m) fail("tls", "disagrees with \"sslMode\"; keep one of the two");
     mode = m;
   }
+  // The Platform's defaults: PostgreSQL `require`, MySQL encrypted without verification.
+  const bool platform_tls_default = !mode && platform_keys;
+  if (platform_tls_default) mode = tls_mode::require;
   out.server.tls = mode.value_or(tls_mode::verify_full);
   if (out.server.type == engine_type::mysql && out.server.tls == tls_mode::allow) out.server.tls = tls_mode::prefer;
 
@@ -335,6 +351,13 @@ connector parse_connector(connector_data&& data) {
   } else if (out.server.type == engine_type::postgres) {
     out.server.admin_database = "postgres";
   }
+  // Why the mode is not verify-full. The one warning that verification is off, naming
+  // the key that turns it on, is provisioning's (for every unverified connector).
+  if (platform_tls_default)
+    log::info(
+        "the connector uses the vCluster Platform's keys without sslMode: the Platform's default applies "
+        "(encrypted, the server's certificate not verified)",
+        {{"key", "sslMode"}, {"sslMode", to_string(out.server.tls)}, {"engine", engine_name(out.server)}});
   return out;
 }
 

@@ -28,6 +28,18 @@ std::string url_host(std::string_view host) {
   return std::string(host);
 }
 
+std::string_view go_mysql_tls(tls_mode mode) noexcept {
+  switch (mode) {
+    case tls_mode::disable: return "false";
+    case tls_mode::allow:
+    case tls_mode::prefer: return "preferred";
+    case tls_mode::require: return "skip-verify";
+    case tls_mode::verify_ca:
+    case tls_mode::verify_full: break;
+  }
+  return "true";
+}
+
 secret kine_data_source(const data_source_parts& parts) {
   static const secret empty;
   const secret& password = parts.password != nullptr ? *parts.password : empty;
@@ -43,7 +55,8 @@ secret kine_data_source(const data_source_parts& parts) {
       out += "&sslrootcert=" + percent_encode(parts.ca_file);
   } else {
     // go-sql-driver takes everything between the first ':' and the last '@' verbatim.
-    out = "mysql://" + parts.user + ":" + password.reveal() + "@tcp(" + host_port + ")/" + parts.database;
+    out = "mysql://" + parts.user + ":" + password.reveal() + "@tcp(" + host_port + ")/" + parts.database +
+          "?tls=" + std::string(go_mysql_tls(parts.server.tls));
   }
   return secret(std::move(out));
 }
