@@ -315,7 +315,7 @@ struct agent::impl {
 
   asio::io_context io;  // first: destroyed last, after everything that uses it
   agent_options options;
-  sidecar::sourced_store rotation_store;  ///< the store as the rotator sees it
+  sidecar::sourced_store rotation_store;                  ///< the store as the rotator sees it
   std::unique_ptr<engine> db = make_engine_by_address();  // the store names the server type
   rotator rot;
   sys_clock::time_point started;
