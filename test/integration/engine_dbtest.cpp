@@ -824,7 +824,10 @@ TEST_P(Engine, RequireModeEncryptsWithoutVerifyingTheCertificate) {
 
   if (postgres()) {
     // A session the engine opens in require mode, as an account nothing else uses, so
-    // its backend is the only one of that user: pg_stat_ssl must show it encrypted.
+    // its backend is the only one of that user: pg_stat_ssl must show it encrypted. (An
+    // admin session opens `postgres`: tenantdb_any_database lets it past the test
+    // server's samerole pg_hba.conf.)
+    pg_super().exec("GRANT tenantdb_any_database TO \"" + names.user_a + "\"");
     auto own = connect_admin(unverified, {names.user_a, pw});
     const rows r = pg_super().exec(
         "SELECT s.ssl::text, s.version FROM pg_stat_ssl s "

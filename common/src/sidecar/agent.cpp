@@ -228,7 +228,7 @@ struct agent::impl {
     const auto& current = files.current();
     if (!current) return false;
     // In flight: advance() owns it.
-    if (sidecar::annotation_of(*current, annotations::rotation) != nullptr) return false;
+    if (annotation_value(current->annotations, annotations::rotation) != nullptr) return false;
     // A locked-out account cannot take a rotation; trying would only fail again. The init
     // removes the record when it has reset the account.
     if (!status.locked_out().empty()) return false;

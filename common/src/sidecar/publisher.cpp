@@ -21,23 +21,10 @@ credential_data files_view(const credential_data& data) {
 // still valid: pgpass keeps a line for it (see render_format). Never after the grace.
 std::optional<login> grace_login(const stored_credentials& stored) {
   if (!rotator::grace_ends(stored)) return std::nullopt;
-  const secret* user = find_value(stored.data, keys::standby_user);
-  const secret* password = find_value(stored.data, keys::standby_password);
-  if (user == nullptr || password == nullptr) return std::nullopt;
-  return login{user->reveal(), *password};
+  return parse_record(stored.data).standby();
 }
 
 }  // namespace
-
-const std::string* annotation_of(const stored_credentials& stored, const char* key) {
-  const auto it = stored.annotations.find(key);
-  return it == stored.annotations.end() || it->second.empty() ? nullptr : &it->second;
-}
-
-const secret* find_value(const credential_data& data, const char* key) {
-  const auto it = data.find(key);
-  return it == data.end() ? nullptr : &it->second;
-}
 
 file_publisher::file_publisher(credential_store& store, const agent_options& options)
     : store_(store), options_(options), store_source_(parse_error_source(options.store_source)) {}

@@ -15,14 +15,6 @@
 
 namespace tenantdb::sidecar {
 
-/// An annotation of the stored credentials, or nullptr. The rotator marks a removed
-/// annotation with an empty value (a PUT keeps annotations it does not name), so empty
-/// counts as absent.
-const std::string* annotation_of(const stored_credentials& stored, const char* key);
-
-/// The value of `key`, or nullptr.
-const secret* find_value(const credential_data& data, const char* key);
-
 class file_publisher {
 public:
   file_publisher(credential_store& store, const agent_options& options);

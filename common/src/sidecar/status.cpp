@@ -52,15 +52,14 @@ login_check check_login(const std::optional<credential_data>& published, const d
   if (!published) return out;
   const credential_data& data = *published;
   try {
-    const server_address server = server_from_data(data);
-    const secret* user = find_value(data, keys::user);
-    const secret* password = find_value(data, keys::password);
-    const secret* database = find_value(data, keys::database);
-    if (user == nullptr || password == nullptr || database == nullptr)
+    const credential_record record = parse_record(data);
+    const server_address server = record.server();
+    const auto active = record.active();
+    if (!active || record.database.empty())
       throw error(error_kind::connector, "the credentials lack user, password or database");
-    verify_login(server, login{user->reveal(), *password}, database->reveal(), timeouts);
+    verify_login(server, *active, record.database, timeouts);
     out.passed = true;
-    out.user = user->reveal();
+    out.user = active->user;
   } catch (const error& e) {
     out.failed =
         failure{e.kind() == error_kind::output ? error_source::files : error_source::database, "login check", e};
@@ -97,10 +96,11 @@ void sidecar_status::observe_store() {
   const auto& current = files_.current();
   if (!current) return;
   // When the active credential changed, for tenantdb_credential_age_seconds.
-  if (const secret* password = find_value(current->data, keys::password)) {
+  if (const auto it = current->data.find(keys::password); it != current->data.end()) {
+    const secret* password = &it->second;
     if (!active_password_) {
       active_since_ = started_;
-      if (const std::string* last = annotation_of(*current, annotations::last_rotation))
+      if (const std::string* last = annotation_value(current->annotations, annotations::last_rotation))
         if (auto t = parse_rfc3339(*last)) active_since_ = std::min(*t, started_);
     } else if (!(*active_password_ == *password)) {
       active_since_ = options_.now();
@@ -170,7 +170,7 @@ std::string sidecar_status::metrics() const {
   const auto now = options_.now();
   std::optional<sys_clock::time_point> success = last_success_;
   if (current)
-    if (const std::string* last = annotation_of(*current, annotations::last_rotation))
+    if (const std::string* last = annotation_value(current->annotations, annotations::last_rotation))
       if (auto t = parse_rfc3339(*last); t && (!success || *t > *success)) success = t;
   family("tenantdb_last_rotation_success_timestamp_seconds", "gauge",
          "When the last rotation completed (Unix time; 0 if none is known).");
@@ -201,11 +201,11 @@ std::string sidecar_status::metrics() const {
   if (current) {
     const std::string locked = locked_out();
     bool named = false;
-    for (const char* key : {keys::user, keys::standby_user}) {
-      const secret* user = find_value(current->data, key);
-      if (user == nullptr || !is_label_value(user->reveal())) continue;
-      named = named || user->reveal() == locked;
-      sample("tenantdb_account_lockout{account=\"" + user->reveal() + "\"}", user->reveal() == locked ? "1" : "0");
+    const credential_record record = parse_record(current->data);
+    for (const std::string* user : {&record.user, &record.standby_user}) {
+      if (!is_label_value(*user)) continue;
+      named = named || *user == locked;
+      sample("tenantdb_account_lockout{account=\"" + *user + "\"}", *user == locked ? "1" : "0");
     }
     if (!locked.empty() && !named && is_label_value(locked))
       sample("tenantdb_account_lockout{account=\"" + locked + "\"}", "1");
