@@ -907,5 +907,56 @@ TEST_F(ReadConnectorPath, ConflictingDuplicateKeysAreAnError) {
   EXPECT_EQ(e->key(), "adminPassword");
 }
 
+// ---------------------------------------------------------------------------------------
+// Per-tenant limits (platform-wide defaults)
+
+TEST_F(Connector, LimitsHaveTheDocumentedDefaults) {
+  const connector pg = parse(postgres_data());
+  EXPECT_EQ(pg.limits.max_connections, 20);
+  EXPECT_EQ(pg.limits.statement_timeout, std::chrono::minutes(5));
+  EXPECT_EQ(pg.limits.idle_in_transaction_timeout, std::chrono::minutes(1));
+  // The timeouts are PostgreSQL's.
+  const connector my = parse(mysql_data());
+  EXPECT_EQ(my.limits, (tenant_limits{20, std::chrono::milliseconds(0), std::chrono::milliseconds(0)}));
+}
+
+TEST_F(Connector, LimitKeysSetThePlatformWideLimitsAndZeroOrNoneMeansNoLimit) {
+  auto data = postgres_data();
+  data["maxConnections"] = "64\n";
+  data["statementTimeout"] = "30s";
+  data["idleInTransactionTimeout"] = "2m";
+  EXPECT_EQ(parse(std::move(data)).limits, (tenant_limits{64, std::chrono::seconds(30), std::chrono::minutes(2)}));
+  for (const char* none : {"0", "none"}) {
+    data = postgres_data();
+    data["maxConnections"] = none;
+    data["statementTimeout"] = none;
+    data["idleInTransactionTimeout"] = none;
+    EXPECT_EQ(parse(std::move(data)).limits, tenant_limits{}) << none;
+  }
+  data = mysql_data();
+  data["maxConnections"] = "none";
+  EXPECT_EQ(parse(std::move(data)).limits.max_connections, 0);
+}
+
+TEST_F(Connector, RejectsBadLimitsNamingTheKey) {
+  for (const std::string& bad :
+       std::vector<std::string>{"-1", "1", "10001", "99999999999", "twenty", "20s", "2.5", "+20", " 20", "0x10"}) {
+    auto data = postgres_data();
+    data["maxConnections"] = bad;
+    expect_error(std::move(data), "maxConnections", "maxConnections \"" + bad + "\"");
+  }
+  for (const char* key : {"statementTimeout", "idleInTransactionTimeout"}) {
+    for (const std::string& bad :
+         std::vector<std::string>{"5", "-5s", "500ms", "25h", "2d", "never", "5 m", "1e3s", "none please"}) {
+      auto data = postgres_data();
+      data[key] = bad;
+      expect_error(std::move(data), key, std::string(key) + " \"" + bad + "\"");
+    }
+    auto data = mysql_data();
+    data[key] = "30s";
+    expect_error(std::move(data), key, std::string(key) + " on MySQL");
+  }
+}
+
 }  // namespace
 }  // namespace tenantdb

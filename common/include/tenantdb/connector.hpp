@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "tenantdb/limits.hpp"
 #include "tenantdb/secret.hpp"
 
 namespace tenantdb {
@@ -61,13 +62,18 @@ struct connector {
   /// of host, port, adminUser, adminPassword: the Platform's defaults applied (a blank
   /// type is mysql; without sslMode/tls, TLS without verification and one warning).
   bool platform_keys = false;
+  /// Platform-wide limits of every tenant's login accounts (maxConnections,
+  /// statementTimeout, idleInTransactionTimeout; the documented defaults where a key is
+  /// absent). The timeouts are PostgreSQL's: zero on MySQL/MariaDB.
+  tenant_limits limits = default_limits();
 };
 
 /// Raw connector data: Secret keys to values (already base64-decoded).
 using connector_data = std::map<std::string, std::string, std::less<>>;
 
 /// Validates and normalises connector data. Accepts this project's keys (type, host,
-/// port, adminUser, adminPassword, sslMode, tls, caCert, database) and the vCluster
+/// port, adminUser, adminPassword, sslMode, tls, caCert, database, maxConnections,
+/// statementTimeout, idleInTransactionTimeout) and the vCluster
 /// Platform connector's (endpoint, user, password, type, caCert, sslMode). A connector
 /// in the Platform's keys only (see connector::platform_keys) behaves as the Platform
 /// documents it: blank or missing type means mysql, and without sslMode/tls the TLS mode

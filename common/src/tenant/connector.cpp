@@ -232,9 +232,22 @@ connector parse_connector(connector_data&& data) {
   const raw_values raw{data};
   connector out;
 
-  static constexpr std::string_view known[] = {"type",     "host", "port",    "adminUser", "adminPassword",
-                                               "sslMode",  "tls",  "caCert",  "ca.crt",    "database",
-                                               "endpoint", "user", "password"};
+  static constexpr std::string_view known[] = {"type",
+                                               "host",
+                                               "port",
+                                               "adminUser",
+                                               "adminPassword",
+                                               "sslMode",
+                                               "tls",
+                                               "caCert",
+                                               "ca.crt",
+                                               "database",
+                                               "endpoint",
+                                               "user",
+                                               "password",
+                                               "maxConnections",
+                                               "statementTimeout",
+                                               "idleInTransactionTimeout"};
   for (const auto& [key, value] : data)
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       log::debug("ignoring unknown connector key", {{"key", key}});
@@ -351,6 +364,21 @@ connector parse_connector(connector_data&& data) {
   } else if (out.server.type == engine_type::postgres) {
     out.server.admin_database = "postgres";
   }
+  // Per-tenant limits, platform-wide: the documented defaults unless a key says otherwise.
+  if (const auto v = raw.text("maxConnections", 32))
+    out.limits.max_connections = parse_max_connections(*v, "maxConnections", error_kind::connector);
+  if (out.server.type == engine_type::postgres) {
+    if (const auto v = raw.text("statementTimeout", 32))
+      out.limits.statement_timeout = parse_limit_timeout(*v, "statementTimeout", error_kind::connector);
+    if (const auto v = raw.text("idleInTransactionTimeout", 32))
+      out.limits.idle_in_transaction_timeout =
+          parse_limit_timeout(*v, "idleInTransactionTimeout", error_kind::connector);
+  } else {
+    for (const char* key : {"statementTimeout", "idleInTransactionTimeout"})
+      if (raw.text(key, 32)) fail(key, "applies to PostgreSQL only; remove it");
+    out.limits.statement_timeout = out.limits.idle_in_transaction_timeout = std::chrono::milliseconds(0);
+  }
+
   // Why the mode is not verify-full. The one warning that verification is off, naming
   // the key that turns it on, is provisioning's (for every unverified connector).
   if (platform_tls_default)
