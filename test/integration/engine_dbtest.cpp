@@ -21,8 +21,10 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "tenantdb/engine.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/limits.hpp"
 #include "tenantdb/naming.hpp"
 #include "tenantdb/password.hpp"
 #include "testdb.hpp"
@@ -979,6 +981,122 @@ TEST_P(Engine, EndSessionsEndsOnlyThatAccountsSessions) {
   // The admin's own session goes on; nothing is left to end.
   EXPECT_EQ(session->end_sessions(p.names.user_a), 0);
   EXPECT_TRUE(session->user_exists(p.names.user_a));
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-tenant limits
+// ---------------------------------------------------------------------------------------
+
+/// Why a login as `user` is refused: libpq's message (PostgreSQL reports the SQLSTATE of
+/// a refused connection only in its text) or "errno N"; "" if it is not refused.
+std::string login_refusal(bool postgres, const connector& c, const std::string& user, const secret& pw,
+                          const std::string& db) {
+  if (postgres) return connect_failure(c, user, pw, db);
+  const unsigned code = connect_errno(c, user, pw, db);
+  return code == 0 ? "" : "errno " + std::to_string(code);
+}
+
+TEST_P(Engine, ConnectionLimitRefusesTheSessionBeyondItOnThatAccountOnly) {
+  const auto p = provision();
+  auto session = admin();
+  const tenant_limits three{3, std::chrono::milliseconds(0), std::chrono::milliseconds(0)};
+  EXPECT_EQ(session->apply_limits(p.names, p.names.user_a, three),
+            std::vector<std::string>{"maxConnections none -> 3"});
+
+  std::vector<std::unique_ptr<sql_client>> open;
+  for (int i = 0; i < 3; ++i) open.push_back(connect_as(p.names.user_a, p.password_a, p.names.database));
+  for (auto& c : open) ASSERT_TRUE(c->alive());
+  const std::string refused = login_refusal(postgres(), admin_, p.names.user_a, p.password_a, p.names.database);
+  if (postgres()) {
+    EXPECT_NE(refused.find("too many connections for role"), std::string::npos) << refused;  // SQLSTATE 53300
+  } else {
+    // ER_USER_LIMIT_REACHED: the account's own MAX_USER_CONNECTIONS (1203,
+    // ER_TOO_MANY_USER_CONNECTIONS, is the server-wide max_user_connections variable's).
+    EXPECT_EQ(refused, "errno 1226");
+  }
+  // The other login of the tenant has a limit of its own (none here).
+  auto b = connect_as(p.names.user_b, p.password_b, p.names.database);
+  EXPECT_TRUE(b->alive());
+
+  // Applying the same limits again changes nothing; "none" lifts the limit.
+  EXPECT_TRUE(session->apply_limits(p.names, p.names.user_a, three).empty());
+  EXPECT_EQ(session->apply_limits(p.names, p.names.user_a, tenant_limits{}),
+            std::vector<std::string>{"maxConnections 3 -> none"});
+  EXPECT_EQ(login_refusal(postgres(), admin_, p.names.user_a, p.password_a, p.names.database), "");
+}
+
+TEST_P(Engine, ApplyLimitsRepairsALimitChangedBehindItsBackAndSaysWhatChanged) {
+  const auto p = provision();
+  tenant_limits limits = default_limits();
+  if (!postgres()) limits.statement_timeout = limits.idle_in_transaction_timeout = std::chrono::milliseconds(0);
+  auto session = admin();
+  EXPECT_FALSE(session->apply_limits(p.names, p.names.user_b, limits).empty());
+  EXPECT_TRUE(session->apply_limits(p.names, p.names.user_b, limits).empty());
+  if (postgres()) {
+    auto su = pg_super();
+    su.exec("ALTER ROLE \"" + p.names.user_b + "\" CONNECTION LIMIT -1");
+    su.exec("ALTER ROLE \"" + p.names.user_b + "\" SET statement_timeout = '2h'");
+    su.exec("ALTER ROLE \"" + p.names.user_b + "\" RESET idle_in_transaction_session_timeout");
+    EXPECT_EQ(session->apply_limits(p.names, p.names.user_b, limits),
+              (std::vector<std::string>{"maxConnections none -> 20", "statementTimeout 2h -> 5m",
+                                        "idleInTransactionTimeout none -> 1m"}));
+    EXPECT_EQ(su.value("SELECT rolconnlimit FROM pg_roles WHERE rolname = $1", {p.names.user_b}), "20");
+    // The tenant's sessions run with the settings; the role preset (SET role) is kept.
+    pg_client tenant(admin_, p.names.user_b, p.password_b, p.names.database);
+    EXPECT_EQ(tenant.value("SHOW statement_timeout"), "5min");
+    EXPECT_EQ(tenant.value("SHOW idle_in_transaction_session_timeout"), "1min");
+    EXPECT_EQ(tenant.value("SELECT current_user"), p.names.database);
+  } else {
+    auto su = my_super();
+    su.exec("ALTER USER '" + p.names.user_b + "'@'%' WITH MAX_USER_CONNECTIONS 0");
+    EXPECT_EQ(session->apply_limits(p.names, p.names.user_b, limits),
+              std::vector<std::string>{"maxConnections none -> 20"});
+    EXPECT_EQ(su.value("SELECT max_user_connections FROM mysql.user WHERE User = " + quoted(p.names.user_b)), "20");
+  }
+  EXPECT_TRUE(session->apply_limits(p.names, p.names.user_b, limits).empty());
+}
+
+TEST_P(Engine, LimitsOutOfRangeAreRejectedBeforeAnySql) {
+  const auto p = provision();
+  auto session = admin();
+  for (const int n : {-1, 1, 10001}) {
+    const error e = expect_error([&] {
+      session->apply_limits(p.names, p.names.user_a, {n, std::chrono::milliseconds(0), std::chrono::milliseconds(0)});
+    });
+    EXPECT_EQ(e.kind(), error_kind::internal) << n;
+  }
+  const error e = expect_error([&] {
+    session->apply_limits(p.names, p.names.user_a, {0, std::chrono::milliseconds(-5), std::chrono::milliseconds(0)});
+  });
+  EXPECT_EQ(e.kind(), error_kind::internal);
+  EXPECT_EQ(login_refusal(postgres(), admin_, p.names.user_a, p.password_a, p.names.database), "");
+  if (postgres()) {
+    EXPECT_EQ(pg_super().value("SELECT rolconnlimit FROM pg_roles WHERE rolname = $1", {p.names.user_a}), "-1");
+  }
+}
+
+TEST_F(PostgresEngine, StatementTimeoutCancelsALongStatementAndAnIdleTransactionIsEnded) {
+  const auto p = provision();
+  const tenant_limits limits{0, std::chrono::seconds(1), std::chrono::seconds(1)};
+  EXPECT_EQ(admin()->apply_limits(p.names, p.names.user_a, limits).size(), 2U);
+
+  pg_client busy(admin_, p.names.user_a, p.password_a, p.names.database);
+  EXPECT_EQ(busy.sqlstate_of("SELECT pg_sleep(5)"), "57014");  // query_canceled
+  EXPECT_EQ(busy.value("SELECT 1"), "1");                      // the session goes on
+
+  pg_client idle(admin_, p.names.user_a, p.password_a, p.names.database);
+  const std::string pid = idle.value("SELECT pg_backend_pid()");
+  idle.exec("BEGIN");
+  idle.exec("SELECT 1");
+  // The server ends the session once it has sat idle in the transaction for 1 s.
+  auto su = pg_super();
+  EXPECT_TRUE(test::eventually([&] {
+    return su.value("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", {pid}) == "0";
+  })) << "the idle transaction's session is still there";
+  // (Over TLS libpq loses the server's last words, SQLSTATE 25P03: the session is gone.)
+  EXPECT_FALSE(idle.alive());
+  // The other session sat idle as long, outside a transaction: it is not ended.
+  EXPECT_EQ(busy.value("SELECT 1"), "1");
 }
 
 }  // namespace

@@ -92,6 +92,20 @@ public:
     });
   }
 
+  std::vector<std::string> apply_limits(const tenant_names& names, const std::string& user,
+                                        const tenant_limits& limits) override {
+    return counted(server_.failures, "admin.apply_limits", [&] {
+      check_limits(limits);
+      const auto it = server_.accounts.find(user);
+      if (it == server_.accounts.end() || !server_.databases.count(names.database))
+        throw error(error_kind::database, "fake server: cannot limit \"" + user + "\"").about(user);
+      std::vector<std::string> changes;
+      if (it->second.limits != limits) changes.push_back("limits changed");
+      it->second.limits = limits;
+      return changes;
+    });
+  }
+
   int end_sessions(const std::string& user) override {
     return counted(server_.failures, "admin.end_sessions", [&] {
       const auto it = server_.accounts.find(user);

@@ -90,12 +90,13 @@ struct fake_account {
   std::set<std::string> grants;           ///< databases it may use
   int sessions = 0;                       ///< open sessions (a password change keeps them)
   std::optional<std::string> owner_json;  ///< ownership record, as the real engines keep it
+  tenant_limits limits;                   ///< as apply_limits last set them
 };
 
 /// A database server in memory behind the engine interface. Operations are counted as
 /// "engine.connect_admin", "engine.verify_login", "engine.change_own_password" and, on
 /// the admin session, "admin.ensure_database", "admin.ensure_user", "admin.set_password",
-/// "admin.grant", "admin.end_sessions", "admin.user_exists", "admin.database_exists",
+/// "admin.grant", "admin.apply_limits", "admin.end_sessions", "admin.user_exists", "admin.database_exists",
 /// "admin.server_version". A refused login throws kind verification, as the real ones do.
 class fake_engine final : public engine {
 public:

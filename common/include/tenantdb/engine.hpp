@@ -7,7 +7,10 @@
 #include <memory>
 #include <string>
 
+#include <vector>
+
 #include "tenantdb/connector.hpp"
+#include "tenantdb/limits.hpp"
 #include "tenantdb/naming.hpp"
 #include "tenantdb/ownership.hpp"
 #include "tenantdb/secret.hpp"
@@ -55,6 +58,17 @@ public:
   /// Gives the account what it needs to create and use tables in the tenant's database,
   /// and nothing else.
   virtual void grant(const tenant_names& names, const std::string& user) = 0;
+
+  /// Gives the login account `user` of the tenant `names` exactly `limits` (zero: no
+  /// limit): PostgreSQL CONNECTION LIMIT and the role settings statement_timeout and
+  /// idle_in_transaction_session_timeout (ALTER ROLE ... SET, on the login role, so the
+  /// admin's own sessions in the tenant's database are not limited); MySQL/MariaDB
+  /// MAX_USER_CONNECTIONS (the timeouts do not apply there and must be zero). Reads what
+  /// the account has first and changes only what differs, so a repeated call changes
+  /// nothing. Returns one line per change, such as "maxConnections none -> 20". Sessions
+  /// already open keep running.
+  virtual std::vector<std::string> apply_limits(const tenant_names& names, const std::string& user,
+                                                const tenant_limits& limits) = 0;
 
   /// Ends every open session of the login account `user` (not this one) and waits, a
   /// few seconds at most, until they are gone: PostgreSQL pg_terminate_backend (the

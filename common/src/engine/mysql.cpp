@@ -30,6 +30,7 @@
 #include "engine/helpers.hpp"
 #include "engine/temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/limits.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/ownership.hpp"
 #include "tenantdb/secret.hpp"
@@ -461,6 +462,36 @@ public:
         {"grant \"" + user + "\" access to database \"" + names.database + "\"",
          "ALL PRIVILEGES on that database WITH GRANT OPTION"},
         party::admin, admin_);
+  }
+
+  std::vector<std::string> apply_limits(const tenant_names& names, const std::string& user,
+                                        const tenant_limits& limits) override {
+    check_identifier(server_, names.database, "database");
+    check_identifier(server_, user, "user");
+    check_limits(limits);
+    if (limits.statement_timeout.count() != 0 || limits.idle_in_transaction_timeout.count() != 0)
+      throw error(error_kind::internal, "statement and idle-in-transaction timeouts are PostgreSQL's; " +
+                                            product(server_) + " takes only a connection limit");
+    MYSQL* m = conn_.get();
+    std::string sql = "SELECT max_user_connections FROM mysql.user WHERE User = ";
+    append_literal(m, sql, user);
+    sql += " AND Host = '%'";
+    const auto rows =
+        query(m, server_, sql, {"read the limits of \"" + user + "\"", "SELECT on mysql.user"}, party::admin, admin_);
+    if (rows.size() != 1 || rows[0].empty())
+      throw error(error_kind::database,
+                  product(server_) + " could not set the limits of \"" + user + "\": the account does not exist")
+          .about(user);
+    const std::string have = rows[0][0].value_or("0");
+    const std::string want = std::to_string(limits.max_connections);
+    if (have == want) return {};
+    // 0 is "no limit of its own" (MariaDB: the server's max_user_connections).
+    run(m, server_, "ALTER USER " + account(m, user) + " WITH MAX_USER_CONNECTIONS " + want,
+        {"set the connection limit of \"" + user + "\"", "the CREATE USER privilege"}, party::admin, admin_);
+    const bool numeric = !have.empty() && have.size() <= 6 &&
+                         std::all_of(have.begin(), have.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    return {"maxConnections " + (numeric ? describe_connections(std::stoi(have)) : std::string("?")) + " -> " +
+            describe_connections(limits.max_connections)};
   }
 
   int end_sessions(const std::string& user) override {

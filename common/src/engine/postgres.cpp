@@ -30,6 +30,7 @@
 #include "engine/helpers.hpp"
 #include "engine/temp_ca_file.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/limits.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/ownership.hpp"
 #include "tenantdb/retry.hpp"
@@ -581,6 +582,69 @@ public:
       run(c, sql, {"preset the role of \"" + user + "\" to \"" + db + "\"", "CREATEROLE", false, {"23505"}},
           party::admin, admin_);
     }
+  }
+
+  std::vector<std::string> apply_limits(const tenant_names& names, const std::string& user,
+                                        const tenant_limits& limits) override {
+    check_identifier(names.database, "database");
+    check_identifier(user, "role");
+    check_limits(limits);
+    PGconn* c = conn_.get();
+    const std::string login = quote_ident(c, user);
+    // What the login role has now: its connection limit (-1: none) and its own settings
+    // (for every database) of the two timeouts, NULL when unset.
+    const result_ptr res =
+        query(c,
+              "SELECT r.rolconnlimit, "
+              "(SELECT split_part(x, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) x "
+              " WHERE s.setrole = r.oid AND s.setdatabase = 0 AND split_part(x, '=', 1) = 'statement_timeout'), "
+              "(SELECT split_part(x, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) x "
+              " WHERE s.setrole = r.oid AND s.setdatabase = 0 "
+              " AND split_part(x, '=', 1) = 'idle_in_transaction_session_timeout') "
+              "FROM pg_roles r WHERE r.rolname = $1",
+              {&user}, {"read the limits of role \"" + user + "\""}, party::admin, admin_);
+    if (PQntuples(res.get()) != 1)
+      throw error(error_kind::database,
+                  "PostgreSQL could not set the limits of role \"" + user + "\": the role does not exist")
+          .about(user);
+    std::vector<std::string> changes;
+
+    const int have_connections = std::atoi(PQgetvalue(res.get(), 0, 0));
+    const int want_connections = limits.max_connections == 0 ? -1 : limits.max_connections;
+    if (have_connections != want_connections) {
+      run(c, "ALTER ROLE " + login + " CONNECTION LIMIT " + std::to_string(want_connections),
+          {"set the connection limit of role \"" + user + "\"", "CREATEROLE"}, party::admin, admin_);
+      changes.push_back("maxConnections " + describe_connections(have_connections < 0 ? 0 : have_connections) + " -> " +
+                        describe_connections(limits.max_connections));
+    }
+
+    const struct {
+      const char* setting;
+      const char* key;
+      std::chrono::milliseconds want;
+      int column;
+    } timeouts[] = {
+        {"statement_timeout", "statementTimeout", limits.statement_timeout, 1},
+        {"idle_in_transaction_session_timeout", "idleInTransactionTimeout", limits.idle_in_transaction_timeout, 2},
+    };
+    for (const auto& t : timeouts) {
+      const bool set = !PQgetisnull(res.get(), 0, t.column);
+      const std::string have = set ? PQgetvalue(res.get(), 0, t.column) : "";
+      // Stored as written: a number of milliseconds when tenantdb set it.
+      const std::string want = t.want.count() == 0 ? "" : std::to_string(t.want.count());
+      if (set == (t.want.count() != 0) && have == want) continue;
+      const std::string sql = t.want.count() == 0 ? "ALTER ROLE " + login + " RESET " + t.setting
+                                                  : "ALTER ROLE " + login + " SET " + t.setting + " = " + want;
+      run(c, sql, {"set " + std::string(t.setting) + " of role \"" + user + "\"", "CREATEROLE"}, party::admin, admin_);
+      const bool numeric = !have.empty() && have.size() <= 12 &&
+                           std::all_of(have.begin(), have.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+      const std::string before = !set                ? std::string("none")
+                                 : numeric           ? describe_timeout(std::chrono::milliseconds(std::stoll(have)))
+                                 : have.size() <= 20 ? have
+                                                     : have.substr(0, 20) + "...";
+      changes.push_back(std::string(t.key) + " " + before + " -> " + describe_timeout(t.want));
+    }
+    return changes;
   }
 
   int end_sessions(const std::string& user) override {
