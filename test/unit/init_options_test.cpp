@@ -86,6 +86,10 @@ TEST_F(InitOptions, EveryFlagHasItsDocumentedDefault) {
   EXPECT_EQ(o.provision.strategy, rotation_strategy::dual);
   EXPECT_EQ(o.provision.password_length, 32u);
   EXPECT_FALSE(o.provision.adopt_existing);
+  // No limit flag: the connector's limits (or their documented defaults) apply.
+  EXPECT_FALSE(o.provision.limits.max_connections);
+  EXPECT_FALSE(o.provision.limits.statement_timeout);
+  EXPECT_FALSE(o.provision.limits.idle_in_transaction_timeout);
   EXPECT_EQ(o.provision.ca_file, "");  // no --output-dir: the workload's path is unknown
   EXPECT_FALSE(o.provision.fault);
   EXPECT_EQ(o.files.file_mode, 0440u);
@@ -130,6 +134,28 @@ TEST_F(InitOptions, EveryFlagIsRead) {
   resolve_tenant(o, "from-kubeconfig");
   EXPECT_EQ(o.provision.who.namespace_name, "team-a");
   EXPECT_EQ(o.secret_name, "creds");
+}
+
+TEST_F(InitOptions, LimitFlagsOverrideTheConnectorAndZeroOrNoneMeansNoLimit) {
+  init_options o =
+      options(api({"--max-connections", "50", "--statement-timeout", "90s", "--idle-in-transaction-timeout", "1h30m"}));
+  EXPECT_EQ(o.provision.limits.max_connections, 50);
+  EXPECT_EQ(o.provision.limits.statement_timeout, 90s);
+  EXPECT_EQ(o.provision.limits.idle_in_transaction_timeout, 90min);
+  const tenant_limits merged = apply_overrides(default_limits(), o.provision.limits);
+  EXPECT_EQ(merged, (tenant_limits{50, 90s, 90min}));
+
+  for (const char* none : {"0", "none"}) {
+    o = options(api({"--max-connections", none, "--statement-timeout", none, "--idle-in-transaction-timeout", none}));
+    EXPECT_EQ(o.provision.limits.max_connections, 0) << none;
+    EXPECT_EQ(o.provision.limits.statement_timeout, 0ms) << none;
+    EXPECT_EQ(o.provision.limits.idle_in_transaction_timeout, 0ms) << none;
+    EXPECT_EQ(apply_overrides(default_limits(), o.provision.limits), tenant_limits{}) << none;
+  }
+  // One flag overrides only its own limit.
+  o = options(api({"--max-connections", "2"}));
+  EXPECT_EQ(apply_overrides(default_limits(), o.provision.limits),
+            (tenant_limits{2, default_statement_timeout, default_idle_in_transaction_timeout}));
 }
 
 TEST_F(InitOptions, CaFileDefaultsToCaCertInTheOutputDirectory) {
@@ -194,6 +220,19 @@ TEST_F(InitOptions, EveryBadValueIsRefusedNamingItsFlagWithExitTwo) {
       {api({"--password-length", "81"}), "--password-length"},
       {api({"--password-length=-5"}), "--password-length"},  // CLI11 wraps it round
       {api({"--file-mode", "0444"}), "--file-mode"},
+      {api({"--max-connections=-1"}), "--max-connections"},
+      {api({"--max-connections", "1"}), "--max-connections"},  // no room for the sidecar's check
+      {api({"--max-connections", "10001"}), "--max-connections"},
+      {api({"--max-connections", "99999999999999999999"}), "--max-connections"},
+      {api({"--max-connections", "twenty"}), "--max-connections"},
+      {api({"--max-connections", "20s"}), "--max-connections"},
+      {api({"--statement-timeout", "5"}), "--statement-timeout"},  // no unit
+      {api({"--statement-timeout=-5s"}), "--statement-timeout"},
+      {api({"--statement-timeout", "500ms"}), "--statement-timeout"},
+      {api({"--statement-timeout", "25h"}), "--statement-timeout"},
+      {api({"--statement-timeout", "never"}), "--statement-timeout"},
+      {api({"--idle-in-transaction-timeout", "2d"}), "--idle-in-transaction-timeout"},
+      {api({"--idle-in-transaction-timeout", "1x"}), "--idle-in-transaction-timeout"},
       {{"--local", "--tenant", "t1", "--output-dir", out}, "--connector-file"},
       {{"--local", "--tenant", "t1", "--connector-file", "/c.yaml"}, "--output-dir"},
       {local({"--connector", "c"}), "--local"},

@@ -117,6 +117,41 @@ TEST_P(ProvisionFailures, AWorkingTenantFailingEachCallKeepsItsCredentials) {
   }
 }
 
+TEST(ProvisionRounds, EveryLoginGetsTheConnectorsLimitsWithTheTenantsOverridesAndARerunRepairsThem) {
+  using namespace std::chrono_literals;
+  for (const auto strategy : {rotation_strategy::dual, rotation_strategy::in_place}) {
+    tenant_world w;
+    w.conn.limits = tenant_limits{30, 10s, 0ms};
+    provision_options options = w.provision_options_for(strategy);
+    options.limits.max_connections = 5;  // the tenant's --max-connections
+    const auto result = provision(w.conn, w.server, w.store, options);
+    const tenant_limits want{5, 10s, 0ms};
+    EXPECT_EQ(w.server.accounts.at(result.names.user_a).limits, want);
+    if (strategy == rotation_strategy::dual) {
+      EXPECT_EQ(w.server.accounts.at(result.names.user_b).limits, want);
+    }
+
+    // Someone lifted the limit: the next run puts it back, and a new connector default
+    // reaches the tenant where no override names it.
+    w.server.accounts.at(result.names.user_a).limits = tenant_limits{};
+    w.conn.limits.statement_timeout = 20s;
+    provision(w.conn, w.server, w.store, options);
+    EXPECT_EQ(w.server.accounts.at(result.names.user_a).limits, (tenant_limits{5, 20s, 0ms}));
+    EXPECT_EQ(w.failures.count("admin.apply_limits"), strategy == rotation_strategy::dual ? 4u : 2u);
+  }
+}
+
+TEST(ProvisionRounds, TimeoutsAreDroppedOnMysqlAndTheConnectionLimitStays) {
+  using namespace std::chrono_literals;
+  tenant_world w;
+  w.conn.server.type = engine_type::mysql;
+  w.conn.limits = tenant_limits{20, 0ms, 0ms};
+  provision_options options = w.provision_options_for(rotation_strategy::dual);
+  options.limits.statement_timeout = 30s;  // a shared pod template's flag
+  const auto result = provision(w.conn, w.server, w.store, options);
+  EXPECT_EQ(w.server.accounts.at(result.names.user_a).limits, (tenant_limits{20, 0ms, 0ms}));
+}
+
 TEST(ProvisionRounds, AnInitThatLosesTheClaimAdoptsTheWinnersCredentials) {
   tenant_world w;
   std::optional<provision_result> winner;

@@ -21,7 +21,8 @@ struct init_options {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
   /// What provision() runs with: the tenant (--tenant, $TENANTDB_TENANT; its namespace
   /// once resolve_tenant has run), --name-prefix, --strategy, --password-length,
-  /// --adopt-existing, --ca-file (default <output-dir>/caCert) and the
+  /// --adopt-existing, --max-connections, --statement-timeout,
+  /// --idle-in-transaction-timeout, --ca-file (default <output-dir>/caCert) and the
   /// $TENANTDB_TEST_CRASH_AT hook. The deadline is the caller's (now + timeout).
   provision_options provision;
   /// How the credential files are written: --file-mode and the same crash hook.

@@ -63,6 +63,11 @@ struct provision_options {
   /// no record (made by hand, or by a tenantdb without records), instead of refusing them.
   /// Objects recorded for another owner are refused regardless.
   bool adopt_existing = false;
+  /// Per-tenant overrides of the connector's limits (--max-connections,
+  /// --statement-timeout, --idle-in-transaction-timeout); unset fields keep the
+  /// connector's. The timeouts are PostgreSQL's: on MySQL/MariaDB they are ignored with
+  /// a warning.
+  limit_overrides limits;
   /// Test hook, called at each of provision_fault_points that provision() reaches.
   fault_hook fault;
 };
@@ -81,8 +86,9 @@ struct provision_result {
 /// each with its ownership record, grants least privilege, reconciles the
 /// credentials with `store` (keeps working ones, replaces lost or broken ones; a lost
 /// race adopts the winner's), sets the passwords in the database, and logs in as the
-/// tenant, all through `db` (make_engine(conn.server.type), or a fake in tests).
-/// Transient failures are retried until options.deadline. Idempotent.
+/// tenant, all through `db`; then gives every login account the connector's limits with
+/// the per-tenant overrides (admin_session::apply_limits), logging what changed (make_engine(conn.server.type), or a
+/// fake in tests). Transient failures are retried until options.deadline. Idempotent.
 provision_result provision(const connector& conn, engine& db, credential_store& store,
                            const provision_options& options);
 

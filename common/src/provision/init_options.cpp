@@ -5,6 +5,7 @@
 #include "tenantdb/duration.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/fault.hpp"
+#include "tenantdb/limits.hpp"
 #include "tenantdb/naming.hpp"
 #include "tenantdb/password.hpp"
 
@@ -27,6 +28,10 @@ struct flags {
   std::string timeout = "5m";
   std::string log_level = "info";
   std::string file_mode = "0440";
+  // Per-tenant limits: empty keeps the connector's.
+  std::string max_connections;
+  std::string statement_timeout;
+  std::string idle_in_transaction_timeout;
   std::size_t password_length = 32;
   bool local = false;
   bool print_json = false;
@@ -52,6 +57,15 @@ void add_flags(CLI::App& app, flags& f) {
   app.add_option("--timeout", f.timeout, "Give up on an unreachable database or API after this long")
       ->capture_default_str();
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--max-connections", f.max_connections,
+                 "Sessions per login account, or 0/none for no limit (default: the connector's maxConnections, "
+                 "else 20)");
+  app.add_option("--statement-timeout", f.statement_timeout,
+                 "PostgreSQL: longest statement, e.g. 30s, or 0/none (default: the connector's statementTimeout, "
+                 "else 5m)");
+  app.add_option("--idle-in-transaction-timeout", f.idle_in_transaction_timeout,
+                 "PostgreSQL: end a session idle in a transaction this long, or 0/none (default: the connector's "
+                 "idleInTransactionTimeout, else 1m)");
   app.add_flag("--local", f.local,
                "No Kubernetes: --connector-file in, --store-dir (default: --output-dir) is the credential store");
   app.add_option(
@@ -75,6 +89,13 @@ init_options to_options(const flags& f) {
   opts.password_length = f.password_length;
   validate_password_length(opts.password_length);
   opts.adopt_existing = f.adopt_existing;
+  if (!f.max_connections.empty())
+    opts.limits.max_connections = parse_max_connections(f.max_connections, "--max-connections", error_kind::usage);
+  if (!f.statement_timeout.empty())
+    opts.limits.statement_timeout = parse_limit_timeout(f.statement_timeout, "--statement-timeout", error_kind::usage);
+  if (!f.idle_in_transaction_timeout.empty())
+    opts.limits.idle_in_transaction_timeout =
+        parse_limit_timeout(f.idle_in_transaction_timeout, "--idle-in-transaction-timeout", error_kind::usage);
   out.files.file_mode = parse_file_mode(f.file_mode);
   opts.fault = crash_at_hook(crash_at_from_env());
   out.files.fault = opts.fault;

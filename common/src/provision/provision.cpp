@@ -88,6 +88,7 @@ struct run {
   const provision_options& opts;
   tenant_names names;
   ownership owner;
+  tenant_limits limits;
   std::unique_ptr<admin_session> admin;
   provision_result result;
 
@@ -297,6 +298,17 @@ struct run {
     return true;
   }
 
+  // Every login account gets the tenant's limits; an existing tenant is brought to the
+  // current ones (drift repair), and each change is logged.
+  void apply_limits() {
+    std::vector<std::string> users{names.user_a};
+    if (opts.strategy == rotation_strategy::dual) users.push_back(names.user_b);
+    for (const auto& user : users) {
+      const auto changes = admin->apply_limits(names, user, limits);
+      for (const auto& change : changes) log::info("set limit", {{"user", user}, {"change", change}});
+    }
+  }
+
   void once() {
     admin = db.connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, opts.timeouts);
     log::info("connected as admin", {{"engine", engine_name(conn.server)},
@@ -306,7 +318,10 @@ struct run {
     admin->ensure_database(names, &owner);
     reached(points::database_ensured);
     for (int i = 0; i < max_store_rounds; ++i)
-      if (round()) return;
+      if (round()) {
+        apply_limits();
+        return;
+      }
     throw error(error_kind::unavailable, store.describe() + " kept changing while provisioning; will retry")
         .retryable();
   }
@@ -323,6 +338,20 @@ void warn_if_unverified(const server_address& server) {
             {{"sslMode", std::string(to_string(server.tls))}, {"about", "sslMode"}, {"host", server.host}});
 }
 
+/// The connector's limits with the tenant's overrides. The timeouts are PostgreSQL's: on
+/// MySQL/MariaDB an override of one is ignored with a warning.
+tenant_limits limits_for(const connector& conn, const provision_options& options) {
+  tenant_limits out = apply_overrides(conn.limits, options.limits);
+  if (conn.server.type != engine_type::postgres) {
+    if (out.statement_timeout.count() != 0 || out.idle_in_transaction_timeout.count() != 0)
+      log::warn("statement and idle-in-transaction timeouts apply to PostgreSQL only; ignored",
+                {{"engine", engine_name(conn.server)}});
+    out.statement_timeout = out.idle_in_transaction_timeout = std::chrono::milliseconds(0);
+  }
+  check_limits(out);
+  return out;
+}
+
 }  // namespace
 
 provision_result provision(const connector& conn, engine& db, credential_store& store,
@@ -331,7 +360,7 @@ provision_result provision(const connector& conn, engine& db, credential_store& 
   validate_name_prefix(options.name_prefix);
   validate_password_length(options.password_length);
   const tenant_names names = derive_names(options.who, options.name_prefix);
-  run r{conn, db, store, options, names, owner_of(options, names, store), nullptr, {}};
+  run r{conn, db, store, options, names, owner_of(options, names, store), limits_for(conn, options), nullptr, {}};
   r.result.names = r.names;
   log::info("provisioning", {{"tenant", options.who.name},
                              {"namespace", options.who.namespace_name},
