@@ -583,16 +583,4 @@ INSTANTIATE_TEST_SUITE_P(Engines, RotationCrashTest,
                            return name;
                          });
 
-// ---------------------------------------------------------------------------------------
-// No server needed.
-
-credential_data server_keys() {
-  credential_data d;
-  d[keys::type] = secret("mariadb");
-  d[keys::host] = secret("db.example.internal");
-  d[keys::port] = secret("3307");
-  d[keys::ssl_mode] = secret("verify-ca");
-  return d;
-}
-
 }  // namespace
