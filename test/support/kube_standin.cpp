@@ -168,7 +168,7 @@ std::string KubeStandin::put_object(std::string_view json) {
   if (doc.HasParseError() || !doc.IsObject())
     throw std::invalid_argument("kube-standin: put_object(): not a JSON object");
   const si::Resource* r = si::resource_by_kind(si::string_member(doc, "kind"));
-  if (r == nullptr) throw std::invalid_argument("kube-standin: put_object(): kind must be Secret or Lease");
+  if (r == nullptr) throw std::invalid_argument("kube-standin: put_object(): kind must be Secret, Lease or Event");
   std::vector<std::string> warnings;
   try {
     si::decode_object(*r, doc, warnings);
