@@ -203,6 +203,15 @@ std::optional<std::string> KubeStandin::get_object(std::string_view resource, st
   return obj->json;
 }
 
+std::vector<std::string> KubeStandin::list_objects(std::string_view resource, std::string_view ns) const {
+  std::vector<std::string> out;
+  const si::Resource* r = si::resource_by_plural(resource);
+  if (r == nullptr) return out;
+  const std::lock_guard lock(impl_->state.mu);
+  for (const auto& obj : impl_->state.list(*r, ns, {}, {})) out.push_back(obj->json);
+  return out;
+}
+
 bool KubeStandin::delete_object(std::string_view resource, std::string_view ns, std::string_view name) {
   const si::Resource* r = si::resource_by_plural(resource);
   if (r == nullptr) return false;

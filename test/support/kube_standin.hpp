@@ -151,6 +151,8 @@ public:
   /// plural resource name, "secrets", "leases" or "events".
   [[nodiscard]] std::optional<std::string> get_object(std::string_view resource, std::string_view ns,
                                                       std::string_view name) const;
+  /// Every stored object of `resource` in `ns` ("" = all namespaces) as JSON, in name order.
+  [[nodiscard]] std::vector<std::string> list_objects(std::string_view resource, std::string_view ns) const;
   /// Deletes an object as another client would (watchers see DELETED); false if absent.
   bool delete_object(std::string_view resource, std::string_view ns, std::string_view name);
   /// The base64-decoded value of data[key] of a stored Secret, or nullopt.
