@@ -5,7 +5,9 @@
 
 #include "tenantdb/app.hpp"
 #include "tenantdb/credentials.hpp"
+#include "tenantdb/events.hpp"
 #include "tenantdb/fault.hpp"
+#include "tenantdb/init_events.hpp"
 #include "tenantdb/init_options.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/naming.hpp"
@@ -30,6 +32,8 @@ void publish_workload_files(const tenantdb::init_options& o, const tenantdb::cre
     tenantdb::publish_directory(o.output_dir, view, o.files);
 }
 
+int run_in_cluster(tenantdb::init_options& o, tenantdb::kube_client& client, tenantdb::event_recorder& events);
+
 int run(tenantdb::init_options o) {
   using namespace tenantdb;
   log::set_level(o.log_level);
@@ -53,10 +57,23 @@ int run(tenantdb::init_options o) {
 
   kube_client client(find_kube_config(o.kubeconfig));
   resolve_tenant(o, client.config().namespace_name);
+  event_recorder events(&client, "tenantdb-init", event_target_for(opts.who.namespace_name, o.secret_name));
+  try {
+    return run_in_cluster(o, client, events);
+  } catch (const std::exception& e) {
+    events.warning(event_reasons::failed, "Provision", failure_event_message(e));
+    throw;
+  }
+}
+
+int run_in_cluster(tenantdb::init_options& o, tenantdb::kube_client& client, tenantdb::event_recorder& events) {
+  using namespace tenantdb;
+  provision_options& opts = o.provision;
   connector_data raw = o.connector_file.empty()
                            ? fetch_connector(client, o.connector, opts.who.namespace_name, opts.deadline)
                            : read_connector_path(o.connector_file);
   const connector conn = parse_connector(std::move(raw));
+  emit_tls_event(events, conn, o);
   if (!conn.server.ca_pem.empty() && opts.ca_file.empty() && conn.server.type == engine_type::postgres)
     log::warn("the dataSource names no sslrootcert: pass --ca-file with the path where the workload mounts caCert");
 
@@ -74,6 +91,7 @@ int run(tenantdb::init_options o) {
   if (!o.output_dir.empty()) publish_workload_files(o, result.data);
   log::info("tenant ready",
             {{"database", result.names.database}, {"user", parse_record(result.data).user}, {"secret", secret}});
+  emit_provision_events(events, result, secret);
   if (o.print_json) std::cout << to_json(workload_view(result.data)).reveal() << std::endl;
   return 0;
 }

@@ -9,6 +9,7 @@
 #include "tenantdb/app.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/events.hpp"
 #include "tenantdb/kube.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/naming.hpp"
@@ -22,6 +23,7 @@ int run(tenantdb::sidecar_options o) {
   log::set_level(o.log_level);
   std::unique_ptr<kube_client> client;
   std::unique_ptr<credential_store> store;
+  std::unique_ptr<event_recorder> events;
   if (o.local) {
     directory_options store_files;
     store_files.file_mode = o.agent.files.file_mode;
@@ -34,6 +36,8 @@ int run(tenantdb::sidecar_options o) {
     if (!is_dns1123_label(ns))
       throw error(error_kind::usage, "--namespace must be a valid Kubernetes namespace name").about("--namespace");
     store = make_secret_store(*client, ns, o.secret_name, {{"app.kubernetes.io/managed-by", "tenantdb"}});
+    events = std::make_unique<event_recorder>(client.get(), "tenantdb-sidecar", event_target_for(ns, o.secret_name));
+    o.agent.events = events.get();
   }
 
   // A directory someone else can write is refused now, with one line, not at the first

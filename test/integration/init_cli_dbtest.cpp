@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <rapidjson/document.h>
+#include <set>
 #include <thread>
 
 #include "kube_standin.hpp"
@@ -104,6 +105,99 @@ TEST_P(InitCliTest, KubeModeWritesTheCredentialsSecretAndDirectoryThatLogIn) {
   EXPECT_EQ(fs::status(out / "..data" / "password").permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::group_read);
   EXPECT_NO_THROW(verify_login(conn_.server, login{names.user_a, secret(password)}, names.database));
+}
+
+/// The Events stored in team-a, as JSON.
+rapidjson::Document parse_json(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  return d;
+}
+
+std::string json_text(const rapidjson::Value& v, const char* key, const char* sub = nullptr) {
+  const auto it = v.FindMember(key);
+  if (it == v.MemberEnd()) return "<absent>";
+  const rapidjson::Value* value = &it->value;
+  if (sub != nullptr) {
+    if (!value->IsObject() || !value->HasMember(sub)) return "<absent>";
+    value = &(*value)[sub];
+  }
+  return value->IsString() ? value->GetString() : "<not a string>";
+}
+
+TEST_P(InitCliTest, ProvisionEmitsANormalProvisionedEventOnThePodWithNoSecretInIt) {
+  const fs::path out = work_ / "creds";
+  const auto r = init(kube_args(out), {{"POD_NAME", "app-0"}, {"POD_NAMESPACE", "team-a"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  const auto events = api_.list_objects("events", "team-a");
+  ASSERT_EQ(events.size(), 1u) << r.err;
+  const auto e = parse_json(events[0]);
+  EXPECT_EQ(json_text(e, "type"), "Normal");
+  EXPECT_EQ(json_text(e, "reason"), "Provisioned");
+  EXPECT_EQ(json_text(e, "involvedObject", "kind"), "Pod");
+  EXPECT_EQ(json_text(e, "involvedObject", "name"), "app-0");
+  EXPECT_EQ(json_text(e, "involvedObject", "namespace"), "team-a");
+  EXPECT_EQ(json_text(e, "source", "component"), "tenantdb-init");
+  EXPECT_EQ(json_text(e, "reportingComponent"), "tenantdb-init");
+  const std::string message = json_text(e, "message");
+  EXPECT_NE(message.find(derive_names(who_).database), std::string::npos) << message;
+  EXPECT_NE(message.find(secret_name_), std::string::npos) << message;
+
+  const std::vector<std::string> passwords{stored("password"), stored("standbyPassword"),
+                                           conn_.admin_password.reveal()};
+  ASSERT_EQ(passwords[0].size(), 32u);
+  for (const auto& event : events) EXPECT_EQ(test::find_password(event, passwords), "") << "in an Event";
+
+  // A run that changes nothing sends no Event; without a pod name the Secret is the object.
+  ASSERT_EQ(init(kube_args(out), {{"POD_NAME", "app-0"}, {"POD_NAMESPACE", "team-a"}}).exit_code, 0);
+  EXPECT_EQ(api_.list_objects("events", "team-a").size(), 1u);
+  api_.put_object(R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":")" + secret_name_ +
+                  R"(","namespace":"team-a"},"type":"Opaque"})");  // emptied: provisioned again
+  ASSERT_EQ(init(kube_args(out)).exit_code, 0);
+  const auto all = api_.list_objects("events", "team-a");
+  ASSERT_EQ(all.size(), 3u) << "Provisioned and Repaired (unusable stored credentials replaced)";
+  std::set<std::string> reasons;
+  for (const auto& event : all) {
+    const auto d = parse_json(event);
+    if (json_text(d, "involvedObject", "kind") != "Secret") continue;
+    EXPECT_EQ(json_text(d, "involvedObject", "name"), secret_name_);
+    reasons.insert(json_text(d, "reason"));
+  }
+  EXPECT_EQ(reasons, (std::set<std::string>{"Provisioned", "Repaired"}));
+  const std::vector<std::string> now{stored("password"), stored("standbyPassword"), passwords[0], passwords[1],
+                                     conn_.admin_password.reveal()};
+  for (const auto& event : all) EXPECT_EQ(test::find_password(event, now), "") << "in an Event";
+}
+
+TEST_P(InitCliTest, WithoutRbacOnEventsTheInitStillSucceeds) {
+  api_.revoke(pod_.user);
+  api_.allow(pod_.user, "get", pod_.connector_ns, "secrets", pod_.connector_name);
+  api_.allow(pod_.user, "get", "team-a", "secrets", secret_name_);
+  api_.allow(pod_.user, "update", "team-a", "secrets", secret_name_);
+  api_.allow(pod_.user, "create", "team-a", "secrets");
+  const fs::path out = work_ / "creds";
+  const auto r = init(kube_args(out), {{"POD_NAME", "app-0"}, {"POD_NAMESPACE", "team-a"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(stored("password").size(), 32u);
+  EXPECT_TRUE(api_.list_objects("events", "team-a").empty());
+  EXPECT_EQ(api_.request_count("POST", "/events"), 1u) << "tried once, no retries";
+  EXPECT_NE(r.err.find("could not create a Kubernetes Event"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("forbidden"), std::string::npos) << r.err;
+}
+
+TEST_P(InitCliTest, AFatalErrorEmitsAWarningFailedEventNamingTheKey) {
+  api_.put_object(R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"db-connector","namespace":"platform"},)"
+                  R"("type":"Opaque","stringData":{"type":"postgres","host":"db.invalid","adminUser":"admin"}})");
+  const auto r = init(kube_args(work_ / "creds"), {{"POD_NAME", "app-0"}, {"POD_NAMESPACE", "team-a"}});
+  ASSERT_NE(r.exit_code, 0) << r.err;
+  const auto events = api_.list_objects("events", "team-a");
+  ASSERT_EQ(events.size(), 1u) << r.err;
+  const auto e = parse_json(events[0]);
+  EXPECT_EQ(json_text(e, "type"), "Warning");
+  EXPECT_EQ(json_text(e, "reason"), "Failed");
+  EXPECT_EQ(json_text(e, "involvedObject", "name"), "app-0");
+  EXPECT_NE(json_text(e, "message").find("adminPassword"), std::string::npos) << json_text(e, "message");
 }
 
 TEST_P(InitCliTest, SecondRunWritesNothing) {

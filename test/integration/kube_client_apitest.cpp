@@ -3,6 +3,8 @@
 // bodies and injected faults. No mocks.
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/pointer.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -18,6 +20,7 @@
 
 #include "kube_standin.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/events.hpp"
 #include "tenantdb/kube.hpp"
 #include "tenantdb/log.hpp"
 
@@ -415,6 +418,122 @@ TEST_F(KubeClientTest, ForbiddenNamesVerbResourceNamespaceAndPointsAtManifests) 
   EXPECT_NE(what.find("\"tenants\""), std::string::npos) << what;
   EXPECT_NE(what.find("manifests/"), std::string::npos) << what;
   expect_clean(e, "create secret \"tenants/x\"");
+}
+
+// --- Events ---------------------------------------------------------------------------
+
+/// The Events in namespace `ns` of the stand-in, as JSON documents.
+std::vector<rapidjson::Document> list_events(kube_client& client) {
+  const kube_response r = client.request("GET", "/api/v1/namespaces/" + std::string(ns) + "/events");
+  EXPECT_EQ(r.status, 200) << r.body;
+  rapidjson::Document list;
+  list.Parse(r.body.data(), r.body.size());
+  std::vector<rapidjson::Document> out;
+  if (list.HasParseError() || !list.HasMember("items")) return out;
+  for (const auto& item : list["items"].GetArray()) {
+    rapidjson::Document d;
+    d.CopyFrom(item, d.GetAllocator());
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::string text_at(const rapidjson::Value& v, const char* pointer) {
+  const rapidjson::Value* found = rapidjson::Pointer(pointer).Get(v);
+  if (found == nullptr) return "<absent>";
+  if (found->IsString()) return found->GetString();
+  if (found->IsInt()) return std::to_string(found->GetInt());
+  return "<not a string>";
+}
+
+TEST_F(KubeClientTest, CreateEventPostsACoreV1EventAboutTheInvolvedObject) {
+  standin_.allow(sa_user, "*", ns, "events");
+  kube_client client(config());
+  event_object e;
+  e.namespace_name = ns;
+  e.involved_kind = "Pod";
+  e.involved_name = "app-7f9c";
+  e.type = "Warning";
+  e.reason = "Failed";
+  e.action = "Provision";
+  e.message = std::string(1100, 'x') + "\xc3\xbc";  // over the limit: cut, still accepted
+  e.component = "tenantdb-init";
+  e.instance = "app-7f9c";
+  ASSERT_NO_THROW(client.create_event(e));
+  e.message = "second";
+  ASSERT_NO_THROW(client.create_event(e));
+
+  const auto events = list_events(client);
+  ASSERT_EQ(events.size(), 2u) << "each Event gets its own generated name";
+  // Listed by name, and the names are random: find the first one by its message.
+  const bool first_is_long = text_at(events[0], "/message") != "second";
+  const auto& d = events[first_is_long ? 0 : 1];
+  EXPECT_EQ(text_at(d, "/metadata/name").rfind("app-7f9c.", 0), 0u) << text_at(d, "/metadata/name");
+  EXPECT_EQ(text_at(d, "/involvedObject/kind"), "Pod");
+  EXPECT_EQ(text_at(d, "/involvedObject/name"), "app-7f9c");
+  EXPECT_EQ(text_at(d, "/involvedObject/namespace"), ns);
+  EXPECT_EQ(text_at(d, "/type"), "Warning");
+  EXPECT_EQ(text_at(d, "/reason"), "Failed");
+  EXPECT_EQ(text_at(d, "/action"), "Provision");
+  EXPECT_EQ(text_at(d, "/reportingComponent"), "tenantdb-init");
+  EXPECT_EQ(text_at(d, "/reportingInstance"), "app-7f9c");
+  EXPECT_EQ(text_at(d, "/source/component"), "tenantdb-init");
+  EXPECT_EQ(text_at(d, "/count"), "1");
+  EXPECT_NE(text_at(d, "/eventTime"), "<absent>");
+  EXPECT_NE(text_at(d, "/firstTimestamp"), "<absent>");
+  EXPECT_EQ(text_at(d, "/message").size(), 1024u);
+  EXPECT_EQ(text_at(events[first_is_long ? 1 : 0], "/message"), "second");
+}
+
+TEST_F(KubeClientTest, EventRecorderSurvivesForbiddenAndCountsWithOneWarning) {
+  // Secrets only, as a Role without the optional events rule.
+  kube_client client(config());
+  event_recorder recorder(&client, "tenantdb-sidecar", {"Secret", ns, "vc-db-a"});
+  EXPECT_FALSE(recorder.normal("Rotated", "Rotate", "rotated"));
+  EXPECT_FALSE(recorder.warning("Failed", "Rotate", "rotation failed"));
+  EXPECT_EQ(recorder.failed(), 2u);
+  EXPECT_EQ(recorder.sent(), 0u);
+  EXPECT_EQ(standin_.request_count("POST", "/events"), 2u) << "no retries";
+  std::size_t warnings = 0;
+  for (const auto& line : log_lines_)
+    if (line.find("could not create a Kubernetes Event") != std::string::npos &&
+        line.find("\"level\":\"warn\"") != std::string::npos) {
+      ++warnings;
+      EXPECT_NE(line.find("forbidden"), std::string::npos) << line;
+    }
+  EXPECT_EQ(warnings, 1u) << "one warning, later failures at debug";
+
+  // The Secret work goes on with the same client.
+  EXPECT_NO_THROW(client.create_secret(sample("after")));
+  standin_.allow(sa_user, "create", ns, "events");
+  standin_.allow(sa_user, "list", ns, "events");  // for the test to look
+  EXPECT_TRUE(recorder.normal("Rotated", "Rotate", "rotated"));
+  EXPECT_EQ(recorder.sent(), 1u);
+  const auto events = list_events(client);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(text_at(events[0], "/involvedObject/kind"), "Secret");
+  EXPECT_EQ(text_at(events[0], "/involvedObject/name"), "vc-db-a");
+}
+
+TEST_F(KubeClientTest, EventRecorderGivesUpAfterItsShortTimeoutAndRateLimitsWarnings) {
+  standin_.allow(sa_user, "create", ns, "events");
+  kube_client client(config());  // request timeout 5 s
+  event_recorder recorder(&client, "tenantdb-sidecar", {"Pod", ns, "p"}, 300ms);
+  standin_.stall_next(1, 3s, "/events");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(recorder.normal("Rotated", "Rotate", "rotated"));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2500ms) << "an Event never holds up the work";
+  EXPECT_EQ(recorder.failed(), 1u);
+  // The client's own timeout is back for the next request: a 1 s stall is waited out.
+  standin_.stall_next(1, 1s, "/secrets");
+  EXPECT_FALSE(client.get_secret(ns, "x").has_value());
+
+  EXPECT_TRUE(recorder.warning_limited("Failed", "Rotate", "rotation failed", std::chrono::minutes(10)));
+  const auto posts = standin_.request_count("POST", "/events");
+  EXPECT_FALSE(recorder.warning_limited("Failed", "Rotate", "rotation failed", std::chrono::minutes(10)));
+  EXPECT_EQ(standin_.request_count("POST", "/events"), posts) << "held back, not sent";
+  EXPECT_TRUE(recorder.warning_limited("Other", "Rotate", "another reason", std::chrono::minutes(10)));
+  EXPECT_TRUE(recorder.warning_limited("Failed", "Rotate", "rotation failed", 0ms)) << "after the interval";
 }
 
 TEST_F(KubeClientTest, ClientCertificateFromKubeconfigAuthenticates) {

@@ -945,6 +945,91 @@ TEST_F(KubeStandinTest, LeasesUseMicroTimeAndCreateOnUpdate) {
       R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"leases.coordination.k8s.io \"nope\" not found","reason":"NotFound","details":{"name":"nope","group":"coordination.k8s.io","kind":"leases"},"code":404})");
 }
 
+// core/v1 Events as kube-apiserver serves them to tenantdb: created (a generated name),
+// read and listed; refused with 422 when the involved object is in another namespace or
+// a "new" Event (eventTime set) lacks its reporter fields or exceeds the length limits
+// (pkg/apis/core/validation/events.go); 403 through the same RBAC as Secrets.
+TEST_F(KubeStandinTest, EventsAreValidatedAndAuthorizedLikeCoreV1) {
+  const std::string events = "/api/v1/namespaces/ns/events";
+  const auto event = [](const std::string& meta, const std::string& involved_ns, const std::string& extra = {}) {
+    return R"({"apiVersion":"v1","kind":"Event","metadata":)" + meta +
+           R"(,"involvedObject":{"apiVersion":"v1","kind":"Pod","name":"pod-a","namespace":")" + involved_ns +
+           R"("},"reason":"Provisioned","message":"database ready","type":"Normal","source":{"component":"tenantdb-init"},"count":1)" +
+           extra + "}";
+  };
+  Client c(standin_, token_);
+  Reply r = c.send("POST", events, event(R"({"generateName":"pod-a."})", "ns"));
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto d = r.json();
+  const std::string name = at(d, "/metadata/name");
+  EXPECT_TRUE(name.starts_with("pod-a.") && name.size() > 6) << name;
+  EXPECT_EQ(at(d, "/metadata/namespace"), "ns");
+  EXPECT_EQ(at(d, "/involvedObject/name"), "pod-a");
+  EXPECT_EQ(at(d, "/source/component"), "tenantdb-init");
+  EXPECT_NE(at(d, "/metadata/uid"), "<absent>");
+  EXPECT_EQ(c.get(events + "/" + name).status, 200);
+  r = c.get(events);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(at(r.json(), "/kind"), "EventList");
+  EXPECT_EQ(item_names(r), std::vector<std::string>{name});
+  ASSERT_TRUE(standin_.get_object("events", "ns", name));
+
+  // The involved object must be in the Event's namespace.
+  r = c.send("POST", events, event(R"({"name":"e1"})", "other"));
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(
+      at(r.json(), "/message"),
+      R"(Event "e1" is invalid: involvedObject.namespace: Invalid value: "other": does not match event.namespace)");
+  EXPECT_EQ(at(r.json(), "/reason"), "Invalid");
+  r = c.send("POST", events, R"({"metadata":{"name":"e2"},"reason":"X"})");
+  EXPECT_EQ(r.status, 422) << "no involvedObject outside the default namespace";
+  EXPECT_EQ(at(r.json(), "/message"),
+            R"(Event "e2" is invalid: involvedObject.namespace: Invalid value: "": does not match event.namespace)");
+  // The Event's own namespace against the URL's: a 400, as for every namespaced object.
+  EXPECT_EQ(c.send("POST", events, event(R"({"name":"e3","namespace":"other"})", "other")).status, 400);
+
+  // A "new" Event (eventTime set) must name its reporter and action; reason and message
+  // have limits.
+  const std::string reporter =
+      R"(,"eventTime":"2024-05-01T12:00:00.000000Z","reportingComponent":"tenantdb-init","reportingInstance":"pod-a")";
+  r = c.send("POST", events, event(R"({"name":"e4"})", "ns", reporter));
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(at(r.json(), "/message"), R"(Event "e4" is invalid: action: Required value)");
+  EXPECT_EQ(c.send("POST", events, event(R"({"name":"e5"})", "ns", reporter + R"(,"action":"Provision")")).status, 201);
+  const auto with = [](std::string json, const std::string& from, const std::string& to) {
+    json.replace(json.find(from), from.size(), to);
+    return json;
+  };
+  r = c.send("POST", events,
+             with(event(R"({"name":"e6"})", "ns", reporter + R"(,"action":"Provision")"), "database ready",
+                  std::string(1025, 'm')));
+  EXPECT_EQ(r.status, 422) << "message over 1024 characters";
+  EXPECT_EQ(at(r.json(), "/message"),
+            R"(Event "e6" is invalid: message: Invalid value: "": can have at most 1024 characters)");
+  r = c.send("POST", events,
+             with(event(R"({"name":"e7"})", "ns", reporter + R"(,"action":"Provision")"), "Provisioned",
+                  std::string(129, 'R')));
+  EXPECT_EQ(r.status, 422) << "reason over 128 characters";
+  EXPECT_EQ(at(r.json(), "/message"),
+            R"(Event "e7" is invalid: reason: Invalid value: "": can have at most 128 characters)");
+  r = c.send("POST", events, with(event(R"({"name":"e8"})", "ns"), R"("count":1)", R"("count":"one")"));
+  EXPECT_EQ(r.status, 400) << "count is an int32";
+
+  // RBAC: a Role without events gets 403 with a Status body.
+  standin_.add_token("no-events-token", "u");
+  standin_.allow("u", "*", "ns", "secrets");
+  Client limited(standin_, "no-events-token");
+  r = limited.send("POST", events, event(R"({"generateName":"pod-a."})", "ns"));
+  EXPECT_EQ(r.status, 403);
+  d = r.json();
+  EXPECT_EQ(at(d, "/kind"), "Status");
+  EXPECT_EQ(at(d, "/message"),
+            R"(events is forbidden: User "u" cannot create resource "events" in API group "" in the namespace "ns")");
+  standin_.allow("u", "create", "ns", "events");
+  EXPECT_EQ(limited.send("POST", events, event(R"({"generateName":"pod-a."})", "ns")).status, 201);
+  EXPECT_EQ(limited.get(events).status, 403) << "create does not grant list";
+}
+
 TEST_F(KubeStandinTest, UnknownPathsMethodsAndNamespaces) {
   Client c(standin_, token_);
   const std::string not_found =

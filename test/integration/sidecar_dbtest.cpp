@@ -243,6 +243,56 @@ TEST_P(SidecarTest, RotatesOnScheduleAndRetiresThePreviousPasswordAfterTheGrace)
   EXPECT_GT(metric(m, "tenantdb_next_rotation_timestamp_seconds"), 1e9) << m;
 }
 
+// The Events of a rotation: Rotated, then Retired, Normal, on the pod named by POD_NAME,
+// from tenantdb-sidecar, with no password (old, new, standby or admin) in any of them.
+TEST_P(SidecarTest, RotationEmitsRotatedAndRetiredEventsOnThePodWithNoSecret) {
+  init();
+  const std::string pw0 = stored(keys::password);
+  const std::string standby0 = stored(keys::standby_password);
+  auto& sc = start("pod-a", {"--rotate-every", "3s", "--grace", "1s", "--jitter", "0"}, {{"POD_NAME", "pod-a"}});
+  const auto reasons_on_pod = [&] {
+    std::set<std::string> reasons;
+    for (const auto& json : api_.list_objects("events", ns)) {
+      rapidjson::Document d;
+      d.Parse(json.data(), json.size());
+      if (d.HasParseError() || !d.HasMember("involvedObject") || !d["involvedObject"].HasMember("name")) continue;
+      if (std::string(d["involvedObject"]["name"].GetString()) != "pod-a") continue;
+      EXPECT_EQ(std::string(d["involvedObject"]["kind"].GetString()), "Pod");
+      EXPECT_EQ(std::string(d["source"]["component"].GetString()), "tenantdb-sidecar");
+      EXPECT_EQ(std::string(d["type"].GetString()), "Normal") << json;
+      reasons.insert(d["reason"].GetString());
+    }
+    return reasons;
+  };
+  ASSERT_TRUE(eventually([&] { return reasons_on_pod().count("Rotated") == 1; }, 20s)) << "no Rotated Event";
+  ASSERT_TRUE(eventually([&] { return reasons_on_pod().count("Retired") == 1; }, 20s)) << "no Retired Event";
+  const std::vector<std::string> passwords{pw0,
+                                           standby0,
+                                           stored(keys::password),
+                                           stored(keys::standby_password),
+                                           stored(pending_password_key),
+                                           conn_.admin_password.reveal()};
+  for (const auto& json : api_.list_objects("events", ns)) EXPECT_EQ(test::find_password(json, passwords), "");
+  EXPECT_EQ(metric(sc.metrics(), "tenantdb_events_failed_total"), 0);
+}
+
+// Events are optional: a Role without them loses the Events, never a rotation.
+TEST_P(SidecarTest, WithoutRbacOnEventsRotationGoesOnAndTheFailuresAreCounted) {
+  init();
+  const auto events_before = api_.list_objects("events", ns).size();  // the init's Provisioned
+  api_.revoke(pod_.user);
+  api_.allow(pod_.user, "get", ns, "secrets", secret_name_);
+  api_.allow(pod_.user, "update", ns, "secrets", secret_name_);
+  const std::string pw0 = stored(keys::password);
+  auto& sc = start("pod-a", {"--rotate-every", "2s", "--grace", "1s", "--jitter", "0"}, {{"POD_NAME", "pod-a"}});
+  ASSERT_TRUE(eventually([&] { return stored(keys::password) != pw0 && !stored(keys::password).empty(); }, 20s))
+      << "no rotation";
+  ASSERT_TRUE(eventually([&] { return metric(sc.metrics(), "tenantdb_events_failed_total") >= 1; }, 10s))
+      << sc.metrics();
+  EXPECT_EQ(api_.list_objects("events", ns).size(), events_before);
+  EXPECT_EQ(metric(sc.metrics(), "tenantdb_rotations_total{result=\"failed\"}"), 0);
+}
+
 TEST_P(SidecarTest, ThreeReplicasRotateOncePerPeriodAndConverge) {
   init();
   std::vector<sidecar*> pods;

@@ -168,7 +168,7 @@ std::string KubeStandin::put_object(std::string_view json) {
   if (doc.HasParseError() || !doc.IsObject())
     throw std::invalid_argument("kube-standin: put_object(): not a JSON object");
   const si::Resource* r = si::resource_by_kind(si::string_member(doc, "kind"));
-  if (r == nullptr) throw std::invalid_argument("kube-standin: put_object(): kind must be Secret or Lease");
+  if (r == nullptr) throw std::invalid_argument("kube-standin: put_object(): kind must be Secret, Lease or Event");
   std::vector<std::string> warnings;
   try {
     si::decode_object(*r, doc, warnings);
@@ -201,6 +201,15 @@ std::optional<std::string> KubeStandin::get_object(std::string_view resource, st
   const auto obj = impl_->state.find(*r, ns, name);
   if (!obj) return std::nullopt;
   return obj->json;
+}
+
+std::vector<std::string> KubeStandin::list_objects(std::string_view resource, std::string_view ns) const {
+  std::vector<std::string> out;
+  const si::Resource* r = si::resource_by_plural(resource);
+  if (r == nullptr) return out;
+  const std::lock_guard lock(impl_->state.mu);
+  for (const auto& obj : impl_->state.list(*r, ns, {}, {})) out.push_back(obj->json);
+  return out;
 }
 
 bool KubeStandin::delete_object(std::string_view resource, std::string_view ns, std::string_view name) {

@@ -1,5 +1,5 @@
 // A stand-in for kube-apiserver, serving the slice of the API that tenantdb's client uses
-// (core/v1 Secrets and coordination.k8s.io/v1 Leases) over HTTPS with the real server's
+// (core/v1 Secrets and Events, coordination.k8s.io/v1 Leases) over HTTPS with the real server's
 // status codes, Status bodies and watch semantics, so client tests exercise the contract
 // rather than a convenience fake.
 #pragma once
@@ -142,15 +142,17 @@ public:
   void add_namespace(std::string ns);
 
   /// Seeds or replaces an object without validation or authorization, as if another
-  /// client had written it: kind must be Secret or Lease with metadata.name and
+  /// client had written it: kind must be Secret, Lease or Event with metadata.name and
   /// metadata.namespace; uid and creationTimestamp are kept when given; a new
   /// resourceVersion is assigned and watchers see ADDED or MODIFIED. Returns the stored
   /// object as JSON. Throws std::invalid_argument on unusable input.
   std::string put_object(std::string_view json);
   /// The stored object as JSON (with kind and apiVersion), or nullopt. resource is the
-  /// plural resource name, "secrets" or "leases".
+  /// plural resource name, "secrets", "leases" or "events".
   [[nodiscard]] std::optional<std::string> get_object(std::string_view resource, std::string_view ns,
                                                       std::string_view name) const;
+  /// Every stored object of `resource` in `ns` ("" = all namespaces) as JSON, in name order.
+  [[nodiscard]] std::vector<std::string> list_objects(std::string_view resource, std::string_view ns) const;
   /// Deletes an object as another client would (watchers see DELETED); false if absent.
   bool delete_object(std::string_view resource, std::string_view ns, std::string_view name);
   /// The base64-decoded value of data[key] of a stored Secret, or nullopt.

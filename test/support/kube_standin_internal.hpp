@@ -55,6 +55,7 @@ struct Resource {
 
 const Resource& secrets_resource();
 const Resource& leases_resource();
+const Resource& events_resource();
 /// By API group, version and plural; nullptr when not served.
 const Resource* find_resource(std::string_view group, std::string_view version, std::string_view plural);
 /// By plural ("secrets", "leases"); nullptr otherwise.

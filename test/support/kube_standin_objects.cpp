@@ -15,6 +15,7 @@ namespace {
 
 constexpr Resource secrets_def{"secrets", "", "v1", "Secret", "SecretList"};
 constexpr Resource leases_def{"leases", "coordination.k8s.io", "v1", "Lease", "LeaseList"};
+constexpr Resource events_def{"events", "", "v1", "Event", "EventList"};
 
 void write_details(rapidjson::Writer<rapidjson::StringBuffer>& w, const Details& d) {
   w.StartObject();
@@ -75,19 +76,22 @@ const Resource& secrets_resource() {
 const Resource& leases_resource() {
   return leases_def;
 }
+const Resource& events_resource() {
+  return events_def;
+}
 
 const Resource* find_resource(std::string_view group, std::string_view version, std::string_view plural) {
-  for (const Resource* r : {&secrets_def, &leases_def})
+  for (const Resource* r : {&secrets_def, &leases_def, &events_def})
     if (r->group == group && r->version == version && r->plural == plural) return r;
   return nullptr;
 }
 const Resource* resource_by_plural(std::string_view plural) {
-  for (const Resource* r : {&secrets_def, &leases_def})
+  for (const Resource* r : {&secrets_def, &leases_def, &events_def})
     if (r->plural == plural) return r;
   return nullptr;
 }
 const Resource* resource_by_kind(std::string_view kind) {
-  for (const Resource* r : {&secrets_def, &leases_def})
+  for (const Resource* r : {&secrets_def, &leases_def, &events_def})
     if (r->kind == kind) return r;
   return nullptr;
 }

@@ -284,6 +284,55 @@ struct Decoder {
     time(*spec, "acquireTime", "LeaseSpec", "spec.acquireTime", true, alloc);
     time(*spec, "renewTime", "LeaseSpec", "spec.renewTime", true, alloc);
   }
+
+  /// An ObjectReference member (involvedObject, related): strings only.
+  void object_reference(JsonValue& doc, std::string_view name) const {
+    JsonValue* ref = member(doc, name);
+    if (ref == nullptr) return;
+    if (ref->IsNull()) {
+      remove_member(doc, name);
+      return;
+    }
+    if (!ref->IsObject()) type_error(*ref, "Event", name, "v1.ObjectReference");
+    const std::string prefix = std::string(name) + ".";
+    drop_unknown(*ref, prefix, {"kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"});
+    strings(*ref, "ObjectReference", prefix,
+            {"kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"});
+  }
+
+  /// core/v1 Event (k8s.io/api/core/v1 types.go).
+  void event(JsonValue& doc, Allocator& alloc) const {
+    drop_unknown(doc, "",
+                 {"kind", "apiVersion", "metadata", "involvedObject", "reason", "message", "source", "firstTimestamp",
+                  "lastTimestamp", "count", "type", "eventTime", "series", "action", "related", "reportingComponent",
+                  "reportingInstance"});
+    object_reference(doc, "involvedObject");
+    object_reference(doc, "related");
+    strings(doc, "Event", "", {"reason", "message", "type", "action", "reportingComponent", "reportingInstance"});
+    integer(doc, "Event", "count", "count", true);
+    time(doc, "firstTimestamp", "Event", "firstTimestamp", false, alloc);
+    time(doc, "lastTimestamp", "Event", "lastTimestamp", false, alloc);
+    time(doc, "eventTime", "Event", "eventTime", true, alloc);
+    for (const char* name : {"source", "series"}) {
+      JsonValue* v = member(doc, name);
+      if (v == nullptr) continue;
+      if (v->IsNull()) {
+        remove_member(doc, name);
+        continue;
+      }
+      if (!v->IsObject())
+        type_error(*v, "Event", name, std::string(name) == "source" ? "v1.EventSource" : "v1.EventSeries");
+    }
+    if (JsonValue* source = member(doc, "source")) {
+      drop_unknown(*source, "source.", {"component", "host"});
+      strings(*source, "EventSource", "source.", {"component", "host"});
+    }
+    if (JsonValue* series = member(doc, "series")) {
+      drop_unknown(*series, "series.", {"count", "lastObservedTime"});
+      integer(*series, "EventSeries", "series.count", "count", true);
+      time(*series, "lastObservedTime", "EventSeries", "series.lastObservedTime", true, alloc);
+    }
+  }
 };
 
 std::size_t decoded_size(const JsonValue& b64) {
@@ -339,6 +388,44 @@ void validate_meta(const JsonValue& object, std::vector<FieldError>& errs) {
   }
 }
 
+/// pkg/apis/core/validation/events.go, legacyValidateEvent, as a core/v1 create sees it:
+/// the involved object must be in the Event's namespace; an Event with eventTime set (a
+/// "new" Event) must also name its reporter, action and reason, within the length limits.
+void validate_event(const JsonValue& object, std::vector<FieldError>& errs) {
+  static constexpr std::size_t reason_limit = 128;
+  static constexpr std::size_t action_limit = 128;
+  static constexpr std::size_t reporting_instance_limit = 128;
+  static constexpr std::size_t note_limit = 1024;
+  static const JsonValue empty(rapidjson::kObjectType);
+  const JsonValue* meta = member(object, "metadata");
+  const std::string_view ns = meta != nullptr ? string_member(*meta, "namespace") : std::string_view();
+  const JsonValue* involved = member(object, "involvedObject");
+  if (involved == nullptr) involved = &empty;
+  const std::string_view involved_ns = string_member(*involved, "namespace");
+  const bool new_style = !string_member(object, "eventTime").empty();
+  const auto mismatch = [&] {
+    errs.push_back(field_invalid("involvedObject.namespace", involved_ns, "does not match event.namespace"));
+  };
+  if (!new_style) {
+    if (involved_ns.empty() ? (!ns.empty() && ns != "default") : ns != involved_ns) mismatch();
+    return;
+  }
+  if (involved_ns.empty() ? (ns != "default" && ns != "kube-system") : false) mismatch();
+  const std::string_view controller = string_member(object, "reportingComponent");
+  if (controller.empty()) errs.push_back(field_required("reportingComponent", ""));
+  for (auto& e : qualified_name_errors(controller))
+    errs.push_back(field_invalid("reportingComponent", controller, std::move(e)));
+  const auto limited = [&](const char* field, std::size_t limit, bool required) {
+    const std::string_view value = string_member(object, field);
+    if (required && value.empty()) errs.push_back(field_required(field, ""));
+    if (value.size() > limit)
+      errs.push_back(field_invalid(field, "", "can have at most " + std::to_string(limit) + " characters"));
+  };
+  limited("reportingInstance", reporting_instance_limit, true);
+  limited("action", action_limit, true);
+  limited("reason", reason_limit, true);
+  limited("message", note_limit, false);
+}
 }  // namespace
 
 std::vector<std::string> dns1123_label_errors(std::string_view value) {
@@ -462,6 +549,8 @@ void decode_object(const Resource& r, Json& doc, std::vector<std::string>& warni
   if (member(doc, "metadata") == nullptr) set_member(doc, "metadata", JsonValue(rapidjson::kObjectType), alloc);
   if (r.plural == "secrets")
     d.secret(doc, alloc);
+  else if (r.plural == "events")
+    d.event(doc, alloc);
   else
     d.lease(doc, alloc);
 }
@@ -469,7 +558,9 @@ void decode_object(const Resource& r, Json& doc, std::vector<std::string>& warni
 std::vector<FieldError> validate_object(const Resource& r, const JsonValue& object, const JsonValue* old) {
   std::vector<FieldError> errs;
   validate_meta(object, errs);
-  if (r.plural == "secrets") {
+  if (r.plural == "events") {
+    validate_event(object, errs);
+  } else if (r.plural == "secrets") {
     // ValidateSecret: a ServiceAccount token Secret must name its ServiceAccount (the
     // token controller then fills in token, ca.crt and namespace).
     if (string_member(object, "type") == "kubernetes.io/service-account-token") {

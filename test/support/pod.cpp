@@ -10,6 +10,7 @@
 #include <rapidjson/document.h>
 
 #include "process.hpp"
+#include "tenantdb/dsn.hpp"
 #include "testdb.hpp"
 
 namespace fs = std::filesystem;
@@ -40,6 +41,7 @@ void set_up_pod(KubeStandin& api, const pod_identity& who, const std::string& wh
   api.allow(who.user, "get", who.ns, "secrets", secret_name);
   api.allow(who.user, "update", who.ns, "secrets", secret_name);
   api.allow(who.user, "create", who.ns, "secrets");
+  api.allow(who.user, "create", who.ns, "events");  // optional in manifests/rbac.yaml
   api.put_object(connector_secret_json(which, who.connector_ns, who.connector_name));
 }
 
@@ -119,6 +121,30 @@ std::string tail(const std::string& text, std::size_t lines) {
     if (pos == std::string::npos) return text;
   }
   return text.substr(pos + 1);
+}
+
+}  // namespace tenantdb::test
+
+namespace tenantdb::test {
+
+std::string find_password(const std::string& text, const std::vector<std::string>& passwords) {
+  for (std::size_t i = 0; i < passwords.size(); ++i) {
+    const std::string& p = passwords[i];
+    if (p.empty()) continue;
+    if (text.find(p) != std::string::npos) return "password #" + std::to_string(i) + " raw";
+    if (const std::string url = percent_encode(p); text.find(url) != std::string::npos)
+      return "password #" + std::to_string(i) + " URL-encoded";
+    // base64 at each of the three alignments inside a longer encoded value: the part
+    // not touched by its neighbours.
+    for (std::size_t head = 0; head < 3; ++head) {
+      const std::string encoded = base64(std::string(head, 'x') + p);
+      const std::size_t skip = head == 0 ? 0 : 4;
+      if (encoded.size() < skip + 4 + 8) continue;
+      if (text.find(encoded.substr(skip, encoded.size() - skip - 4)) != std::string::npos)
+        return "password #" + std::to_string(i) + " base64";
+    }
+  }
+  return {};
 }
 
 }  // namespace tenantdb::test

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "eventually.hpp"
 #include "kube_standin.hpp"
@@ -32,7 +33,8 @@ struct pod_identity {
 };
 
 /// Grants `who` what manifests/rbac.yaml grants (get the connector; get and update the
-/// tenant's credentials Secret `secret_name`) plus create on Secrets in its namespace, the
+/// tenant's credentials Secret `secret_name`; create on Events in its namespace) plus create
+/// on Secrets in its namespace, the
 /// Role for a credentials Secret that is not pre-created; registers the token, and puts
 /// the connector Secret of test server `which` into the API.
 void set_up_pod(KubeStandin& api, const pod_identity& who, const std::string& which, const std::string& secret_name);
@@ -57,6 +59,10 @@ int connect_from(const std::string& source, std::uint16_t port);
 /// An annotation of Secret ns/name in `api`; "" when absent (the rotator blanks removed ones).
 std::string secret_annotation(const KubeStandin& api, const std::string& ns, const std::string& name,
                               const std::string& key);
+
+/// "" when none of `passwords` appears in `text` raw, URL-encoded or base64-encoded;
+/// else which one (by index) and in which form, never the password itself.
+std::string find_password(const std::string& text, const std::vector<std::string>& passwords);
 
 /// The last `lines` lines of `text`.
 std::string tail(const std::string& text, std::size_t lines);

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "tenantdb/credentials.hpp"
+#include "tenantdb/events.hpp"
 #include "tenantdb/formats.hpp"
 #include "tenantdb/rotation.hpp"
 #include "tenantdb/store.hpp"
@@ -115,6 +116,11 @@ struct agent_options {
   std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
   /// Seed of the timer jitter; 0 draws one from std::random_device.
   std::uint64_t seed = 0;
+  /// Kubernetes Events (Rotated, Retired, Failed); null: none. Not owned; outlives the
+  /// agent. Its failures are tenantdb_events_failed_total.
+  event_recorder* events = nullptr;
+  /// Failed Events for the same reason are sent at most this often.
+  std::chrono::milliseconds failed_event_interval{std::chrono::minutes(10)};
 };
 
 /// The sidecar's event loop.

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// A small Kubernetes API client over HTTPS with libcurl: it reads, creates and
-/// conditionally updates Secrets, and nothing else. Replicas coordinate through the
+/// conditionally updates Secrets, and creates Events (events.hpp), nothing else. Replicas coordinate through the
 /// credentials Secret itself (resourceVersion-conditional writes of its rotation
 /// annotation: see rotation.hpp), not through Leases; `request` is the raw call for
 /// tests and tools.
@@ -53,6 +53,21 @@ struct secret_object {
   std::map<std::string, secret> data;
 };
 
+/// A core/v1 Event about one object in the Event's own namespace. Never put a secret in
+/// any of these fields: Events are readable by anyone who can describe the object.
+struct event_object {
+  std::string namespace_name;  ///< the Event's namespace, which is the involved object's
+  std::string involved_kind;   ///< "Pod" or "Secret"
+  std::string involved_name;
+  std::string involved_uid;     ///< optional
+  std::string type = "Normal";  ///< "Normal" or "Warning"
+  std::string reason;           ///< CamelCase, at most 128 characters
+  std::string message;          ///< at most 1024 characters (longer is cut)
+  std::string component;        ///< reportingComponent and source.component
+  std::string instance;         ///< reportingInstance and source.host (pod or host name)
+  std::string action;           ///< what was done, e.g. "Provision"
+};
+
 /// Raw HTTP answer.
 struct kube_response {
   long status = 0;
@@ -78,6 +93,10 @@ public:
   /// PUT conditional on object.resource_version; throws with http_status 409 (Conflict)
   /// if it changed meanwhile.
   secret_object update_secret(const secret_object& object);
+  /// POST a core/v1 Event (a generated name), giving up after `timeout` (the client's
+  /// request timeout when zero). Throws like the Secret methods; callers that must not
+  /// fail on Events use event_recorder (events.hpp).
+  void create_event(const event_object& event, std::chrono::milliseconds timeout = {});
 
   /// One request; throws only for transport failures (and an unreadable token file).
   /// For tests and tools that need a raw answer; the library itself calls only the
@@ -88,7 +107,8 @@ public:
 
 private:
   kube_response perform(const std::string& method, const std::string& path, const std::string& body,
-                        const std::string& content_type, const std::string& what);
+                        const std::string& content_type, const std::string& what,
+                        std::chrono::milliseconds timeout = {});
 
   struct impl;
   kube_config config_;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tenantdb/connector.hpp"
 #include "tenantdb/credentials.hpp"
@@ -78,6 +79,9 @@ struct provision_result {
   credential_data data;        ///< what the store holds now
   bool password_set = false;   ///< passwords were written to the database this run
   bool store_written = false;  ///< the store was created or rewritten this run
+  /// What this run repaired, one line each, names only (never a password): a lockout
+  /// reset, lost or unusable credentials replaced. Reported as Repaired Events.
+  std::vector<std::string> repairs;
 };
 
 /// Refuses (tenantdb::error, ownership; nothing changed) when a database or account with

@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "tenantdb/dsn.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
+#include "tenantdb/time.hpp"
 
 #ifndef TENANTDB_VERSION
 #define TENANTDB_VERSION "unknown"
@@ -470,7 +472,8 @@ kube_response kube_client::request(const std::string& method, const std::string&
 }
 
 kube_response kube_client::perform(const std::string& method, const std::string& path, const std::string& body,
-                                   const std::string& content_type, const std::string& what) {
+                                   const std::string& content_type, const std::string& what,
+                                   std::chrono::milliseconds timeout) {
   // Re-read for every request: projected service-account tokens rotate.
   std::string token;
   const wipe_on_exit token_guard{token};
@@ -532,6 +535,8 @@ kube_response kube_client::perform(const std::string& method, const std::string&
     curl_easy_setopt(handle, CURLOPT_WRITEDATA, &target);
     curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, static_cast<const char*>(nullptr));
     curl_easy_setopt(handle, CURLOPT_NOBODY, 0L);
+    const bool own_timeout = timeout.count() > 0;
+    if (own_timeout) curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
     if (sends_body) {
       curl_easy_setopt(handle, CURLOPT_POST, 1L);
       curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
@@ -546,6 +551,7 @@ kube_response kube_client::perform(const std::string& method, const std::string&
     }
     rc = curl_easy_perform(handle);
     if (rc == CURLE_OK) curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
+    if (own_timeout) curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout.count()));
     // Nothing borrowed may outlive this call in the handle.
     curl_easy_setopt(handle, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
     curl_easy_setopt(handle, CURLOPT_POSTFIELDS, static_cast<const char*>(nullptr));
@@ -625,6 +631,77 @@ secret_object kube_client::update_secret(const secret_object& object) {
       perform("PUT", secret_path(object.namespace_name, object.name), body, "application/json", what);
   if (auto updated = parse_secret_answer(response, what)) return std::move(*updated);
   throw_api_error_wiping(response, what);
+}
+
+namespace {
+
+constexpr std::size_t max_event_message = 1024;
+
+void write_string(rapidjson::Writer<rapidjson::StringBuffer>& writer, const char* key, const std::string& value) {
+  writer.Key(key);
+  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+/// Cuts at a UTF-8 character boundary so the result stays valid UTF-8.
+std::string cut_utf8(const std::string& text, std::size_t max) {
+  if (text.size() <= max) return text;
+  std::size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) --end;
+  return text.substr(0, end);
+}
+
+std::string event_to_json(const event_object& e) {
+  const std::string now = format_rfc3339(std::chrono::system_clock::now());
+  // eventTime is a MicroTime: exactly six fractional digits.
+  std::string micro = now;
+  if (micro.size() == 20 && micro.back() == 'Z') micro.insert(19, ".000000");
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  write_string(w, "apiVersion", "v1");
+  write_string(w, "kind", "Event");
+  w.Key("metadata");
+  w.StartObject();
+  write_string(w, "generateName", e.involved_name + ".");
+  write_string(w, "namespace", e.namespace_name);
+  w.EndObject();
+  w.Key("involvedObject");
+  w.StartObject();
+  write_string(w, "apiVersion", "v1");
+  write_string(w, "kind", e.involved_kind);
+  write_string(w, "namespace", e.namespace_name);
+  write_string(w, "name", e.involved_name);
+  if (!e.involved_uid.empty()) write_string(w, "uid", e.involved_uid);
+  w.EndObject();
+  write_string(w, "type", e.type);
+  write_string(w, "reason", e.reason);
+  write_string(w, "message", cut_utf8(e.message, max_event_message));
+  write_string(w, "action", e.action);
+  write_string(w, "reportingComponent", e.component);
+  write_string(w, "reportingInstance", e.instance);
+  w.Key("source");
+  w.StartObject();
+  write_string(w, "component", e.component);
+  if (!e.instance.empty()) write_string(w, "host", e.instance);
+  w.EndObject();
+  write_string(w, "eventTime", micro);
+  write_string(w, "firstTimestamp", now);
+  write_string(w, "lastTimestamp", now);
+  w.Key("count");
+  w.Int(1);
+  w.EndObject();
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+}  // namespace
+
+void kube_client::create_event(const event_object& event, std::chrono::milliseconds timeout) {
+  const std::string what = "create event " + event.reason + " about " + event.involved_kind + " \"" +
+                           event.namespace_name + "/" + event.involved_name + "\"";
+  const std::string path = "/api/v1/namespaces/" + percent_encode(event.namespace_name) + "/events";
+  kube_response response = perform("POST", path, event_to_json(event), "application/json", what, timeout);
+  if (response.status >= 200 && response.status < 300) return;
+  throw_api_error(response, what);
 }
 
 void throw_api_error(const kube_response& response, const std::string& what) {

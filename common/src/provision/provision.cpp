@@ -192,6 +192,8 @@ struct run {
     ended += end_sessions_of(user);
     reached(points::passwords_set);
     log::info("reset the locked-out standby account", {{"user", user}, {"sessionsEnded", ended}});
+    result.repairs.push_back("reset locked-out standby account " + user +
+                             " (its password had been changed outside tenantdb) and ended its sessions");
     return false;
   }
 
@@ -235,6 +237,7 @@ struct run {
       result.store_written = true;
       log::info(stored ? "replaced unusable stored credentials" : "stored new credentials",
                 {{"store", store.describe()}});
+      if (stored) result.repairs.push_back("replaced unusable stored credentials in " + store.describe());
       reached(points::store_claimed);
       if (!apply_and_confirm(fresh, *version)) return false;
       result.data = to_data(fresh, opts.ca_file);
@@ -258,6 +261,7 @@ struct run {
       if (!version) return false;
       result.store_written = true;
       log::warn("stored password no longer worked; set a fresh one", {{"user", fresh.active.user}});
+      result.repairs.push_back("stored password of " + fresh.active.user + " no longer logged in; set a fresh one");
       reached(points::store_claimed);
       if (!apply_and_confirm(fresh, *version)) return false;
       result.data = to_data(fresh, opts.ca_file);

@@ -246,11 +246,15 @@ struct agent::impl {
       rotation_failures = 0;
       rotate_not_before = {};
       if (outcome != rotation_outcome::nothing) load_and_publish();
+      emit_event(outcome);
       return true;
     } catch (const error& e) {
       status.rotation_failed();
       status.count(
           {sidecar::source_of(e), std::string(step) == "advance" ? "finishing an in-flight rotation" : "rotation", e});
+      if (options.events != nullptr)
+        options.events->warning_limited(event_reasons::failed, "Rotate", std::string("rotation failed: ") + e.what(),
+                                        options.failed_event_interval);
       // Back off so a database or API outage is not hammered every sync.
       rotate_not_before = std::chrono::steady_clock::now() + backoff_delay(rotate_backoff, ++rotation_failures);
       return false;
@@ -259,6 +263,27 @@ struct agent::impl {
       log::error(std::string(step) + " failed unexpectedly", {{"error", e.what()}});
       rotate_not_before = std::chrono::steady_clock::now() + backoff_delay(rotate_backoff, rotation_failures + 1);
       return false;
+    }
+  }
+
+  // An Event for a rotation step that changed the store; names only, never a password.
+  void emit_event(rotation_outcome outcome) {
+    if (options.events == nullptr) return;
+    const auto& current = files.current();
+    const credential_record record = current ? parse_record(current->data) : credential_record{};
+    const std::string store = files.describe_store();
+    switch (outcome) {
+      case rotation_outcome::rotated:
+        options.events->normal(event_reasons::rotated, "Rotate",
+                               "rotated the password: " + record.user + " is now the active account (" + store + ")");
+        break;
+      case rotation_outcome::retired:
+        options.events->normal(event_reasons::retired, "Retire",
+                               "retired the previous password" +
+                                   (record.standby_user.empty() ? std::string() : " of " + record.standby_user) +
+                                   " after its grace period (" + store + ")");
+        break;
+      default: break;
     }
   }
 

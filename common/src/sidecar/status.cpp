@@ -193,6 +193,9 @@ std::string sidecar_status::metrics() const {
     sample(std::string("tenantdb_errors_total{source=\"") + source + "\"}",
            std::to_string(it == errors_total_.end() ? 0 : it->second));
   }
+  family("tenantdb_events_failed_total", "counter",
+         "Kubernetes Events that could not be created (RBAC without events, API errors); the work went on.");
+  sample("tenantdb_events_failed_total", std::to_string(options_.events != nullptr ? options_.events->failed() : 0));
   family("tenantdb_files_published_total", "counter", "Times a new generation of the credential files was published.");
   sample("tenantdb_files_published_total", std::to_string(files_published_total_));
   family("tenantdb_account_lockout", "gauge",
