@@ -61,7 +61,10 @@ int run(tenantdb::init_options o) {
   try {
     return run_in_cluster(o, client, events);
   } catch (const std::exception& e) {
-    events.warning(event_reasons::failed, "Provision", failure_event_message(e));
+    // Refused input (flags, connector, a foreign Secret, another owner's objects, unsafe
+    // directories) changes nothing, not even an Event: its one log line is the report.
+    // What failed at run time (server unreachable, login refused) is worth an Event.
+    if (is_runtime_failure(e)) events.warning(event_reasons::failed, "Provision", failure_event_message(e));
     throw;
   }
 }

@@ -12,6 +12,7 @@
 
 #include "kube_standin.hpp"
 #include "pod.hpp"
+#include "ports.hpp"
 #include "process.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/dsn.hpp"
@@ -186,10 +187,22 @@ TEST_P(InitCliTest, WithoutRbacOnEventsTheInitStillSucceeds) {
   EXPECT_NE(r.err.find("forbidden"), std::string::npos) << r.err;
 }
 
-TEST_P(InitCliTest, AFatalErrorEmitsAWarningFailedEventNamingTheKey) {
+TEST_P(InitCliTest, ARunTimeFailureEmitsAWarningFailedEventAndRefusedInputNone) {
+  // Refused input changes nothing, not even an Event: a connector without adminPassword.
   api_.put_object(R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"db-connector","namespace":"platform"},)"
                   R"("type":"Opaque","stringData":{"type":"postgres","host":"db.invalid","adminUser":"admin"}})");
-  const auto r = init(kube_args(work_ / "creds"), {{"POD_NAME", "app-0"}, {"POD_NAMESPACE", "team-a"}});
+  auto refused = init(kube_args(work_ / "creds"), {{"POD_NAME", "app-0"}, {"POD_NAMESPACE", "team-a"}});
+  ASSERT_EQ(refused.exit_code, 3) << refused.err;
+  EXPECT_TRUE(api_.list_objects("events", "team-a").empty()) << "refused input created an Event";
+
+  // A server that does not answer until the deadline is a run-time failure: one Warning.
+  const std::string port = std::to_string(test::unused_port());
+  api_.put_object(R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"db-connector","namespace":"platform"},)"
+                  R"("type":"Opaque","stringData":{"type":"postgres","host":"127.0.0.1","port":")" +
+                  port + R"(","adminUser":"admin","adminPassword":"not-a-real-password-0123456789"}})");
+  auto args = kube_args(work_ / "creds");
+  args.back() = "3s";  // --timeout
+  const auto r = init(args, {{"POD_NAME", "app-0"}, {"POD_NAMESPACE", "team-a"}});
   ASSERT_NE(r.exit_code, 0) << r.err;
   const auto events = api_.list_objects("events", "team-a");
   ASSERT_EQ(events.size(), 1u) << r.err;
@@ -197,7 +210,8 @@ TEST_P(InitCliTest, AFatalErrorEmitsAWarningFailedEventNamingTheKey) {
   EXPECT_EQ(json_text(e, "type"), "Warning");
   EXPECT_EQ(json_text(e, "reason"), "Failed");
   EXPECT_EQ(json_text(e, "involvedObject", "name"), "app-0");
-  EXPECT_NE(json_text(e, "message").find("adminPassword"), std::string::npos) << json_text(e, "message");
+  EXPECT_NE(json_text(e, "message").find("127.0.0.1"), std::string::npos) << json_text(e, "message");
+  EXPECT_EQ(json_text(e, "message").find("not-a-real-password"), std::string::npos) << "a password in an Event";
 }
 
 TEST_P(InitCliTest, SecondRunWritesNothing) {

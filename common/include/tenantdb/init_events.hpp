@@ -26,4 +26,9 @@ void emit_provision_events(event_recorder& events, const provision_result& resul
 /// (tenantdb's errors name keys and objects, never values) and the key to fix.
 std::string failure_event_message(const std::exception& e);
 
+/// True for what failed at run time (database, unreachable server, refused login, a bug);
+/// false for refused input (flags, connector, a foreign Secret, another owner's objects,
+/// unsafe directories), which must change nothing, not even by an Event.
+bool is_runtime_failure(const std::exception& e);
+
 }  // namespace tenantdb

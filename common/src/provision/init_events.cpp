@@ -24,6 +24,18 @@ void emit_provision_events(event_recorder& events, const provision_result& resul
   for (const auto& repair : result.repairs) events.normal(event_reasons::repaired, "Repair", repair);
 }
 
+bool is_runtime_failure(const std::exception& e) {
+  const auto* failure = dynamic_cast<const error*>(&e);
+  if (failure == nullptr) return true;
+  switch (failure->kind()) {
+    case error_kind::database:
+    case error_kind::unavailable:
+    case error_kind::verification:
+    case error_kind::internal: return true;
+    default: return false;
+  }
+}
+
 std::string failure_event_message(const std::exception& e) {
   std::string message = std::string("provisioning failed: ") + e.what();
   if (const auto* tenantdb_error = dynamic_cast<const error*>(&e); tenantdb_error != nullptr) {
