@@ -515,10 +515,21 @@ public:
                       "FROM pg_database d WHERE d.datname = $1",
                       {&db}, {"read the privileges of database \"" + db + "\""}, party::admin, admin_);
     if (public_has_access) {
-      run(c, "REVOKE ALL ON DATABASE " + group + " FROM PUBLIC",
-          {"revoke PUBLIC's access to database \"" + db + "\"",
-           "ownership of the database (membership in \"" + db + "\")"},
-          party::admin, admin_);
+      // When another session of the same admin granted the membership a moment ago (two
+      // inits of one tenant at once), PostgreSQL 15 can refuse this REVOKE (42501) although
+      // the membership is committed; the next transaction sees it. A few short retries
+      // converge; a real lack of the privilege still fails with the message below.
+      const statement revoke{"revoke PUBLIC's access to database \"" + db + "\"",
+                             "ownership of the database (membership in \"" + db + "\")",
+                             false,
+                             {"42501"}};
+      const std::string sql = "REVOKE ALL ON DATABASE " + group + " FROM PUBLIC";
+      bool done = false;
+      for (unsigned attempt = 1; !done && attempt <= concurrent_update_retries; ++attempt) {
+        done = run(c, sql, revoke, party::admin, admin_);
+        if (!done) std::this_thread::sleep_for(backoff_delay(concurrent_update_backoff, attempt));
+      }
+      if (!done) run(c, sql, {revoke.what, revoke.privilege}, party::admin, admin_);
     }
   }
 
