@@ -1,6 +1,6 @@
 #include "tenantdb/init_options.hpp"
 
-#include <CLI/CLI.hpp>
+#include "base/cli.hpp"
 
 #include "tenantdb/duration.hpp"
 #include "tenantdb/error.hpp"
@@ -141,14 +141,7 @@ command_line<init_options> parse_init_command_line(int argc, const char* const* 
   flags f;
   CLI::App app{"tenantdb-init: gives a tenant its own database, user and credentials on a shared server"};
   add_flags(app, f);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {
-    return {std::nullopt, app.exit(e)};
-  } catch (const CLI::ParseError& e) {
-    return {std::nullopt, usage_error(e.what())};
-  }
-  return {to_options(f), 0};
+  return detail::parse_command_line(app, argc, argv, [&] { return to_options(f); });
 }
 
 void resolve_tenant(init_options& options, const std::string& default_namespace) {

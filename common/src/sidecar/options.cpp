@@ -12,11 +12,7 @@
 #include <boost/asio/ip/address.hpp>
 #pragma GCC diagnostic pop
 
-// GCC 12 reports a false "potential null pointer dereference" in CLI11's vector options.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <CLI/CLI.hpp>
-#pragma GCC diagnostic pop
+#include "base/cli.hpp"
 
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/duration.hpp"
@@ -288,14 +284,7 @@ command_line<sidecar_options> parse_sidecar_command_line(int argc, const char* c
   flags f;
   CLI::App app{"tenantdb-sidecar: keeps a tenant's database credentials fresh and rotates them"};
   add_flags(app, f);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {
-    return {std::nullopt, app.exit(e)};
-  } catch (const CLI::ParseError& e) {
-    return {std::nullopt, usage_error(e.what())};
-  }
-  return {to_options(f), 0};
+  return detail::parse_command_line(app, argc, argv, [&] { return to_options(f); });
 }
 
 }  // namespace tenantdb
