@@ -14,8 +14,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <iostream>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <string>
@@ -208,8 +211,13 @@ protected:
     // The kubelet from the flooding address itself (on a node, a hostNetwork pod shares
     // the kubelet's address) and from another one; five rounds each, and against a
     // persistent attacker until it has reopened as many connections again.
+    // The kubelet acts on a probe only after failureThreshold (default 3) failures in a
+    // row; one slow answer on a loaded CI machine is not an outage, three in a row are.
+    constexpr int failure_threshold = 3;
     int probes = 0;
     int failed = 0;
+    int worst_run = 0;
+    std::map<std::string, int> run;  // consecutive failures per (source, path)
     std::string first;
     for (int round = 0; round < 5 || (persistent && a.reopened() < reopened_before + total && round < 500); ++round)
       for (const std::string from : {"127.0.0.1", "127.0.0.200"})
@@ -217,14 +225,22 @@ protected:
              {std::pair<std::string, std::string>{"/healthz", "ok\n"}, {"/readyz", "ready\n"}}) {
           const auto p = probe(from, s.port, path);
           ++probes;
-          if (p.status == 200 && p.body == want) continue;
+          int& r = run[from + path];
+          if (p.status == 200 && p.body == want) {
+            r = 0;
+            continue;
+          }
+          worst_run = std::max(worst_run, ++r);
           if (failed++ == 0)
             first = path + " from " + from + ": status " + std::to_string(p.status) + " after " +
                     std::to_string(p.took.count()) + " ms";
         }
-    if (failed > 0)
-      problems.push_back(std::to_string(failed) + " of " + std::to_string(probes) +
-                         " probes got no right answer within 1 s, the first: " + first);
+    if (worst_run >= failure_threshold)
+      problems.push_back(std::to_string(worst_run) + " probes in a row got no right answer within 1 s (" +
+                         std::to_string(failed) + " of " + std::to_string(probes) + " in all), the first: " + first);
+    else if (failed > 0)
+      std::cerr << "note: " << failed << " of " << probes << " probes were late or wrong, never " << failure_threshold
+                << " in a row; the first: " << first << "\n";
     if (persistent && a.reopened() == reopened_before)
       problems.push_back("the attacker reopened nothing while the probes ran");
     const std::size_t fds_during = open_fds(s.proc->pid());
