@@ -124,10 +124,10 @@ struct options {
   std::uint16_t port = 0;             ///< 0: the engine's usual port (5432, 3306); tests pass one
   /// The password clients must give; empty: none (loopback only, enforced by the options).
   secret local_password;
-  std::size_t max_connections = 512;                   ///< client connections open at once
+  std::size_t max_connections = 512;                    ///< client connections open at once
   std::chrono::milliseconds handshake_timeout{10'000};  ///< client: connect to logged in
   std::chrono::milliseconds connect_timeout{10'000};    ///< upstream: TCP connect + TLS + login
-  std::chrono::seconds keepalive_idle{60};             ///< TCP keepalive on both sockets
+  std::chrono::seconds keepalive_idle{60};              ///< TCP keepalive on both sockets
 };
 
 /// Cancel keys seen on PostgreSQL sessions, so a CancelRequest (which arrives on a new
@@ -162,6 +162,13 @@ asio::awaitable<void> serve_postgres(tcp::socket client, context& ctx);
 /// Serves one MySQL/MariaDB client connection to its end (mysql_session.cpp). Same
 /// contract, ERR packets instead of ErrorResponse.
 asio::awaitable<void> serve_mysql(tcp::socket client, context& ctx);
+
+/// Answers a client the proxy will not serve (the connection cap) with the protocol's
+/// error (PostgreSQL SQLSTATE 53300 after reading its startup, answering an SSLRequest
+/// with 'N' first; MySQL ER_CON_COUNT_ERROR 1040 in place of the greeting) and closes.
+/// Bounded by opts.handshake_timeout. Never throws.
+asio::awaitable<void> refuse_postgres(tcp::socket client, context& ctx, failure why, std::string message);
+asio::awaitable<void> refuse_mysql(tcp::socket client, context& ctx, failure why, std::string message);
 
 // ---------------------------------------------------------------------------------------
 // Upstream TLS (tls.cpp), shared by both engines: the same rules as the init's libpq and
