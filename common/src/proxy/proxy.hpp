@@ -48,6 +48,10 @@ struct upstream {
   server_address server;  ///< type, host, port, sslMode, caCert
   std::string database;   ///< the tenant's database
   login account;          ///< the active account
+  /// In-place rotation in flight: the password being set on `account` (the store's
+  /// pendingPassword), empty if none. A session whose login with account.password is
+  /// refused tries this one once before it gives up.
+  secret pending_password;
 };
 
 /// The current upstream, shared between the sidecar's loop (which sets it whenever the
