@@ -32,6 +32,24 @@ void publish_workload_files(const tenantdb::init_options& o, const tenantdb::cre
     tenantdb::publish_directory(o.output_dir, view, o.files);
 }
 
+// --print-names: one JSON object, for values files that must name the database.
+std::string names_json(const tenantdb::tenant& who, const tenantdb::tenant_names& n) {
+  std::string out = "{";
+  const auto field = [&](const char* key, const std::string& value, bool last = false) {
+    out += '"';
+    out += key;
+    out += "\":";
+    tenantdb::log::append_json_string(out, value);
+    if (!last) out += ',';
+  };
+  field("namespace", who.namespace_name);
+  field("tenant", who.name);
+  field("database", n.database);
+  field("user_a", n.user_a);
+  field("user_b", n.user_b, true);
+  return out + "}";
+}
+
 int run_in_cluster(tenantdb::init_options& o, tenantdb::kube_client& client, tenantdb::event_recorder& events);
 
 int run(tenantdb::init_options o) {
@@ -39,6 +57,12 @@ int run(tenantdb::init_options o) {
   log::set_level(o.log_level);
   provision_options& opts = o.provision;
   opts.deadline = std::chrono::steady_clock::now() + o.timeout;
+
+  if (o.print_names) {
+    const tenant_names names = derive_names(opts.who, opts.name_prefix);
+    std::cout << names_json(opts.who, names) << std::endl;
+    return 0;
+  }
 
   if (o.local) {
     const connector conn = parse_connector(read_connector_path(o.connector_file));

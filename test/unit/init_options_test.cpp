@@ -102,6 +102,7 @@ TEST_F(InitOptions, EveryFlagHasItsDocumentedDefault) {
   EXPECT_EQ(o.store_dir, "");
   EXPECT_EQ(o.kubeconfig, "");
   EXPECT_FALSE(o.print_json);
+  EXPECT_FALSE(o.print_names);
   EXPECT_EQ(o.secret_name, "");  // until the namespace is known
   resolve_tenant(o, "from-kubeconfig");
   EXPECT_EQ(o.secret_name, "vc-db-t1");
@@ -169,6 +170,27 @@ TEST_F(InitOptions, LocalResolvesTheTenantAtOnceInNamespaceDefault) {
   EXPECT_EQ(o.provision.who.namespace_name, "default");
   EXPECT_EQ(o.store_dir, (dir_ / "store").string());
   EXPECT_EQ(o.secret_name, "");
+}
+
+TEST_F(InitOptions, PrintNamesNeedsOnlyTenantAndNamespaceAndResolvesThemAtOnce) {
+  // No connector, no output directory: nothing is read or touched.
+  init_options o = options({"--print-names", "--tenant", "my-vc", "--namespace", "vcluster-my-vc"});
+  EXPECT_TRUE(o.print_names);
+  EXPECT_EQ(o.provision.who.namespace_name, "vcluster-my-vc");
+  EXPECT_EQ(o.provision.who.name, "my-vc");
+  // Without a namespace there is nothing to derive from (no API is asked).
+  const auto no_namespace = test::catch_error([&] { (void)parse({"--print-names", "--tenant", "my-vc"}); });
+  ASSERT_TRUE(no_namespace.has_value());
+  EXPECT_EQ(no_namespace->key(), "--namespace") << no_namespace->what();
+  EXPECT_EQ(no_namespace->code(), exit_code::usage);
+  ::setenv("POD_NAMESPACE", "pod-ns", 1);
+  EXPECT_EQ(options({"--print-names", "--tenant", "my-vc"}).provision.who.namespace_name, "pod-ns");
+  // A bad prefix is refused as always.
+  const auto bad = test::catch_error([&] {
+    (void)parse({"--print-names", "--tenant", "my-vc", "--namespace", "n", "--name-prefix", "Bad-"});
+  });
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->key(), "--name-prefix");
 }
 
 TEST_F(InitOptions, EnvironmentFillsInTenantNamespaceAndCrashHook) {

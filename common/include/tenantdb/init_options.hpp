@@ -41,6 +41,9 @@ struct init_options {
   std::string store_dir;   ///< --store-dir, with --local only
   std::string kubeconfig;  ///< --kubeconfig
   bool print_json = false;
+  /// --print-names: print the tenant's derived names and exit; nothing is read or
+  /// touched (no connector, no API, no database). The tenant is resolved at once.
+  bool print_names = false;
 };
 
 /// Parses tenantdb-init's argv (argv[0] the program) and environment ($TENANTDB_TENANT,

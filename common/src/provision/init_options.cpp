@@ -1,5 +1,7 @@
 #include "tenantdb/init_options.hpp"
 
+#include <cstdlib>
+
 #include "base/cli.hpp"
 
 #include "tenantdb/duration.hpp"
@@ -35,6 +37,7 @@ struct flags {
   std::size_t password_length = 32;
   bool local = false;
   bool print_json = false;
+  bool print_names = false;
   bool adopt_existing = false;
 };
 
@@ -72,6 +75,8 @@ void add_flags(CLI::App& app, flags& f) {
       "--store-dir", f.store_dir,
       "With --local: the credential store, apart from --output-dir, which then gets only the workload's keys");
   app.add_flag("--print-json", f.print_json, "Print the credentials as JSON on stdout");
+  app.add_flag("--print-names", f.print_names,
+               "Print the database and account names the tenant gets (JSON) and exit; touches nothing");
   app.add_flag("--adopt-existing", f.adopt_existing,
                "Take over an existing database or account with the tenant's names that has no ownership record "
                "(never one recorded for another owner)");
@@ -109,6 +114,15 @@ init_options to_options(const flags& f) {
   out.store_dir = f.store_dir;
   out.kubeconfig = f.kubeconfig;
   out.print_json = f.print_json;
+  out.print_names = f.print_names;
+
+  if (f.print_names) {
+    // Names only: --tenant, --namespace (or $POD_NAMESPACE) and --name-prefix decide them.
+    if (f.namespace_name.empty() && std::getenv("POD_NAMESPACE") == nullptr)
+      throw error(error_kind::usage, "--print-names needs --namespace (no API is asked)").about("--namespace");
+    resolve_tenant(out, "");
+    return out;
+  }
 
   if (f.local) {
     // No Kubernetes at all: connector from a file, the directory is the store.
