@@ -699,24 +699,42 @@ private:
   }
 
   // -------------------------------------------------------------------------------------
-  // Relay: both directions at once, each with its own small buffer, until either ends.
+  // Relay: both directions at once, each with its own small buffer, until either ends. A
+  // buffer is held only while bytes flow: once a socket has nothing more to read, it is
+  // given back and the direction waits for readability without one, so an idle session
+  // holds no relay buffer (except upstream over TLS, where decrypted bytes may wait inside
+  // the TLS stream and socket readability says nothing).
 
   asio::awaitable<void> client_to_upstream() {
-    auto buf = std::make_unique<char[]>(relay_buffer_size);
+    std::unique_ptr<char[]> buf;
     boost::system::error_code ec;
     for (;;) {
+      if (!buf) {
+        co_await client_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+        buf = std::make_unique<char[]>(relay_buffer_size);
+      }
       const std::size_t n = co_await client_.async_read_some(asio::buffer(buf.get(), relay_buffer_size),
                                                              asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
       co_await up_->write(buf.get(), n, ec);
       if (ec) break;
+      boost::system::error_code ignored;
+      if (client_.available(ignored) == 0) buf.reset();
     }
   }
 
   asio::awaitable<void> upstream_to_client() {
-    auto buf = std::make_unique<char[]>(relay_buffer_size);
+    std::unique_ptr<char[]> buf;
     boost::system::error_code ec;
     for (;;) {
+      if (!buf) {
+        if (!up_->tls) {
+          co_await up_->socket().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+        }
+        buf = std::make_unique<char[]>(relay_buffer_size);
+      }
       const std::size_t n = co_await up_->read_some(buf.get(), relay_buffer_size, ec);
       if (n > 0) {
         boost::system::error_code wec;
@@ -724,6 +742,8 @@ private:
         if (wec) break;
       }
       if (ec) break;
+      boost::system::error_code ignored;
+      if (!up_->tls && up_->socket().available(ignored) == 0) buf.reset();
     }
   }
 
