@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -102,6 +103,20 @@ struct raw_socket {
     }
   }
   void shutdown_write() const { ::shutdown(fd, SHUT_WR); }
+
+  /// Exactly `n` bytes; nullopt if the proxy closes or is silent for 10 s first.
+  std::optional<std::string> read_exact(std::size_t n) const {
+    std::string out;
+    while (out.size() < n) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10'000) <= 0) return std::nullopt;
+      char buf[4096];
+      const ssize_t got = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), 0);
+      if (got <= 0) return std::nullopt;
+      out.append(buf, static_cast<std::size_t>(got));
+    }
+    return out;
+  }
 
   /// Everything the proxy sends until it closes; nullopt if it is still open at `timeout`.
   std::optional<std::string> read_to_close(std::chrono::milliseconds timeout = 10s) const {
@@ -224,6 +239,39 @@ TEST_F(ProxyPostgres, ClientLandsInTheTenantsDatabaseAsTheTenantWhateverItAsksFo
   }
   EXPECT_TRUE(test::eventually([&] { return sessions_of(names_.user_a) == 0; }));
   EXPECT_EQ(service_->stats().open(), 0u);
+}
+
+TEST_F(ProxyPostgres, SslAndGssEncRequestsAreDeclinedAndTheStartupThatFollowsIsServed) {
+  start(defaults());
+  raw_socket s(service_->port());
+  std::string ssl, gss;
+  put_u32(ssl, 8);
+  put_u32(ssl, 80877103);
+  put_u32(gss, 8);
+  put_u32(gss, 80877104);
+  s.send(gss);
+  EXPECT_EQ(s.read_exact(1), "N");
+  s.send(ssl);
+  EXPECT_EQ(s.read_exact(1), "N");
+  s.send(raw_startup("user\0x\0database\0y\0"s));
+  EXPECT_EQ(s.read_exact(9), "R\0\0\0\x08\0\0\0\0"s);  // AuthenticationOk, no password asked
+}
+
+// In the unverified modes the proxy accepts only SCRAM-SHA-256-PLUS, so these logins bind
+// SCRAM to the TLS session (tls-server-end-point) against the real server: a wrong binding
+// is refused by the server.
+TEST_F(ProxyPostgres, UnverifiedUpstreamTlsModesLogInOverTls) {
+  start(defaults());
+  for (const tls_mode mode : {tls_mode::require, tls_mode::prefer}) {
+    auto s = std::make_shared<proxy::upstream>(*snapshot(password_));
+    s->server.tls = mode;
+    s->server.ca_pem = test::other_ca_pem();  // not consulted: nothing is verified
+    service_->source().set(s);
+    auto c = pq_connect(proxy_conninfo());
+    ASSERT_TRUE(ok(c)) << error_of(c);
+    one(c, "SELECT set_config('role', 'none', false)");  // pg_stat_ssl shows the login its own row
+    EXPECT_EQ(one(c, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()"), "true");
+  }
 }
 
 TEST_F(ProxyPostgres, ApplicationNameAndOptionsReachTheServer) {
