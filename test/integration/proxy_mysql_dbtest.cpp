@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "proxy/service.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/engine.hpp"
+#include "tenantdb/log.hpp"
 #include "tenantdb/password.hpp"
 #include "tenantdb/provision.hpp"
 #include "tenantdb/store.hpp"
@@ -145,6 +147,25 @@ std::uint16_t err_code(const std::string& payload) {
   if (payload.size() < 3 || static_cast<unsigned char>(payload[0]) != 0xFF) return 0;
   return static_cast<std::uint16_t>(static_cast<unsigned char>(payload[1]) |
                                     (static_cast<unsigned char>(payload[2]) << 8));
+}
+
+/// Runs `sql` as the test server's superuser over verified TLS; returns the error code (0: ok).
+unsigned super_exec(const std::string& sql) {
+  const connector super = test::load_connector("mariadb-super");
+  const login who = test::admin_login(super);
+  mysql_ptr conn(mysql_init(nullptr), &mysql_close);
+  MYSQL* m = conn.get();
+  const unsigned tcp = MYSQL_PROTOCOL_TCP;
+  const my_bool yes = 1;
+  const std::string ca = test::ca_pem_path().string();
+  mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &tcp);
+  mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &yes);
+  mysql_optionsv(m, MYSQL_OPT_SSL_CA, ca.c_str());
+  mysql_optionsv(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &yes);
+  if (mysql_real_connect(m, super.server.host.c_str(), who.user.c_str(), who.password.reveal().c_str(), nullptr,
+                         super.server.port, nullptr, 0) == nullptr)
+    return mysql_errno(m);
+  return mysql_real_query(m, sql.data(), static_cast<unsigned long>(sql.size())) == 0 ? 0 : mysql_errno(m);
 }
 
 class ProxyMysql : public ::testing::Test {
@@ -277,6 +298,59 @@ TEST_F(ProxyMysql, APendingPasswordIsTriedWhenTheServerRefusesTheActiveOne) {
   auto c = connect_proxy(port());
   ASSERT_TRUE(c.conn) << c.error << ": " << c.message;
   EXPECT_EQ(current_user(c.conn.get()), user_);
+}
+
+TEST_F(ProxyMysql, AFailedSessionLogsOneWarningWithoutSecrets) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  log::set_sink([&](std::string_view line) {
+    const std::lock_guard<std::mutex> lock(mu);
+    lines.emplace_back(line);
+  });
+  struct restore {
+    ~restore() { log::set_sink(nullptr); }
+  } restore_sink;
+  const auto logged = [&] {
+    const std::lock_guard<std::mutex> lock(mu);
+    return lines;
+  };
+  start();
+  const secret next = generate_password(32);
+  set_server_password(next);  // the proxy's snapshot is now stale
+  auto refused = connect_proxy(port());
+  ASSERT_FALSE(refused.conn);
+  ASSERT_TRUE(test::eventually([&] { return !logged().empty(); }));
+  proxy_->source().set(snapshot(next));
+  auto ok = connect_proxy(port());
+  ASSERT_TRUE(ok.conn) << ok.message;
+  EXPECT_EQ(value(ok.conn.get(), "SELECT 1"), "1");
+  ok.conn.reset();
+  EXPECT_TRUE(test::eventually([&] { return proxy_->stats().open() == 0; }));
+  const auto all = logged();
+  std::vector<std::string> sessions;  // the lines about sessions (the others: listening, the test's admin)
+  for (const auto& line : all)
+    if (line.find("proxy: mysql session") != std::string::npos) sessions.push_back(line);
+  ASSERT_EQ(sessions.size(), 1u) << "one line for the failed session, none for the good one";
+  EXPECT_NE(sessions[0].find("\"level\":\"warn\""), std::string::npos) << sessions[0];
+  EXPECT_NE(sessions[0].find("upstream_auth"), std::string::npos) << sessions[0];
+  for (const auto& line : all) {
+    EXPECT_EQ(line.find(password_.reveal()), std::string::npos) << line;
+    EXPECT_EQ(line.find(next.reveal()), std::string::npos) << line;
+  }
+}
+
+TEST_F(ProxyMysql, AnEd25519AccountIsRefusedNamingThePlugin) {
+  const unsigned installed = super_exec("INSTALL SONAME 'auth_ed25519'");
+  ASSERT_TRUE(installed == 0 || installed == 1968) << installed;  // 1968: already installed
+  ASSERT_EQ(
+      super_exec("ALTER USER '" + user_ + "'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('" + password_.reveal() + "')"),
+      0u);
+  start();
+  auto c = connect_proxy(port());
+  EXPECT_FALSE(c.conn);
+  EXPECT_EQ(c.error, 1251u) << c.message;  // ER_NOT_SUPPORTED_AUTH_MODE
+  EXPECT_NE(c.message.find("client_ed25519"), std::string::npos) << c.message;
+  EXPECT_NE(c.message.find("mysql_native_password"), std::string::npos) << c.message;
 }
 
 TEST_F(ProxyMysql, ChangeUserGetsAClearErrorAndTheSessionStaysTheTenants) {
