@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -55,7 +56,7 @@ struct client_result {
 };
 
 client_result connect_proxy(std::uint16_t port, const std::string& user = "anyone", const std::string& password = "",
-                            const char* database = "whatever") {
+                            const char* database = "whatever", bool local_infile = false) {
   client_result r;
   r.conn.reset(mysql_init(nullptr));
   MYSQL* m = r.conn.get();
@@ -67,6 +68,8 @@ client_result connect_proxy(std::uint16_t port, const std::string& user = "anyon
   mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &tcp);
   mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no);
   mysql_optionsv(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &no);
+  my_bool infile = local_infile ? 1 : 0;
+  mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &infile);
   if (mysql_real_connect(m, "127.0.0.1", user.c_str(), password.c_str(), database, port, nullptr, 0) == nullptr) {
     r.error = mysql_errno(m);
     r.message = mysql_error(m);
@@ -367,6 +370,25 @@ TEST_F(ProxyMysql, ChangeUserGetsAClearErrorAndTheSessionStaysTheTenants) {
   EXPECT_EQ(value(c.conn.get(), "SELECT DATABASE()"), database_);
   // COM_RESET_CONNECTION passes and keeps the tenant.
   EXPECT_EQ(mysql_reset_connection(c.conn.get()), 0) << mysql_error(c.conn.get());
+  EXPECT_EQ(current_user(c.conn.get()), user_);
+}
+
+TEST_F(ProxyMysql, LoadDataLocalInfileIsNotOfferedAndTheSessionGoesOn) {
+  start();
+  auto c = connect_proxy(port(), "anyone", "", "whatever", /*local_infile=*/true);
+  ASSERT_TRUE(c.conn) << c.message;
+  EXPECT_EQ(c.conn->server_capabilities & CLIENT_LOCAL_FILES, 0u);
+  EXPECT_EQ(value(c.conn.get(), "CREATE TABLE f (line TEXT)"), "<no result>");
+  const fs::path file = dir_ / "rows.txt";
+  {
+    std::FILE* f = std::fopen(file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("\x11 looks like COM_CHANGE_USER\n", f);
+    std::fclose(f);
+  }
+  const std::string r = value(c.conn.get(), "LOAD DATA LOCAL INFILE '" + file.string() + "' INTO TABLE f");
+  EXPECT_EQ(r.rfind("<error", 0), 0u) << r;
+  EXPECT_EQ(value(c.conn.get(), "SELECT COUNT(*) FROM f"), "0");
   EXPECT_EQ(current_user(c.conn.get()), user_);
 }
 

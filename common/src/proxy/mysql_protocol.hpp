@@ -27,6 +27,7 @@ public:
 inline constexpr std::uint32_t client_long_password = 1U << 0;  // MariaDB: CLIENT_MYSQL
 inline constexpr std::uint32_t client_connect_with_db = 1U << 3;
 inline constexpr std::uint32_t client_compress = 1U << 5;
+inline constexpr std::uint32_t client_local_files = 1U << 7;
 inline constexpr std::uint32_t client_protocol_41 = 1U << 9;
 inline constexpr std::uint32_t client_ssl = 1U << 11;
 inline constexpr std::uint32_t client_secure_connection = 1U << 15;
@@ -43,8 +44,12 @@ inline constexpr std::uint32_t mariadb_client_com_multi = 1U << 1;
 
 /// What the proxy offers the client: the upstream's capabilities minus what it cannot
 /// relay transparently (local TLS, compression, multi-factor auth, client-only flags).
+/// LOAD DATA LOCAL INFILE is out too: the file's packets are not commands, and one that
+/// starts with 0x11 would look like COM_CHANGE_USER to a relay that does not parse the
+/// server's side.
 inline constexpr std::uint32_t never_offered = client_ssl | client_compress | client_zstd | client_multi_factor_auth |
-                                               client_ssl_verify_server_cert | client_remember_options;
+                                               client_ssl_verify_server_cert | client_remember_options |
+                                               client_local_files;
 /// MariaDB extended capabilities never offered: COM_MULTI could carry a COM_CHANGE_USER
 /// past the relay's check.
 inline constexpr std::uint32_t never_offered_mariadb = mariadb_client_com_multi;
