@@ -632,7 +632,8 @@ private:
           if (!scram)
             throw session_failure{failure::upstream_refused, "08006",
                                   "tenantdb proxy: SCRAM out of order from " + where(server)};
-          auto final_message = scram->client_final(data);
+          thread_local pg::scram_key_cache keys;  // this thread's logins share the derived keys
+          auto final_message = scram->client_final(data, &keys);
           if (!final_message)
             throw session_failure{
                 failure::upstream_auth, "28000",
