@@ -239,6 +239,8 @@ TEST_F(ProxyPostgres, ClientLandsInTheTenantsDatabaseAsTheTenantWhateverItAsksFo
   }
   EXPECT_TRUE(test::eventually([&] { return sessions_of(names_.user_a) == 0; }));
   EXPECT_EQ(service_->stats().open(), 0u);
+  EXPECT_NE(service_->stats().render().find("tenantdb_proxy_upstream_connect_seconds_count 2\n"), std::string::npos)
+      << service_->stats().render();
 }
 
 TEST_F(ProxyPostgres, SslAndGssEncRequestsAreDeclinedAndTheStartupThatFollowsIsServed) {
@@ -398,6 +400,22 @@ TEST_F(ProxyPostgres, UpstreamWithAnotherCaFailsNamingCaCertAndSslMode) {
   EXPECT_NE(e.find("caCert"), std::string::npos) << e;
   EXPECT_NE(e.find("sslMode"), std::string::npos) << e;
   EXPECT_EQ(failures(proxy::failure::upstream_tls), 1u);
+}
+
+TEST_F(ProxyPostgres, UnreachableUpstreamGives08006NamingHostAndPort) {
+  start(defaults());
+  auto s = std::make_shared<proxy::upstream>(*snapshot(password_));
+  s->server.host = "127.0.0.1";
+  s->server.port = test::unused_port();
+  service_->source().set(s);
+  raw_socket client(service_->port());
+  client.send(raw_startup("user\0x\0database\0y\0"s));
+  const auto answer = client.read_to_close();
+  ASSERT_TRUE(answer.has_value());
+  auto fields = error_fields(*answer);
+  EXPECT_EQ(fields['C'], "08006");
+  EXPECT_NE(fields['M'].find("127.0.0.1:" + std::to_string(s->server.port)), std::string::npos) << fields['M'];
+  EXPECT_EQ(failures(proxy::failure::upstream_unreachable), 1u);
 }
 
 TEST_F(ProxyPostgres, NoCredentialsYetGives08006) {

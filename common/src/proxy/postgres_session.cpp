@@ -584,7 +584,10 @@ private:
           break;
         case 3: {  // AuthenticationCleartextPassword
           if (unverified) refuse_unverified("the password in clear text");
-          std::string msg = pg::password_message(password.reveal() + std::string(1, '\0'));
+          std::string body = password.reveal();
+          body += '\0';
+          std::string msg = pg::password_message(body);
+          wipe(body);
           co_await up_->write(msg);
           wipe(msg);
           break;
