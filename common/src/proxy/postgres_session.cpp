@@ -584,10 +584,10 @@ private:
           break;
         case 3: {  // AuthenticationCleartextPassword
           if (unverified) refuse_unverified("the password in clear text");
-          std::string body = password.reveal();
-          body += '\0';
-          std::string msg = pg::password_message(body);
-          wipe(body);
+          std::string clear = password.reveal();
+          clear += '\0';
+          std::string msg = pg::password_message(clear);
+          wipe(clear);
           co_await up_->write(msg);
           wipe(msg);
           break;
