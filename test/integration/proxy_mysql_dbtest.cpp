@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -175,6 +176,7 @@ unsigned super_exec(const std::string& sql) {
 class ProxyMysql : public ::testing::Test {
 protected:
   void SetUp() override {
+    std::signal(SIGPIPE, SIG_IGN);  // as tenantdb-sidecar does; the proxy's TLS writes rely on it
     conn_ = test::load_connector("mariadb");
     ASSERT_TRUE(conn_.server.tls == tls_mode::verify_full) << "the test server's connector verifies TLS";
     dir_ = fs::temp_directory_path() / ("tenantdb-proxy-mysql-" + std::to_string(::getpid()) + "-" +

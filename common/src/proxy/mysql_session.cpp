@@ -146,7 +146,8 @@ struct packet {
 /// would keep four 17 KiB buffers per connection for its BIO pair and staging; this
 /// keeps none while idle (SSL_MODE_RELEASE_BUFFERS), which matters for the budget of an
 /// idle proxied connection. Never used after the socket is closed: the fd number could
-/// belong to another connection by then.
+/// belong to another connection by then. OpenSSL's socket BIO writes with write(2), so
+/// the process must ignore SIGPIPE (tenantdb-sidecar's main does).
 class tls_link {
 public:
   tls_link(tcp::socket& s, SSL* ssl) : socket_(s), ssl_(ssl) {}
