@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -27,6 +28,7 @@
 #include "eventually.hpp"
 #include "ports.hpp"
 #include "process.hpp"
+#include "proxy/mysql_protocol.hpp"
 #include "proxy/service.hpp"
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/engine.hpp"
@@ -174,6 +176,7 @@ unsigned super_exec(const std::string& sql) {
 class ProxyMysql : public ::testing::Test {
 protected:
   void SetUp() override {
+    std::signal(SIGPIPE, SIG_IGN);  // as tenantdb-sidecar does; the proxy's TLS writes rely on it
     conn_ = test::load_connector("mariadb");
     ASSERT_TRUE(conn_.server.tls == tls_mode::verify_full) << "the test server's connector verifies TLS";
     dir_ = fs::temp_directory_path() / ("tenantdb-proxy-mysql-" + std::to_string(::getpid()) + "-" +
@@ -185,6 +188,7 @@ protected:
     o.strategy = rotation_strategy::in_place;
     o.deadline = std::chrono::steady_clock::now() + 60s;
     o.ca_file = (dir_ / "caCert").string();
+    if (max_user_connections_ != 0) o.limits.max_connections = max_user_connections_;
     result_ = provision(conn_, *make_engine(conn_.server.type), *store_, o);
     user_ = result_.data.at(keys::user).reveal();
     password_ = result_.data.at(keys::password);
@@ -226,6 +230,7 @@ protected:
     return u.substr(0, u.find('@'));
   }
 
+  int max_user_connections_ = 0;  // 0: the connector's default
   connector conn_;
   fs::path dir_;
   std::unique_ptr<credential_store> store_;
@@ -577,6 +582,63 @@ TEST_F(ProxyMysql, MysqlslapRunsThroughTheProxy) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("Average number of seconds"), std::string::npos) << r.out;
   EXPECT_EQ(proxy_->stats().failures(proxy::failure::upstream_auth), 0u);
+}
+
+/// The tenant may hold many sessions at once.
+class ProxyMysqlMany : public ProxyMysql {
+protected:
+  void SetUp() override {
+    max_user_connections_ = 200;
+    ProxyMysql::SetUp();
+  }
+};
+
+/// Anonymous resident memory of this process, in bytes (RssAnon).
+std::uint64_t rss_anon() {
+  const std::string status = test::read_file("/proc/self/status");
+  const auto at = status.find("RssAnon:");
+  if (at == std::string::npos) return 0;
+  return std::stoull(status.substr(at + 8)) * 1024;
+}
+
+/// A client logged in through the proxy with a hand-made HandshakeResponse41, holding
+/// nothing but its socket, so the memory the test measures is the proxy's.
+std::unique_ptr<raw_client> logged_in_raw(std::uint16_t port) {
+  namespace my = proxy::mysql;
+  auto r = std::make_unique<raw_client>(port);
+  const std::string hello = r->packet();
+  if (hello.empty()) return nullptr;
+  (void)my::parse_greeting(hello);
+  my::handshake_response h;
+  h.capabilities =
+      my::client_protocol_41 | my::client_secure_connection | my::client_plugin_auth | my::client_long_password;
+  h.max_packet = 1 << 24;
+  h.charset = 45;
+  h.user = "idle";
+  h.plugin = "mysql_native_password";
+  r->send(my::frame(1, my::build_handshake_response(h)));
+  const std::string ok = r->packet();
+  if (ok.empty() || ok[0] != '\0') return nullptr;
+  return r;
+}
+
+TEST_F(ProxyMysqlMany, AnIdleProxiedConnectionCostsTheProxyLessThan64KiB) {
+  start();
+  std::vector<std::unique_ptr<raw_client>> warm;
+  for (int i = 0; i < 5; ++i) warm.push_back(logged_in_raw(port()));  // TLS context, arenas
+  ASSERT_TRUE(warm.back());
+  constexpr int n = 100;
+  const std::uint64_t before = rss_anon();
+  std::vector<std::unique_ptr<raw_client>> idle;
+  for (int i = 0; i < n; ++i) {
+    idle.push_back(logged_in_raw(port()));
+    ASSERT_TRUE(idle.back()) << "session " << i;
+  }
+  ASSERT_TRUE(test::eventually([&] { return proxy_->stats().open() == n + warm.size(); }));
+  const std::uint64_t after = rss_anon();
+  const std::uint64_t per = after > before ? (after - before) / n : 0;
+  std::printf("anonymous memory per idle proxied connection: %llu bytes\n", static_cast<unsigned long long>(per));
+  EXPECT_LT(per, 64u * 1024);
 }
 
 }  // namespace

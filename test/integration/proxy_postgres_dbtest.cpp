@@ -20,6 +20,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "eventually.hpp"
@@ -166,6 +167,82 @@ std::map<char, std::string> error_fields(const std::string& bytes) {
   return out;
 }
 
+/// A fake PostgreSQL server without TLS for one connection: declines SSLRequest, reads the
+/// startup, sends `auth` (an Authentication message), then records whatever the proxy
+/// sends until it closes (10 s at most).
+class fake_server {
+public:
+  explicit fake_server(std::string auth) : port_(test::unused_port()) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(listener_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 || ::listen(listener_, 4) != 0)
+      throw std::runtime_error("fake server cannot listen");
+    thread_ = std::thread([this, auth = std::move(auth)] {
+      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      const auto read_n = [fd](std::size_t n) {
+        std::string out;
+        while (out.size() < n) {
+          pollfd p{fd, POLLIN, 0};
+          if (::poll(&p, 1, 10'000) <= 0) break;
+          char buf[4096];
+          const ssize_t got = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), 0);
+          if (got <= 0) break;
+          out.append(buf, static_cast<std::size_t>(got));
+        }
+        return out;
+      };
+      if (read_n(8).size() == 8) {  // SSLRequest
+        ::send(fd, "N", 1, MSG_NOSIGNAL);
+        const std::string len = read_n(4);
+        if (len.size() == 4) {
+          const std::uint32_t n = (std::uint32_t{static_cast<unsigned char>(len[0])} << 24) |
+                                  (std::uint32_t{static_cast<unsigned char>(len[1])} << 16) |
+                                  (std::uint32_t{static_cast<unsigned char>(len[2])} << 8) |
+                                  std::uint32_t{static_cast<unsigned char>(len[3])};
+          if (n >= 8 && n <= 10000) read_n(n - 4);
+          ::send(fd, auth.data(), auth.size(), MSG_NOSIGNAL);
+          received_ = read_n(1 << 20);  // until the proxy closes
+        }
+      }
+      ::close(fd);
+    });
+  }
+  ~fake_server() {
+    ::shutdown(listener_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(listener_);
+  }
+  fake_server(const fake_server&) = delete;
+  fake_server& operator=(const fake_server&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  /// What the proxy sent after the authentication request (valid once the thread ended).
+  const std::string& received() {
+    if (thread_.joinable()) thread_.join();
+    return received_;
+  }
+
+private:
+  std::uint16_t port_;
+  int listener_ = -1;
+  std::thread thread_;
+  std::string received_;
+};
+
+/// An Authentication message with `code` and `data`.
+std::string auth_message(std::uint32_t code, const std::string& data = {}) {
+  std::string out = "R";
+  put_u32(out, static_cast<std::uint32_t>(8 + data.size()));
+  put_u32(out, code);
+  return out + data;
+}
+
 // ---------------------------------------------------------------------------------------
 
 class ProxyPostgres : public ::testing::Test {
@@ -239,6 +316,8 @@ TEST_F(ProxyPostgres, ClientLandsInTheTenantsDatabaseAsTheTenantWhateverItAsksFo
   }
   EXPECT_TRUE(test::eventually([&] { return sessions_of(names_.user_a) == 0; }));
   EXPECT_EQ(service_->stats().open(), 0u);
+  EXPECT_NE(service_->stats().render().find("tenantdb_proxy_upstream_connect_seconds_count 2\n"), std::string::npos)
+      << service_->stats().render();
 }
 
 TEST_F(ProxyPostgres, SslAndGssEncRequestsAreDeclinedAndTheStartupThatFollowsIsServed) {
@@ -398,6 +477,49 @@ TEST_F(ProxyPostgres, UpstreamWithAnotherCaFailsNamingCaCertAndSslMode) {
   EXPECT_NE(e.find("caCert"), std::string::npos) << e;
   EXPECT_NE(e.find("sslMode"), std::string::npos) << e;
   EXPECT_EQ(failures(proxy::failure::upstream_tls), 1u);
+}
+
+TEST_F(ProxyPostgres, UnreachableUpstreamGives08006NamingHostAndPort) {
+  start(defaults());
+  auto s = std::make_shared<proxy::upstream>(*snapshot(password_));
+  s->server.host = "127.0.0.1";
+  s->server.port = test::unused_port();
+  service_->source().set(s);
+  raw_socket client(service_->port());
+  client.send(raw_startup("user\0x\0database\0y\0"s));
+  const auto answer = client.read_to_close();
+  ASSERT_TRUE(answer.has_value());
+  auto fields = error_fields(*answer);
+  EXPECT_EQ(fields['C'], "08006");
+  EXPECT_NE(fields['M'].find("127.0.0.1:" + std::to_string(s->server.port)), std::string::npos) << fields['M'];
+  EXPECT_EQ(failures(proxy::failure::upstream_unreachable), 1u);
+}
+
+// sslMode prefer to a server that declines TLS: nothing verifies the server, so the proxy
+// must not hand it the password in any form, nor take its word that no login is needed.
+TEST_F(ProxyPostgres, UnverifiedUpstreamAskingForThePasswordIsRefusedNamingSslMode) {
+  start(defaults());
+  int n = 0;
+  for (const std::string& ask : {auth_message(3), auth_message(5, "\x01\x02\x03\x04"), auth_message(0),
+                                 auth_message(10, "SCRAM-SHA-256\0\0"s)}) {
+    fake_server fake(ask);
+    auto s = std::make_shared<proxy::upstream>(*snapshot(password_));
+    s->server.host = "127.0.0.1";
+    s->server.port = fake.port();
+    s->server.tls = tls_mode::prefer;
+    service_->source().set(s);
+    raw_socket client(service_->port());
+    client.send(raw_startup("user\0x\0database\0y\0"s));
+    const auto answer = client.read_to_close();
+    ASSERT_TRUE(answer.has_value()) << n;
+    auto fields = error_fields(*answer);
+    EXPECT_EQ(fields['C'], "08006") << n;
+    EXPECT_NE(fields['M'].find("sslMode prefer"), std::string::npos) << fields['M'];
+    // Only the size on failure: the bytes could be the password.
+    EXPECT_TRUE(fake.received().empty()) << n << ": the proxy sent an unverified server " << fake.received().size()
+                                         << " bytes";
+    EXPECT_EQ(failures(proxy::failure::upstream_tls), static_cast<std::uint64_t>(++n));
+  }
 }
 
 TEST_F(ProxyPostgres, NoCredentialsYetGives08006) {

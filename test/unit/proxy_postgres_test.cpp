@@ -199,6 +199,27 @@ TEST(ProxyPostgresAuth, ScramClientMatchesRfc7677) {
   EXPECT_FALSE(c.verify_server_final("e=invalid-proof"));
 }
 
+TEST(ProxyPostgresAuth, ScramKeyCacheGivesTheSameProofAndMissesOnAnotherPassword) {
+  scram_key_cache cache;
+  for (int round = 0; round < 2; ++round) {
+    scram_client c(secret("pencil"), "user", rfc_client_nonce, "n,,");
+    EXPECT_EQ(c.client_final(rfc_server_first, &cache), rfc_client_final) << round;
+    EXPECT_TRUE(c.verify_server_final(rfc_server_final)) << round;
+  }
+  // A miss on another password or another salt: the result is what no cache gives.
+  const auto uncached = [](const char* password, const std::string& server_first) {
+    scram_client c(secret(password), "user", rfc_client_nonce, "n,,");
+    return c.client_final(server_first);
+  };
+  const std::string other_salt = "r=rOprNGfwEbeRWgbNEkqOx,s=X22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+  scram_client other(secret("pencil2"), "user", rfc_client_nonce, "n,,");
+  EXPECT_EQ(other.client_final(rfc_server_first, &cache), uncached("pencil2", rfc_server_first));
+  scram_client salted(secret("pencil"), "user", rfc_client_nonce, "n,,");
+  EXPECT_EQ(salted.client_final(other_salt, &cache), uncached("pencil", other_salt));
+  scram_client again(secret("pencil"), "user", rfc_client_nonce, "n,,");
+  EXPECT_EQ(again.client_final(rfc_server_first, &cache), rfc_client_final);
+}
+
 TEST(ProxyPostgresAuth, ScramClientWithAnotherPasswordGivesAnotherProof) {
   scram_client c(secret("pencil2"), "user", rfc_client_nonce, "n,,");
   const auto final_message = c.client_final(rfc_server_first);

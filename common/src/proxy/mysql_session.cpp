@@ -28,12 +28,16 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #pragma GCC diagnostic pop
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "proxy/mysql_protocol.hpp"
 #include "proxy/proxy.hpp"
@@ -137,11 +141,103 @@ struct packet {
   std::string payload;
 };
 
+/// TLS on the upstream socket with OpenSSL directly (a socket BIO on the non-blocking
+/// fd, waiting on the socket when OpenSSL wants to read or write). asio::ssl::stream
+/// would keep four 17 KiB buffers per connection for its BIO pair and staging; this
+/// keeps none while idle (SSL_MODE_RELEASE_BUFFERS), which matters for the budget of an
+/// idle proxied connection. Never used after the socket is closed: the fd number could
+/// belong to another connection by then. OpenSSL's socket BIO writes with write(2), so
+/// the process must ignore SIGPIPE (tenantdb-sidecar's main does).
+class tls_link {
+public:
+  tls_link(tcp::socket& s, SSL* ssl) : socket_(s), ssl_(ssl) {}
+
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer b) {
+    for (;;) {
+      check_open();
+      ERR_clear_error();
+      const int n = SSL_read(ssl_, b.data(), static_cast<int>(std::min<std::size_t>(b.size(), 1 << 30)));
+      if (n > 0) co_return static_cast<std::size_t>(n);
+      co_await wait(SSL_get_error(ssl_, n));
+    }
+  }
+  asio::awaitable<std::size_t> write_some(asio::const_buffer b) {
+    for (;;) {
+      check_open();
+      ERR_clear_error();
+      const int n = SSL_write(ssl_, b.data(), static_cast<int>(std::min<std::size_t>(b.size(), 1 << 30)));
+      if (n > 0) co_return static_cast<std::size_t>(n);
+      co_await wait(SSL_get_error(ssl_, n));
+    }
+  }
+  /// Returns "" on success, else why the handshake failed (no secret in it).
+  asio::awaitable<std::string> handshake() {
+    for (;;) {
+      check_open();
+      ERR_clear_error();
+      const int rc = SSL_connect(ssl_);
+      if (rc == 1) co_return std::string();
+      const int e = SSL_get_error(ssl_, rc);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        co_await wait(e);
+        continue;
+      }
+      const long verify = SSL_get_verify_result(ssl_);
+      if (verify != X509_V_OK) co_return std::string(X509_verify_cert_error_string(verify));
+      const unsigned long code = ERR_get_error();
+      if (code != 0) {
+        std::array<char, 256> text{};
+        ERR_error_string_n(code, text.data(), text.size());
+        co_return std::string(text.data());
+      }
+      co_return std::string("the server ended the TLS handshake");
+    }
+  }
+
+private:
+  void check_open() const {
+    if (!socket_.is_open()) throw boost::system::system_error(asio::error::bad_descriptor);
+  }
+  asio::awaitable<void> wait(int ssl_error) {
+    if (ssl_error == SSL_ERROR_WANT_READ) {
+      co_await socket_.async_wait(tcp::socket::wait_read, use_awaitable);
+    } else if (ssl_error == SSL_ERROR_WANT_WRITE) {
+      co_await socket_.async_wait(tcp::socket::wait_write, use_awaitable);
+    } else if (ssl_error == SSL_ERROR_ZERO_RETURN) {
+      throw boost::system::system_error(asio::error::eof);
+    } else {
+      ERR_clear_error();
+      throw boost::system::system_error(asio::error::connection_reset);
+    }
+  }
+  tcp::socket& socket_;
+  SSL* ssl_;
+};
+
+asio::awaitable<void> read_exact(tcp::socket& s, asio::mutable_buffer b) {
+  co_await asio::async_read(s, b, use_awaitable);
+}
+asio::awaitable<void> read_exact(tls_link& s, asio::mutable_buffer b) {
+  while (b.size() > 0) b += co_await s.read_some(b);
+}
+asio::awaitable<void> write_all(tcp::socket& s, asio::const_buffer b) {
+  co_await asio::async_write(s, b, use_awaitable);
+}
+asio::awaitable<void> write_all(tls_link& s, asio::const_buffer b) {
+  while (b.size() > 0) b += co_await s.write_some(b);
+}
+asio::awaitable<std::size_t> read_some(tcp::socket& s, asio::mutable_buffer b) {
+  co_return co_await s.async_read_some(b, use_awaitable);
+}
+asio::awaitable<std::size_t> read_some(tls_link& s, asio::mutable_buffer b) {
+  co_return co_await s.read_some(b);
+}
+
 /// One packet of at most `cap` bytes (the 3-byte length is checked before allocating).
 template <class Stream>
 asio::awaitable<packet> read_packet(Stream& s, std::uint32_t cap) {
   std::array<unsigned char, 4> h{};
-  co_await asio::async_read(s, asio::buffer(h), use_awaitable);
+  co_await read_exact(s, asio::buffer(h));
   const my::header hd = my::parse_header(h.data());
   if (hd.length > cap)
     throw my::protocol_error("a handshake packet of " + std::to_string(hd.length) + " bytes (at most " +
@@ -149,28 +245,29 @@ asio::awaitable<packet> read_packet(Stream& s, std::uint32_t cap) {
   packet p;
   p.seq = hd.seq;
   p.payload.resize(hd.length);
-  if (hd.length > 0) co_await asio::async_read(s, asio::buffer(p.payload), use_awaitable);
+  if (hd.length > 0) co_await read_exact(s, asio::buffer(p.payload));
   co_return p;
 }
 
 template <class Stream>
 asio::awaitable<void> write_packet(Stream& s, std::uint8_t seq, std::string_view payload) {
   const std::string framed = my::frame(seq, payload);
-  co_await asio::async_write(s, asio::buffer(framed), use_awaitable);
+  co_await write_all(s, asio::buffer(framed));
 }
 
 /// The upstream connection: TCP, then TLS over it when the connector asks for it.
 struct upstream_conn {
   tcp::resolver resolver;
-  asio::ssl::stream<tcp::socket> stream;
-  bool tls = false;
+  tcp::socket sock;
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl{nullptr, &SSL_free};
+  std::optional<tls_link> link;  // set once TLS is up
   my::greeting greeting;
 
-  upstream_conn(const asio::any_io_executor& ex, asio::ssl::context& tls_ctx) : resolver(ex), stream(ex, tls_ctx) {}
-  tcp::socket& socket() { return stream.next_layer(); }
+  explicit upstream_conn(const asio::any_io_executor& ex) : resolver(ex), sock(ex) {}
+  tcp::socket& socket() { return sock; }
   void close() {
     resolver.cancel();
-    set_close(socket());
+    set_close(sock);
   }
 };
 
@@ -285,7 +382,8 @@ asio::awaitable<std::string> auth_exchange(Stream& s, std::uint8_t seq, std::str
 /// SSLRequest and TLS as the connector says, then the HandshakeResponse41 and the auth
 /// exchange as the tenant. Returns the server's OK payload.
 asio::awaitable<std::string> login_upstream(upstream_conn& up, const upstream& u, const my::handshake_response& client,
-                                            std::uint32_t caps, std::uint32_t mariadb_caps, const secret& password) {
+                                            std::uint32_t caps, std::uint32_t mariadb_caps, const secret& password,
+                                            asio::ssl::context& tls_ctx) {
   const my::greeting& g = up.greeting;
   const tls_mode mode = u.server.tls;
   const bool server_tls = (g.capabilities & my::client_ssl) != 0;
@@ -310,17 +408,20 @@ asio::awaitable<std::string> login_upstream(upstream_conn& up, const upstream& u
     ssl.capabilities |= my::client_ssl;
     ssl.ssl_request = true;
     co_await write_packet(up.socket(), seq++, my::build_handshake_response(ssl));
-    prepare_tls(up.stream, u.server);
+    up.ssl.reset(SSL_new(tls_ctx.native_handle()));
+    if (!up.ssl) throw std::runtime_error("cannot create a TLS session");
     boost::system::error_code ec;
-    co_await up.stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
-    if (ec) {
-      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
-        throw boost::system::system_error(ec);
+    up.socket().non_blocking(true, ec);
+    if (ec || SSL_set_fd(up.ssl.get(), up.socket().native_handle()) != 1)
+      throw std::runtime_error("cannot set up TLS on the upstream socket");
+    prepare_tls(up.ssl.get(), u.server);
+    tls_link link(up.socket(), up.ssl.get());
+    const std::string why = co_await link.handshake();
+    if (!why.empty())
       throw refusal{failure::upstream_tls, upstream_tls_error, "HY000",
-                    "tenantdb proxy: TLS with the server at " + where(u) + " failed (" + ec.message() +
+                    "tenantdb proxy: TLS with the server at " + where(u) + " failed (" + why +
                         "): check caCert and sslMode in the connector"};
-    }
-    up.tls = true;
+    up.link.emplace(link);
     r.capabilities |= my::client_ssl;
   }
   r.database = u.database;
@@ -330,9 +431,9 @@ asio::awaitable<std::string> login_upstream(upstream_conn& up, const upstream& u
   r.user = u.account.user;
   r.auth_response = auth_response(plugin, password, g.scramble, u);
   const std::string payload = my::build_handshake_response(r);
-  if (up.tls) {
-    co_await write_packet(up.stream, seq++, payload);
-    co_return co_await auth_exchange(up.stream, seq, plugin, password, u, true);
+  if (up.link) {
+    co_await write_packet(*up.link, seq++, payload);
+    co_return co_await auth_exchange(*up.link, seq, plugin, password, u, true);
   }
   co_await write_packet(up.socket(), seq++, payload);
   co_return co_await auth_exchange(up.socket(), seq, plugin, password, u, false);
@@ -377,7 +478,7 @@ asio::awaitable<void> pump_up(tcp::socket& client, Stream& up, write_gate& gate)
       end += co_await client.async_read_some(asio::buffer(buf.get() + end, cap - end), use_awaitable);
       continue;
     }
-    if (s.forward) co_await asio::async_write(up, asio::buffer(buf.get() + begin, s.consumed), use_awaitable);
+    if (s.forward) co_await write_all(up, asio::buffer(buf.get() + begin, s.consumed));
     begin += s.consumed;
     if (begin == end) begin = end = 0;
     if (s.refuse) {
@@ -402,7 +503,7 @@ asio::awaitable<void> pump_down(tcp::socket& client, Stream& up, write_gate& gat
   constexpr std::size_t cap = 16 * 1024;
   auto buf = std::make_unique<unsigned char[]>(cap);
   for (;;) {
-    const std::size_t n = co_await up.async_read_some(asio::buffer(buf.get(), cap), use_awaitable);
+    const std::size_t n = co_await read_some(up, asio::buffer(buf.get(), cap));
     co_await gate.lock();
     boost::system::error_code ec;
     co_await asio::async_write(client, asio::buffer(buf.get(), n), asio::redirect_error(use_awaitable, ec));
@@ -481,7 +582,7 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
     const upstream& u = *snap;
 
     // 1. Upstream first: its greeting shapes the client's.
-    auto up = std::make_unique<upstream_conn>(ex, *tls_ctx);
+    auto up = std::make_unique<upstream_conn>(ex);
     at = phase::upstream_connect;
     {
       watchdog dog(ex, ctx.opts.connect_timeout, [&up] { up->close(); });
@@ -548,10 +649,10 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
           up->close();
         });
         if (attempt > 0) {  // a fresh connection: the server closed the refused one
-          up = std::make_unique<upstream_conn>(ex, *tls_ctx);
+          up = std::make_unique<upstream_conn>(ex);
           co_await connect_upstream(*up, u, ctx.opts);
         }
-        ok = co_await login_upstream(*up, u, hello, caps, mariadb_caps, password);
+        ok = co_await login_upstream(*up, u, hello, caps, mariadb_caps, password, *tls_ctx);
         break;
       } catch (const refusal& r) {
         if (attempt == 0 && r.why == failure::upstream_auth && !u.pending_password.empty()) {
@@ -563,13 +664,19 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
     }
     // 4. Logged in: the client gets the server's OK, then the bytes flow.
     co_await write_packet(client, client_seq, ok);
+    // An idle session keeps only its relay buffers: drop what the handshake read.
+    ok = std::string();
+    first = packet{};
+    hello = my::handshake_response{};
+    up->greeting = my::greeting{};
+    ours = my::greeting{};
     ctx.stats.observe_connect(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started));
     ctx.stats.opened(u.account.user);
     at = phase::relay;
     log::debug("proxy: mysql session logged in", {{"account", u.account.user}});
-    if (up->tls)
-      co_await relay(client, up->stream, *up);
+    if (up->link)
+      co_await relay(client, *up->link, *up);
     else
       co_await relay(client, up->socket(), *up);
     ctx.stats.closed(u.account.user);

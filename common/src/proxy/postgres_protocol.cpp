@@ -342,7 +342,20 @@ std::string scram_client::client_first() const {
   return gs2_ + "n=" + scram_escape(user_) + ",r=" + nonce_;
 }
 
-std::optional<std::string> scram_client::client_final(std::string_view server_first) {
+scram_key_cache::keys scram_key_cache::get(const secret& password, std::string_view salt, std::uint32_t iterations) {
+  if (valid_ && iterations == iterations_ && salt == salt_ && password == password_) return keys_;
+  key32 sp = salted_password(password, salt, iterations);
+  keys_.client_key = hmac(as_view(sp), "Client Key");
+  keys_.server_key = hmac(as_view(sp), "Server Key");
+  OPENSSL_cleanse(sp.data(), sp.size());
+  password_ = password;
+  salt_ = std::string(salt);
+  iterations_ = iterations;
+  valid_ = true;
+  return keys_;
+}
+
+std::optional<std::string> scram_client::client_final(std::string_view server_first, scram_key_cache* cache) {
   const auto attrs = attributes(server_first);
   if (attrs.size() < 3 || !is_attr(attrs[0], 'r') || !is_attr(attrs[1], 's') || !is_attr(attrs[2], 'i')) {
     error_ = attrs.empty() || !is_attr(attrs[0], 'm') ? "malformed SCRAM server-first-message"
@@ -372,11 +385,13 @@ std::optional<std::string> scram_client::client_final(std::string_view server_fi
              std::to_string(max_scram_iterations) + ")";
     return std::nullopt;
   }
-  key32 sp = salted_password(password_, *salt, static_cast<std::uint32_t>(iterations));
-  key32 client_key = hmac(as_view(sp), "Client Key");
+  scram_key_cache one_off;
+  scram_key_cache::keys k =
+      (cache != nullptr ? *cache : one_off).get(password_, *salt, static_cast<std::uint32_t>(iterations));
+  key32 client_key = k.client_key;
   const key32 stored_key = sha256(as_view(client_key));
-  server_key_ = hmac(as_view(sp), "Server Key");
-  OPENSSL_cleanse(sp.data(), sp.size());
+  server_key_ = k.server_key;
+  OPENSSL_cleanse(k.client_key.data(), k.client_key.size());
   const std::string without_proof = "c=" + base64_encode(gs2_ + binding_) + ",r=" + std::string(nonce);
   auth_message_ = client_first().substr(gs2_.size()) + "," + std::string(server_first) + "," + without_proof;
   const key32 signature = hmac(as_view(stored_key), auth_message_);

@@ -107,6 +107,26 @@ std::string md5_password(const secret& password, std::string_view user, std::str
 /// Base64 of `n` random bytes from the CSPRNG (nonces).
 std::string random_nonce(std::size_t n = 18);
 
+/// The keys SCRAM derives from a password for one salt and iteration count. PBKDF2 is the
+/// expensive part of every login (4096 HMACs by default), and the server's salt stays the
+/// same until the password changes, so a login can reuse them.
+class scram_key_cache {
+public:
+  struct keys {
+    std::array<unsigned char, 32> client_key{};
+    std::array<unsigned char, 32> server_key{};
+  };
+  /// The keys of (password, salt, iterations): derived on a miss, remembered (one entry).
+  keys get(const secret& password, std::string_view salt, std::uint32_t iterations);
+
+private:
+  secret password_;
+  std::string salt_;
+  std::uint32_t iterations_ = 0;
+  keys keys_;
+  bool valid_ = false;
+};
+
 /// SCRAM-SHA-256 client (RFC 5802/7677), as libpq does it.
 class scram_client {
 public:
@@ -118,7 +138,8 @@ public:
   std::string client_first() const;
   /// Takes the server-first-message; returns the client-final-message, or nullopt with
   /// error() set (bad nonce, bad salt, iteration count out of range, mandatory extension).
-  std::optional<std::string> client_final(std::string_view server_first);
+  /// With `cache`, the keys come from it (and go into it).
+  std::optional<std::string> client_final(std::string_view server_first, scram_key_cache* cache = nullptr);
   /// True if the server-final-message carries the expected server signature.
   bool verify_server_final(std::string_view server_final) const;
   const std::string& error() const { return error_; }

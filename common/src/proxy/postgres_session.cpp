@@ -584,7 +584,10 @@ private:
           break;
         case 3: {  // AuthenticationCleartextPassword
           if (unverified) refuse_unverified("the password in clear text");
-          std::string msg = pg::password_message(password.reveal() + std::string(1, '\0'));
+          std::string clear = password.reveal();
+          clear += '\0';
+          std::string msg = pg::password_message(clear);
+          wipe(clear);
           co_await up_->write(msg);
           wipe(msg);
           break;
@@ -632,7 +635,8 @@ private:
           if (!scram)
             throw session_failure{failure::upstream_refused, "08006",
                                   "tenantdb proxy: SCRAM out of order from " + where(server)};
-          auto final_message = scram->client_final(data);
+          thread_local pg::scram_key_cache keys;  // this thread's logins share the derived keys
+          auto final_message = scram->client_final(data, &keys);
           if (!final_message)
             throw session_failure{
                 failure::upstream_auth, "28000",
