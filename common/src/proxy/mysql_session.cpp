@@ -641,8 +641,17 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
     const std::uint32_t mariadb_caps = hello.mariadb_capabilities & ours.mariadb_capabilities;
     at = phase::upstream_login;
     std::string ok;
-    for (int attempt = 0;; ++attempt) {
-      const secret& password = attempt == 0 ? u.account.password : u.pending_password;
+    // The password was refused: an in-place rotation is in flight (try the password it is
+    // setting), or the store moved on while this session connected (a rotation's claim
+    // and change landed between the snapshot and the login: try the newest snapshot, its
+    // password and then its pending one, on the same server).
+    std::vector<std::pair<std::shared_ptr<const upstream>, secret>> candidates{{snap, u.account.password}};
+    if (!u.pending_password.empty()) candidates.emplace_back(snap, u.pending_password);
+    bool refreshed = false;
+    std::shared_ptr<const upstream> logged_in = snap;
+    for (std::size_t attempt = 0;; ++attempt) {
+      const std::shared_ptr<const upstream> who = candidates[attempt].first;
+      const secret password = candidates[attempt].second;
       try {
         watchdog dog(ex, ctx.opts.connect_timeout, [&up, &upstream_timed_out] {
           upstream_timed_out = true;
@@ -650,12 +659,22 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
         });
         if (attempt > 0) {  // a fresh connection: the server closed the refused one
           up = std::make_unique<upstream_conn>(ex);
-          co_await connect_upstream(*up, u, ctx.opts);
+          co_await connect_upstream(*up, *who, ctx.opts);
         }
-        ok = co_await login_upstream(*up, u, hello, caps, mariadb_caps, password, *tls_ctx);
+        ok = co_await login_upstream(*up, *who, hello, caps, mariadb_caps, password, *tls_ctx);
+        logged_in = who;
         break;
       } catch (const refusal& r) {
-        if (attempt == 0 && r.why == failure::upstream_auth && !u.pending_password.empty()) {
+        if (r.why != failure::upstream_auth) throw;
+        if (attempt + 1 == candidates.size() && !refreshed) {
+          refreshed = true;
+          auto fresh = ctx.source.get();
+          if (fresh && fresh != snap && fresh->server.host == u.server.host && fresh->server.port == u.server.port) {
+            candidates.emplace_back(fresh, fresh->account.password);
+            if (!fresh->pending_password.empty()) candidates.emplace_back(fresh, fresh->pending_password);
+          }
+        }
+        if (attempt + 1 < candidates.size()) {
           up->close();
           continue;
         }
@@ -672,14 +691,22 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
     ours = my::greeting{};
     ctx.stats.observe_connect(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started));
-    ctx.stats.opened(u.account.user);
+    // Counted until the relay ends, also when it throws or the io_context is torn down.
+    struct open_session {
+      metrics& stats;
+      std::string account;
+      open_session(metrics& m, std::string a) : stats(m), account(std::move(a)) { stats.opened(account); }
+      ~open_session() { stats.closed(account); }
+      open_session(const open_session&) = delete;
+      open_session& operator=(const open_session&) = delete;
+    };
+    const open_session counted(ctx.stats, logged_in->account.user);
     at = phase::relay;
-    log::debug("proxy: mysql session logged in", {{"account", u.account.user}});
+    log::debug("proxy: mysql session logged in", {{"account", counted.account}});
     if (up->link)
       co_await relay(client, *up->link, *up);
     else
       co_await relay(client, up->socket(), *up);
-    ctx.stats.closed(u.account.user);
     co_return;
   } catch (const refusal& r) {
     failed = r;

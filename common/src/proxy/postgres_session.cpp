@@ -399,16 +399,35 @@ private:
     try {
       co_await login(startup, snap_->account.password, prelude, backlog, key);
     } catch (const session_failure& f) {
-      if (!f.password_refused || snap_->pending_password.empty()) throw;
+      if (!f.password_refused) throw;
       refused = f;
     }
-    if (refused) {  // an in-place rotation in flight: the new password may be the one set
-      if (up_) up_->close();
-      up_.reset();
-      prelude.clear();
-      backlog.clear();
-      key.reset();
-      co_await login(startup, snap_->pending_password, prelude, backlog, key);
+    if (refused) {
+      // The password was refused: an in-place rotation is in flight (try the password it
+      // is setting), or the store moved on while this session connected (a rotation's
+      // claim and change landed between the snapshot and the login: try the newest
+      // snapshot, its password and then its pending one).
+      std::vector<std::pair<std::shared_ptr<const upstream>, secret>> more;
+      if (!snap_->pending_password.empty()) more.emplace_back(snap_, snap_->pending_password);
+      if (auto fresh = ctx_.source.get(); fresh && fresh != snap_) {
+        more.emplace_back(fresh, fresh->account.password);
+        if (!fresh->pending_password.empty()) more.emplace_back(fresh, fresh->pending_password);
+      }
+      if (more.empty()) throw *refused;
+      for (std::size_t i = 0;; ++i) {
+        if (up_) up_->close();
+        up_.reset();
+        prelude.clear();
+        backlog.clear();
+        key.reset();
+        snap_ = more[i].first;
+        try {
+          co_await login(startup, more[i].second, prelude, backlog, key);
+          break;
+        } catch (const session_failure& f) {
+          if (!f.password_refused || i + 1 == more.size()) throw;
+        }
+      }
     }
     upstream_dog_->disarm();
 
