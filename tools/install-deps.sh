@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building and testing tenantdb needs on Debian 12, from Debian's packages.
 # Safe to run again: apt-get skips what is installed.
+#   tools/install-deps.sh           what the build and the tests need
+#   tools/install-deps.sh --bench   that, and the peers the benchmarks compare against
 set -euo pipefail
+
+bench=0
+for arg in "$@"; do
+  case $arg in
+    --bench) bench=1 ;;
+    *) echo "install-deps: unknown argument '$arg' (only --bench)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates openssl
@@ -10,9 +20,25 @@ packages=(
   libgtest-dev libgmock-dev
   clang-format     # tools/check-format.sh: the house style (.clang-format) is checked in CI
   postgresql postgresql-client mariadb-server mariadb-client
+  # The proxy's load tests (issue 10) run pgbench and mysqlslap through it: pgbench is in
+  # postgresql-15 (also the server the tests run; named so it cannot go missing),
+  # mysqlslap in mariadb-client above.
+  postgresql-15
+  # The Kine-like test client (test/clients/kinelike), built offline in GOPATH mode with
+  # the drivers Kine uses: the Go toolchain, pgx v4 and go-sql-driver/mysql.
+  golang-go golang-github-jackc-pgx-v4-dev golang-github-go-sql-driver-mysql-dev
   iproute2 util-linux procps
   libnss-systemd   # the static smoke test's NSS crash case (issue 12, finding 7)
 )
+# Benchmark-only peers (bench/, with --bench): the proxy is measured side by side with
+# PgBouncer (session mode, same upstream), and MySQL/MariaDB with sysbench.
+bench_packages=(
+  pgbouncer
+  sysbench
+)
+if [ "$bench" -eq 1 ]; then
+  packages+=("${bench_packages[@]}")
+fi
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -6,11 +6,14 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "expect_error.hpp"
@@ -64,6 +67,17 @@ protected:
     return c.options ? *c.options : sidecar_options{};
   }
 
+  // A password file with `content` and `mode`.
+  std::string password_file(const std::string& name, const std::string& content, fs::perms mode) const {
+    const fs::path p = dir_ / name;
+    {
+      std::ofstream f(p, std::ios::binary | std::ios::trunc);
+      f << content;
+    }
+    fs::permissions(p, mode, fs::perm_options::replace);
+    return p.string();
+  }
+
   fs::path dir_;
   std::string logged_;
   std::vector<std::pair<std::string, std::string>> saved_;
@@ -95,6 +109,10 @@ TEST_F(SidecarOptions, EveryFlagHasItsDocumentedDefault) {
   EXPECT_EQ(a.store_source, "api");
   EXPECT_EQ(a.crash_at, "");
   EXPECT_EQ(a.pause_at, "");
+  EXPECT_FALSE(a.proxy.enabled()) << "the proxy is off by default";
+  EXPECT_TRUE(a.proxy.local_password.empty());
+  EXPECT_EQ(a.proxy.max_connections, 512u);
+  EXPECT_EQ(a.proxy.connect_timeout, 10s);
   const rotation_options& r = a.rotation;
   EXPECT_EQ(r.strategy, rotation_strategy::dual);
   EXPECT_EQ(r.grace, 10min);
@@ -304,6 +322,142 @@ TEST_F(SidecarOptions, EveryBadValueIsRefusedNamingItsFlagWithExitTwo) {
     EXPECT_NE(std::string(caught->what()).find(c.flag), std::string::npos) << shown << ": " << caught->what();
     EXPECT_EQ(caught->code(), exit_code::usage) << shown << ": " << caught->what();
   }
+}
+
+// --- the local database proxy (issue 10) -------------------------------------------------
+
+TEST_F(SidecarOptions, ProxyListenTakesAnIpLiteralWithOrWithoutAPort) {
+  const std::vector<std::tuple<std::string, std::string, std::uint16_t>> cases = {
+      {"127.0.0.1", "127.0.0.1", 0},  // 0: the engine's usual port, once the store's type is known
+      {"127.0.0.1:6432", "127.0.0.1", 6432}, {"127.0.0.2:5432", "127.0.0.2", 5432}, {"[::1]", "::1", 0},
+      {"[::1]:13306", "::1", 13306},
+  };
+  for (const auto& [text, host, port] : cases) {
+    const proxy_settings p = options(minimal({"--proxy-listen", text})).agent.proxy;
+    EXPECT_TRUE(p.enabled()) << text;
+    EXPECT_EQ(p.listen.host, host) << text;
+    EXPECT_EQ(p.listen.port, port) << text;
+    EXPECT_TRUE(p.local_password.empty()) << text;
+  }
+  EXPECT_FALSE(options(minimal({"--proxy-listen", "off"})).agent.proxy.enabled());
+}
+
+TEST_F(SidecarOptions, ProxyFlagsAreRead) {
+  const std::string file = password_file("proxy-pw", "local-proxy-password-0123\n", fs::perms::owner_read);
+  const proxy_settings p = options(minimal({"--proxy-listen", "0.0.0.0:15432", "--proxy-password-file", file,
+                                            "--proxy-max-connections", "40", "--proxy-connect-timeout", "2500ms"}))
+                               .agent.proxy;
+  EXPECT_EQ(p.listen.host, "0.0.0.0");
+  EXPECT_EQ(p.listen.port, 15432);
+  EXPECT_EQ(p.local_password.reveal(), "local-proxy-password-0123") << "the trailing newline is stripped";
+  EXPECT_EQ(p.max_connections, 40u);
+  EXPECT_EQ(p.connect_timeout, 2500ms);
+}
+
+TEST_F(SidecarOptions, ProxyPasswordFileIsOneLineOfAtLeastSixteenCharactersOthersCannotRead) {
+  const auto read = [&](const std::string& content, fs::perms mode) {
+    return read_proxy_password_file(password_file("pw", content, mode)).reveal();
+  };
+  const fs::perms owner = fs::perms::owner_read;
+  const fs::perms group = fs::perms::owner_read | fs::perms::group_read;  // a Secret volume with fsGroup
+  EXPECT_EQ(read("0123456789abcdef", owner), "0123456789abcdef");         // exactly 16, no newline
+  EXPECT_EQ(read("0123456789abcdef\n", group), "0123456789abcdef");
+  EXPECT_EQ(read("0123456789abcdef\r\n", owner), "0123456789abcdef");
+  EXPECT_EQ(read("pass word with spaces!", owner), "pass word with spaces!");
+  EXPECT_EQ(read(std::string(1024, 'x'), owner), std::string(1024, 'x'));
+
+  // A Secret volume's key is a symlink into ..data: followed.
+  const std::string target = password_file("target", "0123456789abcdef-linked\n", owner);
+  fs::create_symlink(target, dir_ / "link");
+  EXPECT_EQ(read_proxy_password_file(dir_ / "link").reveal(), "0123456789abcdef-linked");
+}
+
+TEST_F(SidecarOptions, ProxyFlagsAreRefusedNamingTheFlagWithExitTwoAndNeverThePassword) {
+  const fs::perms owner = fs::perms::owner_read;
+  const std::string secret_text = "S3cretProxyPassw0rd-never-shown";
+  const std::string good = password_file("good", secret_text + "\n", owner);
+  const std::string world = password_file("world", secret_text + "\n", owner | fs::perms::others_read);
+  const std::string world_write = password_file("world-write", secret_text, owner | fs::perms::others_write);
+  const std::string short_pw = password_file("short", "0123456789abcde\n", owner);  // 15
+  const std::string two_lines = password_file("two-lines", secret_text + "\n" + secret_text + "\n", owner);
+  const std::string control = password_file("control", secret_text + "\t", owner);
+  const std::string empty = password_file("empty", "", owner);
+  const std::string too_long = password_file("too-long", std::string(1025, 'x'), owner);
+  const std::string fifo = (dir_ / "fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);  // must be refused, not waited on
+  fs::create_directories(dir_ / "a-directory");
+  const std::string directory = (dir_ / "a-directory").string();
+  const std::string missing = (dir_ / "missing").string();
+
+  const std::vector<refusal> cases = {
+      {minimal({"--proxy-listen", "localhost"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "localhost:5432"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "::1"}), {}, "--proxy-listen"},  // IPv6 in brackets
+      {minimal({"--proxy-listen", "::1:5432"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "[::1"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "[::1]5432"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", ":5432"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", ""}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "127.0.0.1:0"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "127.0.0.1:70000"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "127.0.0.1:"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "127.0.0.1:54x"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "0.0.0.0"}), {}, "--proxy-listen"},  // not loopback, no password
+      {minimal({"--proxy-listen", "10.1.2.3:5432"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "[::]:5432"}), {}, "--proxy-listen"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-max-connections", "0"}), {}, "--proxy-max-connections"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-max-connections", "100001"}), {}, "--proxy-max-connections"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-max-connections=-5"}), {}, "--proxy-max-connections"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-connect-timeout", "50ms"}), {}, "--proxy-connect-timeout"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-connect-timeout", "6m"}), {}, "--proxy-connect-timeout"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-connect-timeout", "soon"}), {}, "--proxy-connect-timeout"},
+      {minimal({"--proxy-password-file", good}), {}, "--proxy-password-file"},  // the proxy is off
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", world}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", world_write}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", short_pw}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", two_lines}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", control}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", empty}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", too_long}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", fifo}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", directory}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "127.0.0.1", "--proxy-password-file", missing}), {}, "--proxy-password-file"},
+      {minimal({"--proxy-listen", "0.0.0.0", "--proxy-password-file", world}), {}, "--proxy-password-file"},
+  };
+  for (const auto& c : cases) {
+    const auto caught = test::catch_error([&] { (void)parse(c.args); });
+    std::string shown;
+    for (const auto& a : c.args) shown += a + " ";
+    if (!caught) {
+      ADD_FAILURE() << "not refused: " << shown;
+      continue;
+    }
+    const std::string what = caught->what();
+    EXPECT_EQ(caught->key(), c.flag) << shown << ": " << what;
+    EXPECT_NE(what.find(c.flag), std::string::npos) << shown << ": " << what;
+    EXPECT_EQ(caught->code(), exit_code::usage) << shown << ": " << what;
+    EXPECT_EQ(what.find(secret_text), std::string::npos) << shown << ": the password is in the message";
+    EXPECT_EQ(what.find("0123456789abcde"), std::string::npos) << shown << ": the password is in the message";
+  }
+
+  // A non-loopback address names both flags: the one to add and the one to change.
+  for (const std::string address : {"0.0.0.0", "10.1.2.3:5432", "[::]:5432"}) {
+    const auto caught = test::catch_error([&] { (void)parse(minimal({"--proxy-listen", address})); });
+    ASSERT_TRUE(caught) << address;
+    EXPECT_NE(std::string(caught->what()).find("--proxy-password-file"), std::string::npos) << caught->what();
+    EXPECT_NE(std::string(caught->what()).find("--proxy-listen"), std::string::npos) << caught->what();
+  }
+  // ...and is accepted with it.
+  EXPECT_EQ(options(minimal({"--proxy-listen", "0.0.0.0", "--proxy-password-file", good}))
+                .agent.proxy.local_password.reveal(),
+            secret_text);
+
+  // Unparsable numbers end like every other unparsable flag: one line, exit 2.
+  logged_.clear();
+  const auto c = parse(minimal({"--proxy-listen", "127.0.0.1", "--proxy-max-connections", "many"}));
+  EXPECT_FALSE(c.options.has_value());
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_NE(logged_.find("--proxy-max-connections"), std::string::npos) << logged_;
 }
 
 }  // namespace

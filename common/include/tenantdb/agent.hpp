@@ -15,9 +15,16 @@
 /// longest of those timeouts. A rotation step therefore always completes before a
 /// SIGTERM is acted on.
 ///
-/// Signals: SIGTERM and SIGINT stop the timers and the listeners, the io_context ends
-/// and run() returns 0 (an interrupted rotation is completed or rolled back by the next
-/// start's advance(), like after a crash). SIGHUP runs a sync at once.
+/// The local database proxy (agent_options::proxy) is the exception: it serves on its own
+/// thread and io_context, so none of the above ever holds up proxied traffic. The loop
+/// hands it every store content it learns (each load, and each write of the rotator as
+/// it happens) and never waits on it, except to stop it on SIGTERM after the HTTP
+/// servers.
+///
+/// Signals: SIGTERM and SIGINT stop the timers, the listeners and the proxy (closing its
+/// connections), the io_context ends and run() returns 0 (an interrupted rotation is
+/// completed or rolled back by the next start's advance(), like after a crash). SIGHUP
+/// runs a sync at once.
 ///
 /// Test hook: with agent_options::crash_at set (the binary reads
 /// $TENANTDB_TEST_CRASH_AT), the rotator's fault hook kills the process with SIGKILL
@@ -33,6 +40,7 @@
 /// never retires the password the files still hold; it resumes once they are published.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -84,6 +92,22 @@ struct reload_options {
   std::chrono::milliseconds command_timeout{30'000};
 };
 
+/// The local database proxy (issue 10): the --proxy-* flags, checked. The proxy is off
+/// unless `listen` is enabled.
+struct proxy_settings {
+  /// --proxy-listen: an IP literal; port 0 stands for the engine's usual port (5432 or
+  /// 3306), chosen once the store's type is known.
+  listen_address listen;
+  /// --proxy-password-file's content: the password clients must give; empty: none, which
+  /// the flags allow on a loopback address only.
+  secret local_password;
+  /// --proxy-max-connections: client connections served at once.
+  std::size_t max_connections = 512;
+  /// --proxy-connect-timeout: upstream TCP connect, TLS and login.
+  std::chrono::milliseconds connect_timeout{10'000};
+  bool enabled() const noexcept { return listen.enabled(); }
+};
+
 /// Everything the agent is told at start-up; validated by the caller.
 struct agent_options {
   /// Where the workload reads its files.
@@ -104,6 +128,8 @@ struct agent_options {
   listen_address listen{"0.0.0.0", 8080};
   /// POST /rotate; must be a loopback address.
   listen_address admin_listen{"127.0.0.1", 8081};
+  /// The local database proxy; off by default.
+  proxy_settings proxy;
   reload_options reload;
   /// Errors of the store count as this errors_total source ("api" for the Secret,
   /// "files" for a directory store).

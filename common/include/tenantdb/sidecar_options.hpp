@@ -5,10 +5,12 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "tenantdb/agent.hpp"
 #include "tenantdb/app.hpp"
 #include "tenantdb/log.hpp"
+#include "tenantdb/secret.hpp"
 
 namespace tenantdb {
 
@@ -20,8 +22,8 @@ struct sidecar_options {
   /// <output-dir>/caCert), --file-mode, --rotate-every, --jitter, --grace, --strategy,
   /// --password-length, --sync-interval, --check-interval, --listen, --admin-listen, the
   /// --reload-* flags, --pod-name (default $POD_NAME, else the host name) as the
-  /// rotation's holder, and the test hooks $TENANTDB_TEST_CRASH_AT and
-  /// $TENANTDB_TEST_PAUSE_AT. store_source is "files" with --local.
+  /// rotation's holder, the --proxy-* flags, and the test hooks $TENANTDB_TEST_CRASH_AT
+  /// and $TENANTDB_TEST_PAUSE_AT. store_source is "files" with --local.
   agent_options agent;
   /// --local: the store is `store_dir`, a directory written by tenantdb-init --local.
   bool local = false;
@@ -33,14 +35,27 @@ struct sidecar_options {
   std::string kubeconfig;
 };
 
+/// Parses --proxy-listen: "off", or ADDRESS[:PORT] with ADDRESS an IP literal (IPv6 in
+/// brackets: "[::1]:5432", "[::1]"). Without PORT the port is 0, which the proxy takes as
+/// the engine's usual port once the store's type is known. Throws tenantdb::error (usage,
+/// about "--proxy-listen").
+listen_address parse_proxy_listen(std::string_view text);
+
+/// Reads --proxy-password-file: a regular file (a Secret volume's symlink is followed)
+/// that others cannot read (group may: fsGroup makes Secret volumes 0440), one line of at
+/// least 16 and at most 1024 bytes without control characters; one trailing newline
+/// ("\n" or "\r\n") is stripped. Throws tenantdb::error (usage, about
+/// "--proxy-password-file") naming the path and what is wrong, never the content.
+secret read_proxy_password_file(const std::filesystem::path& path);
+
 /// Parses tenantdb-sidecar's argv (argv[0] the program) and environment ($TENANTDB_TENANT,
 /// $POD_NAME, $TENANTDB_TEST_CRASH_AT, $TENANTDB_TEST_PAUSE_AT) and checks every value
 /// in the order the flags are documented. --help and --version print to stdout and a
 /// command line that cannot be parsed is logged as one line (see usage_error): both give
 /// no options and the exit code. A value that fails a check throws tenantdb::error (usage
 /// unless noted by the parser of that value, about the flag). Reads no file except to
-/// check that the --reload-command program is executable and, with --local, that
-/// --store-dir is apart from --output-dir.
+/// check that the --reload-command program is executable, with --local, that
+/// --store-dir is apart from --output-dir, and --proxy-password-file (read whole, once).
 command_line<sidecar_options> parse_sidecar_command_line(int argc, const char* const* argv);
 
 }  // namespace tenantdb

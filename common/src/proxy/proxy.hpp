@@ -187,6 +187,9 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const server_address& serve
 /// Prepares `stream` for its handshake with `server`: SNI (for a host name), and with
 /// verify_full the host name (or IP address) check.
 void prepare_tls(asio::ssl::stream<tcp::socket>& stream, const server_address& server);
+/// The same for an SSL object used without asio::ssl::stream (the MySQL session's
+/// leaner TLS link).
+void prepare_tls(SSL* ssl, const server_address& server);
 
 /// True when the server's certificate is verified (verify_ca, verify_full). The unverified
 /// modes must defend against a man in the middle the way the init does: PostgreSQL

@@ -117,12 +117,13 @@ void service::start(engine_type engine) {
 void service::stop() {
   if (!impl_) return;
   auto keep = impl_;
-  asio::post(keep->io, [keep] {
-    boost::system::error_code ec;
-    keep->acceptor.close(ec);
-  });
   keep->io.stop();  // abandons open sessions: their sockets close with the io_context
   if (thread_.joinable()) thread_.join();
+  // The proxy's thread is gone, so the listener is closed here. (A handler posted to the
+  // stopped io_context would never run, and one holding `keep` would keep the impl, its
+  // listener and every session alive for good.)
+  boost::system::error_code ec;
+  keep->acceptor.close(ec);
   running_ = false;
   impl_.reset();
 }

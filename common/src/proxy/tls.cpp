@@ -45,7 +45,10 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const server_address& serve
 }
 
 void prepare_tls(asio::ssl::stream<tcp::socket>& stream, const server_address& server) {
-  SSL* ssl = stream.native_handle();
+  prepare_tls(stream.native_handle(), server);
+}
+
+void prepare_tls(SSL* ssl, const server_address& server) {
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(server.host, ec);
   if (ec)  // SSL_set_tlsext_host_name, without its C cast

@@ -19,6 +19,7 @@
 #include "sidecar/endpoints.hpp"
 #include "sidecar/http_server.hpp"
 #include "sidecar/outcome.hpp"
+#include "sidecar/proxy_feed.hpp"
 #include "sidecar/publisher.hpp"
 #include "sidecar/reload_hook.hpp"
 #include "sidecar/status.hpp"
@@ -31,8 +32,9 @@
 
 // The sidecar's main loop: timers, signals and the order of a sync. The pieces it drives
 // live beside it in common/src/sidecar/: the file publisher (publisher.hpp), the reload
-// hook (reload_hook.hpp), status and metrics (status.hpp) and the HTTP endpoints
-// (endpoints.hpp); the flags are options.cpp. Each piece reports an outcome and this loop
+// hook (reload_hook.hpp), status and metrics (status.hpp), the HTTP endpoints
+// (endpoints.hpp) and the local database proxy's feed (proxy_feed.hpp); the flags are
+// options.cpp. Each piece reports an outcome and this loop
 // decides what to schedule next.
 
 namespace tenantdb {
@@ -96,7 +98,9 @@ backoff_policy rotation_backoff(milliseconds sync_interval) {
 struct agent::impl {
   impl(credential_store& s, agent_options o)
       : options(std::move(o)),
-        rotation_store(s, sidecar::parse_error_source(options.store_source)),
+        proxy(options.proxy.enabled() ? std::make_unique<sidecar::proxy_feed>(options.proxy) : nullptr),
+        fed_store(s, proxy.get()),
+        rotation_store(fed_store, sidecar::parse_error_source(options.store_source)),
         rot(*db, rotation_store, options.rotation, test_hooks(options)),
         started(options.now()),
         files(s, options),
@@ -107,6 +111,7 @@ struct agent::impl {
         signals(io),
         rng(options.seed != 0 ? options.seed : std::random_device{}()),
         rotate_backoff(rotation_backoff(options.sync_interval)) {
+    if (proxy) status.watch_proxy(proxy.get());
     if (options.listen.enabled())
       main_server = bind(options.listen, "--listen",
                          [this](const http::request& r) { return sidecar::serve_probe(r, status, main_server.get()); });
@@ -195,6 +200,9 @@ struct agent::impl {
     signals.cancel(ignored);
     if (main_server) main_server->stop();
     if (admin_server) admin_server->stop();
+    // After the probes (nothing reports ready any more), before exit: closes every
+    // proxied connection and joins the proxy's thread.
+    if (proxy) proxy->stop();
     hook.stop();
     io.stop();
   }
@@ -208,6 +216,9 @@ struct agent::impl {
     const auto loaded = files.load();
     if (loaded.failed) status.count(*loaded.failed);
     if (!loaded.loaded) return false;
+    // The proxy follows the store itself, not the files: the store is the source of truth,
+    // and it holds the pending password an in-place rotation needs.
+    if (proxy && files.current()) proxy->update(files.current()->data);
     status.observe_store();
     const auto published = files.publish();
     if (published.failed) {
@@ -288,6 +299,8 @@ struct agent::impl {
   }
 
   void sync() {
+    // A proxy that could not bind tries again, even while the store cannot be read.
+    if (proxy) proxy->retry();
     // The files first: after a restart they reflect the store before anything else runs.
     if (!load_and_publish()) return;
     // The files may still hold a password the store has moved on from (the previous
@@ -329,6 +342,10 @@ struct agent::impl {
                {"output_dir", options.output_dir.string()},
                {"listen", options.listen.to_string()},
                {"admin_listen", options.admin_listen.to_string()},
+               {"proxy_listen", options.proxy.listen.enabled()
+                                    ? (options.proxy.listen.port != 0 ? options.proxy.listen.to_string()
+                                                                      : options.proxy.listen.host + " (engine's port)")
+                                    : std::string("off")},
                {"holder", options.rotation.holder},
                {"rotate_every", options.rotate_every ? static_cast<std::int64_t>(options.rotate_every->count()) : 0}});
     schedule_sync(milliseconds(0));
@@ -340,6 +357,9 @@ struct agent::impl {
 
   asio::io_context io;  // first: destroyed last, after everything that uses it
   agent_options options;
+  std::unique_ptr<sidecar::proxy_feed> proxy;  ///< --proxy-listen; null when off
+  /// The store as the rotator writes it: every write reaches the proxy at once.
+  sidecar::feeding_store fed_store;
   sidecar::sourced_store rotation_store;                  ///< the store as the rotator sees it
   std::unique_ptr<engine> db = make_engine_by_address();  // the store names the server type
   rotator rot;

@@ -1,8 +1,12 @@
 #include "tenantdb/sidecar_options.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // GCC 12 reports a false "potential null pointer dereference" inside Asio (Boost 1.74)
@@ -13,6 +17,8 @@
 #pragma GCC diagnostic pop
 
 #include "base/cli.hpp"
+#include "base/small_file.hpp"
+#include "base/unique_fd.hpp"
 
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/duration.hpp"
@@ -78,6 +84,88 @@ bool is_loopback(const listen_address& address) {
   return v6.is_loopback();
 }
 
+listen_address parse_proxy_listen(std::string_view text) {
+  const auto bad = [](const std::string& why) {
+    return error(error_kind::usage,
+                 "--proxy-listen must be ADDRESS[:PORT] with an IP address (IPv6 in brackets, "
+                 "e.g. 127.0.0.1:5432 or [::1]), or off: " +
+                     why)
+        .about("--proxy-listen");
+  };
+  if (text == "off") return {};
+  std::string host;
+  std::string_view port_text;
+  bool has_port = false;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) throw bad("no closing bracket");
+    host = std::string(text.substr(1, close - 1));
+    const std::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') throw bad("only :PORT may follow the bracketed address");
+      port_text = rest.substr(1);
+      has_port = true;
+    }
+  } else {
+    const auto colon = text.find(':');
+    if (colon != std::string_view::npos && text.find(':', colon + 1) != std::string_view::npos)
+      throw bad("put an IPv6 address in brackets");
+    host = std::string(text.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = text.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  if (host.empty()) throw bad("the address is missing");
+  error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) throw bad("\"" + host + "\" is not an IP address");
+  unsigned long port = 0;
+  if (has_port) {
+    const bool digits = !port_text.empty() && port_text.size() <= 5 &&
+                        std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) port = std::stoul(std::string(port_text));
+    if (!digits || port < 1 || port > 65535) throw bad("the port must be a number from 1 to 65535");
+  }
+  return listen_address{address.to_string(), static_cast<std::uint16_t>(port)};
+}
+
+secret read_proxy_password_file(const std::filesystem::path& path) {
+  constexpr std::size_t min_length = 16;
+  constexpr std::size_t max_length = 1024;
+  const auto refuse = [&](const std::string& why) {
+    return error(error_kind::usage, "--proxy-password-file " + path.string() + " " + why)
+        .about("--proxy-password-file");
+  };
+  // O_NONBLOCK: a FIFO put in its place must not hang the start; it is refused below.
+  const unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd) throw refuse(std::string("cannot be opened: ") + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw refuse(std::string("cannot be read: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw refuse("is not a regular file");
+  if ((st.st_mode & 0007) != 0)
+    throw refuse("can be read or written by others (mode 0" + std::to_string((st.st_mode >> 6) & 7) +
+                 std::to_string((st.st_mode >> 3) & 7) + std::to_string(st.st_mode & 7) +
+                 "): give others no access, e.g. mode 0400 or 0440 (a Secret volume's defaultMode)");
+  std::string content;
+  if (const int rc = read_small_fd(fd.get(), max_length + 2, content); rc != 0)
+    throw refuse(rc == EFBIG ? "is longer than " + std::to_string(max_length) + " bytes"
+                             : std::string("cannot be read: ") + std::strerror(rc));
+  secret value(std::move(content));  // wiped from here on, whatever is refused below
+  std::string_view text = value.reveal();
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+  if (std::any_of(text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r'; }))
+    throw refuse("must hold one line: the password");
+  if (std::any_of(text.begin(), text.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) == 0x7f; }))
+    throw refuse("holds a control character");
+  if (text.size() < min_length)
+    throw refuse("must hold a password of at least " + std::to_string(min_length) + " characters");
+  if (text.size() > max_length) throw refuse("is longer than " + std::to_string(max_length) + " bytes");
+  return secret(std::string(text));
+}
+
 int parse_signal(std::string_view text) {
   static const std::pair<const char*, int> names[] = {
       {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},   {"USR2", SIGUSR2},
@@ -125,6 +213,10 @@ struct flags {
   std::string file_mode = "0440";
   std::size_t password_length = 32;
   std::string log_level = "info";
+  std::string proxy_listen = "off";
+  std::string proxy_password_file;
+  std::size_t proxy_max_connections = 512;
+  std::string proxy_connect_timeout = "10s";
 };
 
 [[noreturn]] void usage(const std::string& flag, const std::string& what) {
@@ -184,6 +276,37 @@ void add_flags(CLI::App& app, flags& f) {
   app.add_option("--file-mode", f.file_mode, "Mode of the credential files")->capture_default_str();
   app.add_option("--password-length", f.password_length, "Password length (16-80)")->capture_default_str();
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--proxy-listen", f.proxy_listen,
+                 "Local database proxy: ADDRESS[:PORT] to listen on (IP literal, IPv6 in brackets; default port "
+                 "the engine's, 5432 or 3306), or off")
+      ->capture_default_str();
+  app.add_option("--proxy-password-file", f.proxy_password_file,
+                 "File holding the password proxy clients must give (one line, at least 16 characters, not "
+                 "readable by others); required on a non-loopback --proxy-listen");
+  app.add_option("--proxy-max-connections", f.proxy_max_connections, "Client connections the proxy serves at once")
+      ->capture_default_str();
+  app.add_option("--proxy-connect-timeout", f.proxy_connect_timeout,
+                 "Deadline of the proxy's upstream connect, TLS handshake and login")
+      ->capture_default_str();
+}
+
+proxy_settings to_proxy_settings(const flags& f) {
+  proxy_settings p;
+  p.listen = parse_proxy_listen(f.proxy_listen);
+  if (f.proxy_max_connections < 1 || f.proxy_max_connections > 100'000)
+    usage("--proxy-max-connections", "must be a number from 1 to 100000");
+  p.max_connections = f.proxy_max_connections;
+  p.connect_timeout = parse_period(f.proxy_connect_timeout, "--proxy-connect-timeout", std::chrono::milliseconds(100));
+  if (p.connect_timeout > std::chrono::minutes(5)) usage("--proxy-connect-timeout", "must be at most 5m");
+  if (!f.proxy_password_file.empty()) {
+    if (!p.listen.enabled()) usage("--proxy-password-file", "needs --proxy-listen (the proxy is off)");
+    p.local_password = read_proxy_password_file(f.proxy_password_file);
+  }
+  if (p.listen.enabled() && p.local_password.empty() && !is_loopback(p.listen))
+    usage("--proxy-listen", p.listen.host +
+                                " is not a loopback address: clients from the network must give a password, so it "
+                                "needs --proxy-password-file (or listen on 127.0.0.1 or [::1])");
+  return p;
 }
 
 // Every flag is checked before the first file is read or network call made.
@@ -220,6 +343,8 @@ sidecar_options to_options(const flags& f) {
     usage("--file-mode",
           "must give no group or other access (e.g. 0400) with --formats pgpass: libpq ignores a "
           "password file that others can read");
+
+  opts.proxy = to_proxy_settings(f);
 
   if (!f.reload_signal.empty()) opts.reload.signal = parse_signal(f.reload_signal);
   opts.reload.process_name = f.reload_process;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "sidecar/proxy_feed.hpp"
 #include "tenantdb/engine.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/time.hpp"
@@ -136,9 +137,11 @@ std::string sidecar_status::locked_out() const {
 }
 
 // Not ready while an account is locked out: whoever changed its password holds a login
-// to the tenant's database that rotation can no longer take away.
+// to the tenant's database that rotation can no longer take away. With the proxy on, not
+// ready until it serves: the workload's data source points at it.
 bool sidecar_status::ready() const {
-  return files_.in_place() && files_.up_to_date() && check_ok_ && locked_out().empty() && !files_.store_refused();
+  return files_.in_place() && files_.up_to_date() && check_ok_ && locked_out().empty() && !files_.store_refused() &&
+         (proxy_ == nullptr || proxy_->serving());
 }
 
 // One terse line from a fixed set (see failure_class); the details are in the log.
@@ -147,6 +150,7 @@ std::string sidecar_status::reason() const {
   if (!files_.in_place() || !files_.up_to_date()) return files_.not_ready_reason();
   if (!check_ok_) return check_reason_.empty() ? "login check pending" : check_reason_;
   if (!locked_out().empty()) return "account locked out: run tenantdb-init";  // which one: the log and the gauge
+  if (proxy_ != nullptr && !proxy_->serving()) return proxy_->reason();       // why: the log
   return "ready";
 }
 
@@ -214,9 +218,10 @@ std::string sidecar_status::metrics() const {
       sample("tenantdb_account_lockout{account=\"" + locked + "\"}", "1");
   }
   family("tenantdb_ready", "gauge",
-         "1 when the files are in place, the last login check passed, the store is tenantdb's and no account "
-         "is locked out.");
+         "1 when the files are in place, the last login check passed, the store is tenantdb's, no account "
+         "is locked out and the proxy (if enabled) serves.");
   sample("tenantdb_ready", ready() ? "1" : "0");
+  if (proxy_ != nullptr) out += proxy_->metrics();
   return out;
 }
 

@@ -17,6 +17,8 @@
 
 namespace tenantdb::sidecar {
 
+class proxy_feed;
+
 /// What one login check with the published credentials found.
 struct login_check {
   bool passed = false;
@@ -49,9 +51,14 @@ public:
   /// The login check's result (its failure, if any, is counted by count()).
   void login_checked(const login_check& check);
 
+  /// The local database proxy, when --proxy-listen is set: ready() then also needs it
+  /// serving, and metrics() adds its families. Not owned; outlives this.
+  void watch_proxy(const proxy_feed* proxy) noexcept { proxy_ = proxy; }
+
   /// The account the store records as locked out ("" if none).
   std::string locked_out() const;
-  /// Files in place and current, login check passed, store usable, nobody locked out.
+  /// Files in place and current, login check passed, store usable, nobody locked out,
+  /// and the proxy (if enabled) listening with credentials.
   bool ready() const;
   /// One terse line from a fixed set for /readyz (details go to the log).
   std::string reason() const;
@@ -63,6 +70,7 @@ private:
   const agent_options& options_;
   const file_publisher& files_;
   std::chrono::system_clock::time_point started_;
+  const proxy_feed* proxy_ = nullptr;
 
   bool check_ok_ = false;
   std::string check_reason_;
