@@ -2,6 +2,7 @@
 // The flags are tenantdb::init_options and the work is tenantdb::provision, both in common/.
 
 #include <iostream>
+#include <optional>
 
 #include "tenantdb/app.hpp"
 #include "tenantdb/credentials.hpp"
@@ -9,6 +10,8 @@
 #include "tenantdb/fault.hpp"
 #include "tenantdb/init_events.hpp"
 #include "tenantdb/init_options.hpp"
+#include "tenantdb/kube.hpp"
+#include "tenantdb/lifecycle.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/naming.hpp"
 #include "tenantdb/provision.hpp"
@@ -52,6 +55,122 @@ std::string names_json(const tenantdb::tenant& who, const tenantdb::tenant_names
 
 int run_in_cluster(tenantdb::init_options& o, tenantdb::kube_client& client, tenantdb::event_recorder& events);
 
+// The annotation a platform sets on a tenant's credentials Secret to choose its policy.
+constexpr const char* deletion_policy_annotation = "tenantdb.io/deletion-policy";
+
+tenantdb::connector read_connector(const tenantdb::init_options& o, tenantdb::kube_client* client,
+                                   const std::string& ns) {
+  using namespace tenantdb;
+  if (!o.connector_file.empty() || client == nullptr) return parse_connector(read_connector_path(o.connector_file));
+  return parse_connector(fetch_connector(*client, o.connector, ns, o.provision.deadline));
+}
+
+// --list: every tenant on the server, from the ownership records. Read-only.
+int run_list(const tenantdb::init_options& o) {
+  using namespace tenantdb;
+  std::optional<kube_client> client;
+  std::string ns = o.namespace_name;
+  if (!o.local) {
+    client.emplace(find_kube_config(o.kubeconfig));
+    if (ns.empty()) ns = client->config().namespace_name;
+  }
+  const connector conn = read_connector(o, client ? &*client : nullptr, ns);
+  std::vector<inventory_entry> entries;
+  retry_until(o.provision.deadline, "read the tenant inventory", [&] {
+    auto admin = make_engine(conn.server.type)
+                     ->connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, o.provision.timeouts);
+    entries = read_inventory(*admin);
+  });
+  if (client) {
+    // The owner exists while its credentials Secret does (a directory store cannot be
+    // checked from here).
+    static constexpr std::string_view prefix = "secret ";
+    for (auto& e : entries) {
+      const std::string& store = e.record.store;
+      const auto slash = store.find('/');
+      if (!store.starts_with(prefix) || slash == std::string::npos) {
+        e.owner = "unknown";
+        continue;
+      }
+      try {
+        const std::string secret_ns = store.substr(prefix.size(), slash - prefix.size());
+        e.owner = client->get_secret(secret_ns, store.substr(slash + 1)) ? "exists" : "gone";
+      } catch (const error& err) {
+        e.owner = "unknown";
+        log::warn("could not ask whether a tenant's credentials Secret exists",
+                  {{"store", store}, {"reason", err.what()}});
+      }
+    }
+  }
+  if (o.output == "json")
+    std::cout << inventory_json(entries) << std::endl;
+  else
+    std::cout << inventory_table(entries) << std::flush;
+  return 0;
+}
+
+// --deprovision: retain or delete one tenant; --dry-run prints the plan instead.
+int run_deprovision(tenantdb::init_options& o) {
+  using namespace tenantdb;
+  std::optional<kube_client> client;
+  deprovision_options d;
+  std::string policy_from = "--policy";
+  std::string policy = o.policy;
+  if (o.local) {
+    d.store = "directory " + (o.store_dir.empty() ? o.output_dir : o.store_dir);
+  } else {
+    client.emplace(find_kube_config(o.kubeconfig));
+    resolve_tenant(o, client->config().namespace_name);
+    d.store = "secret " + o.provision.who.namespace_name + "/" + o.secret_name;
+  }
+  const connector conn = read_connector(o, client ? &*client : nullptr, o.provision.who.namespace_name);
+  if (policy.empty() && client) {
+    std::optional<secret_object> secret;
+    retry_until(o.provision.deadline, "read credentials " + d.store,
+                [&] { secret = client->get_secret(o.provision.who.namespace_name, o.secret_name); });
+    if (secret) {
+      if (const auto it = secret->annotations.find(deletion_policy_annotation); it != secret->annotations.end()) {
+        const auto parsed = parse_deletion_policy(it->second);
+        if (!parsed)
+          throw error(error_kind::usage, std::string("the annotation ") + deletion_policy_annotation + " on " +
+                                             d.store + " must be retain or delete")
+              .about(deletion_policy_annotation);
+        policy = *parsed;
+        policy_from = std::string("annotation ") + deletion_policy_annotation;
+      }
+    }
+  }
+  if (policy.empty() && !conn.deletion_policy.empty()) {
+    policy = conn.deletion_policy;
+    policy_from = "connector deletionPolicy";
+  }
+  if (policy.empty()) {
+    policy = std::string(policy_retain);
+    policy_from = "default";
+  }
+  log::info("deletion policy", {{"policy", policy}, {"from", policy_from}});
+  d.who = o.provision.who;
+  d.name_prefix = o.provision.name_prefix;
+  d.policy = policy;
+  d.dry_run = o.dry_run;
+  d.deadline = o.provision.deadline;
+  d.timeouts = o.provision.timeouts;
+  d.fault = o.provision.fault;
+  const auto result = deprovision(conn, *make_engine(conn.server.type), d);
+  if (o.dry_run) {
+    std::cout << "# plan: deprovision tenant " << d.who.namespace_name << "/" << d.who.name << " (database "
+              << result.names.database << ") with policy " << policy << " (" << policy_from << ") on "
+              << engine_name(conn.server) << " at " << conn.server.host << ":" << conn.server.port << "\n";
+    if (result.nothing_found) std::cout << "# nothing to do: no object or record carries the tenant's names\n";
+    for (const auto& statement : result.plan) std::cout << "SQL " << statement << "\n";
+    std::cout << "# the credentials " << d.store << " is left in place" << std::endl;
+  }
+  // A real run logs what it ran, in the plan's words (records and names only, no secret).
+  if (!o.dry_run)
+    for (const auto& statement : result.plan) log::info("ran", {{"sql", statement}});
+  return 0;
+}
+
 int run(tenantdb::init_options o) {
   using namespace tenantdb;
   log::set_level(o.log_level);
@@ -63,6 +182,9 @@ int run(tenantdb::init_options o) {
     std::cout << names_json(opts.who, names) << std::endl;
     return 0;
   }
+
+  if (o.mode == init_mode::list) return run_list(o);
+  if (o.mode == init_mode::deprovision) return run_deprovision(o);
 
   if (o.local) {
     const connector conn = parse_connector(read_connector_path(o.connector_file));

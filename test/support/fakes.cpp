@@ -126,6 +126,25 @@ public:
     return counted(server_.failures, "admin.server_version", [] { return std::string("fake 1.0"); });
   }
 
+  // Lifecycle: the fake keeps no inventory; provisioning finds nothing retained to restore.
+  std::vector<recorded_object> recorded_objects(const tenant_names* /*names*/) override { return {}; }
+  std::optional<long long> database_size(const std::string& database) override {
+    return server_.databases.count(database) != 0 ? std::optional<long long>(0) : std::nullopt;
+  }
+  int session_count(const std::string& user) override {
+    const auto it = server_.accounts.find(user);
+    return it == server_.accounts.end() ? 0 : it->second.sessions;
+  }
+  std::optional<bool> login_allowed(const std::string& user) override {
+    return server_.accounts.count(user) != 0 ? std::optional<bool>(true) : std::nullopt;
+  }
+  bool set_login_allowed(const std::string& /*user*/, bool /*allowed*/) override { return false; }
+  void write_record(const recorded_object& /*object*/) override {}
+  void drop_record(const recorded_object& /*object*/) override {}
+  void drop_database(const std::string& database) override { server_.databases.erase(database); }
+  void drop_user(const std::string& user) override { server_.accounts.erase(user); }
+  void plan_into(std::vector<std::string>* /*sink*/, bool /*execute*/) override {}
+
 private:
   fake_engine& server_;
 };

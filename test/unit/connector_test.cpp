@@ -938,6 +938,18 @@ TEST_F(Connector, LimitKeysSetThePlatformWideLimitsAndZeroOrNoneMeansNoLimit) {
   EXPECT_EQ(parse(std::move(data)).limits.max_connections, 0);
 }
 
+TEST_F(Connector, DeletionPolicyIsRetainOrDeleteAndAbsentByDefault) {
+  EXPECT_EQ(parse(postgres_data()).deletion_policy, "");
+  auto data = mysql_data();
+  data["deletionPolicy"] = "Delete\n";
+  EXPECT_EQ(parse(std::move(data)).deletion_policy, "delete");
+  for (const std::string& bad : std::vector<std::string>{"purge", "retain please", "0"}) {
+    auto d = postgres_data();
+    d["deletionPolicy"] = bad;
+    expect_error(std::move(d), "deletionPolicy", "deletionPolicy \"" + bad + "\"");
+  }
+}
+
 TEST_F(Connector, RejectsBadLimitsNamingTheKey) {
   for (const std::string& bad :
        std::vector<std::string>{"-1", "1", "10001", "99999999999", "twenty", "20s", "2.5", "+20", " 20", "0x10"}) {

@@ -193,6 +193,47 @@ TEST_F(InitOptions, PrintNamesNeedsOnlyTenantAndNamespaceAndResolvesThemAtOnce) 
   EXPECT_EQ(bad->key(), "--name-prefix");
 }
 
+TEST_F(InitOptions, ListAndDeprovisionAreModesWithTheirOwnFlags) {
+  const init_options list = options({"--list", "--connector-file", "/c.yaml", "--output", "json"});
+  EXPECT_EQ(list.mode, init_mode::list);
+  EXPECT_EQ(list.output, "json");
+  EXPECT_EQ(options({"--list", "--local", "--connector-file", "/c.yaml"}).output, "table");
+
+  const init_options d = options(api({"--deprovision", "--policy", "Delete", "--dry-run"}));
+  EXPECT_EQ(d.mode, init_mode::deprovision);
+  EXPECT_EQ(d.policy, "delete");
+  EXPECT_TRUE(d.dry_run);
+  EXPECT_EQ(options(api({"--deprovision"})).policy, "") << "the Secret, the connector or retain decide";
+
+  const init_options l = options({"--local", "--deprovision", "--tenant", "t1", "--connector-file", "/c.yaml",
+                                  "--store-dir", (dir_ / "store").string()});
+  EXPECT_EQ(l.provision.who.namespace_name, "default");
+  EXPECT_EQ(options(api()).mode, init_mode::provision);
+}
+
+TEST_F(InitOptions, TheLifecycleFlagsRefuseWhatTheyCannotUseNamingTheFlag) {
+  const struct {
+    std::vector<std::string> args;
+    const char* flag;
+  } cases[] = {
+      {api({"--deprovision", "--policy", "purge"}), "--policy"},
+      {api({"--policy", "delete"}), "--policy"},
+      {api({"--dry-run"}), "--dry-run"},
+      {api({"--output", "json"}), "--output"},
+      {{"--list", "--connector-file", "/c.yaml", "--output", "yaml"}, "--output"},
+      {api({"--list", "--deprovision"}), "--deprovision"},
+      {{"--deprovision", "--connector-file", "/c.yaml"}, "--tenant"},
+      {{"--local", "--deprovision", "--tenant", "t1", "--connector-file", "/c.yaml"}, "--store-dir"},
+      {{"--list", "--tenant", "t1"}, "--connector"},
+  };
+  for (const auto& c : cases) {
+    const auto e = test::catch_error([&] { (void)parse(c.args); });
+    ASSERT_TRUE(e.has_value()) << c.flag;
+    EXPECT_EQ(e->kind(), error_kind::usage) << e->what();
+    EXPECT_EQ(e->key(), c.flag) << e->what();
+  }
+}
+
 TEST_F(InitOptions, EnvironmentFillsInTenantNamespaceAndCrashHook) {
   ::setenv("TENANTDB_TENANT", "from-env", 1);
   ::setenv("POD_NAMESPACE", "pod-ns", 1);

@@ -241,6 +241,9 @@ struct container {
   }
   std::string tenant() const { return flag("--tenant").value_or(env_value("TENANTDB_TENANT")); }
   std::string secret_name() const { return flag("--secret-name").value_or("vc-db-" + tenant()); }
+  /// tenantdb-init in a lifecycle mode (--deprovision, --list) runs as a Job of its own,
+  /// not in front of a workload: no credentials directory, no sidecar.
+  bool lifecycle() const { return kind == role::init && (flag("--deprovision") || flag("--list")); }
 };
 
 /// A pod template: a Kubernetes pod spec, or the vCluster chart's controlPlane.statefulSet.
@@ -463,6 +466,7 @@ TEST(Manifests, EveryWorkloadRunsBothTenantdbContainers) {
     const container* init = p.find(role::init);
     const container* sidecar = p.find(role::sidecar);
     if (init == nullptr && sidecar == nullptr) continue;
+    if (init != nullptr && init->lifecycle()) continue;
     ++inits;
     ASSERT_NE(init, nullptr) << p.where() << ": a sidecar without tenantdb-init";
     EXPECT_TRUE(init->in_init_list) << p.where() << ": tenantdb-init must be an init container";
@@ -518,7 +522,9 @@ TEST(Manifests, PathFlagsAreMountsOfTheContainer) {
               << where << ": the credentials belong on a memory-backed emptyDir";
         }
       }
-      EXPECT_TRUE(c.flag("--output-dir").has_value()) << where << ": no --output-dir";
+      if (!c.lifecycle()) {
+        EXPECT_TRUE(c.flag("--output-dir").has_value()) << where << ": no --output-dir";
+      }
       if (c.kind == role::init) {
         EXPECT_NE(c.flag("--connector").has_value(), c.flag("--connector-file").has_value())
             << where << ": exactly one of --connector and --connector-file";
@@ -928,13 +934,19 @@ TEST(Rbac, WorkloadsHaveThePermissionsTheyUse) {
     const std::string secret = init->secret_name();
     if (!in_dir(p.doc->file, "examples/vcluster")) {
       // (The vCluster chart's own Role covers the credentials Secret: README.md.)
-      for (const char* verb : {"get", "update"})
-        EXPECT_TRUE(allowed(p.namespace_name, p.namespace_name, p.service_account, verb, secret))
-            << p.where() << ": " << p.service_account << " may not " << verb << " " << secret;
-      // The init creates the Secret only if nobody pre-created it.
-      EXPECT_TRUE(precreated_secret(p.namespace_name, secret) != nullptr ||
-                  allowed(p.namespace_name, p.namespace_name, p.service_account, "create", secret))
-          << p.where() << ": " << secret << " is neither pre-created nor may " << p.service_account << " create it";
+      if (init->lifecycle()) {
+        // Deprovisioning reads the Secret's deletion-policy annotation and writes nothing.
+        EXPECT_TRUE(allowed(p.namespace_name, p.namespace_name, p.service_account, "get", secret))
+            << p.where() << ": " << p.service_account << " may not get " << secret;
+      } else {
+        for (const char* verb : {"get", "update"})
+          EXPECT_TRUE(allowed(p.namespace_name, p.namespace_name, p.service_account, verb, secret))
+              << p.where() << ": " << p.service_account << " may not " << verb << " " << secret;
+        // The init creates the Secret only if nobody pre-created it.
+        EXPECT_TRUE(precreated_secret(p.namespace_name, secret) != nullptr ||
+                    allowed(p.namespace_name, p.namespace_name, p.service_account, "create", secret))
+            << p.where() << ": " << secret << " is neither pre-created nor may " << p.service_account << " create it";
+      }
       EXPECT_EQ(scalar(p.spec["automountServiceAccountToken"]), "false")
           << p.where() << ": project the token into the tenantdb containers only";
     }

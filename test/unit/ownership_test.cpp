@@ -49,6 +49,26 @@ TEST(OwnerRecord, RoundTripsThroughJson) {
   EXPECT_EQ(parsed->deletion_policy, "retain");
 }
 
+TEST(OwnerRecord, RetainedStateRoundTripsAndALiveRecordCarriesNone) {
+  auto r = sample();
+  EXPECT_EQ(owner_record_json(r).find("state"), std::string::npos) << "a live record reads as it always has";
+  r.state = "retained";
+  r.retained_at = "2026-12-03T10:00:00Z";
+  r.deletion_policy = "delete";
+  const auto parsed = parse_owner_record(owner_record_json(r));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->state, "retained");
+  EXPECT_EQ(parsed->retained_at, "2026-12-03T10:00:00Z");
+  EXPECT_EQ(parsed->deletion_policy, "delete");
+  EXPECT_TRUE(same_owner(*parsed, sample())) << "the state does not change the owner";
+}
+
+TEST(DeletionPolicy, RetainOrDeleteInAnyCaseAndNothingElse) {
+  EXPECT_EQ(parse_deletion_policy("Retain"), "retain");
+  EXPECT_EQ(parse_deletion_policy("DELETE"), "delete");
+  for (const char* bad : {"", "purge", "retain ", "deleted", "keep"}) EXPECT_FALSE(parse_deletion_policy(bad)) << bad;
+}
+
 TEST(OwnerRecord, AnythingElseIsNoRecord) {
   for (const std::string text : {"", "just a comment", "{}", "[1]",
                                  "{\"owner\":\"someone\",\"namespace\":\"a\","

@@ -66,6 +66,9 @@ struct connector {
   /// statementTimeout, idleInTransactionTimeout; the documented defaults where a key is
   /// absent). The timeouts are PostgreSQL's: zero on MySQL/MariaDB.
   tenant_limits limits = default_limits();
+  /// deletionPolicy: what deprovisioning does by default with every tenant of this
+  /// connector, "retain" or "delete"; empty when the key is absent (retain).
+  std::string deletion_policy;
 };
 
 /// Raw connector data: Secret keys to values (already base64-decoded).
@@ -73,7 +76,7 @@ using connector_data = std::map<std::string, std::string, std::less<>>;
 
 /// Validates and normalises connector data. Accepts this project's keys (type, host,
 /// port, adminUser, adminPassword, sslMode, tls, caCert, database, maxConnections,
-/// statementTimeout, idleInTransactionTimeout) and the vCluster
+/// statementTimeout, idleInTransactionTimeout, deletionPolicy) and the vCluster
 /// Platform connector's (endpoint, user, password, type, caCert, sslMode). A connector
 /// in the Platform's keys only (see connector::platform_keys) behaves as the Platform
 /// documents it: blank or missing type means mysql, and without sslMode/tls the TLS mode

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <vector>
@@ -21,6 +22,17 @@ namespace tenantdb {
 struct login {
   std::string user;
   secret password;
+};
+
+/// An object on the server that carries a tenantdb ownership record (the inventory).
+struct recorded_object {
+  /// "database", "group role" (PostgreSQL: the NOLOGIN role that owns the database) or
+  /// "user" (a login account).
+  std::string kind;
+  std::string name;
+  /// On PostgreSQL a database carries no record of its own: it is listed with its owning
+  /// group role's record, and only when that role has one and is named like it.
+  owner_record record;
 };
 
 /// An open connection as the connector's admin. Every method is idempotent: calling it
@@ -86,6 +98,51 @@ public:
 
   /// The server's version string, for logs.
   virtual std::string server_version() = 0;
+
+  // --- Lifecycle: the inventory, retain and delete (lifecycle.hpp). -------------------
+  // Reads never change anything (on MySQL/MariaDB a missing tenantdb.owners table is an
+  // empty inventory, not created). The changing calls below read the current state
+  // first and do only what differs; while a plan sink is set (plan_into) they append
+  // the statements they would run to it and run none.
+
+  /// Every object carrying a tenantdb record, or with `names` only those with one of the
+  /// tenant's names (MySQL/MariaDB: also a record whose object is gone).
+  virtual std::vector<recorded_object> recorded_objects(const tenant_names* names = nullptr) = 0;
+
+  /// The database's size in bytes, std::nullopt if it does not exist.
+  virtual std::optional<long long> database_size(const std::string& database) = 0;
+
+  /// How many sessions the login account has open now.
+  virtual int session_count(const std::string& user) = 0;
+
+  /// Whether the account may log in (PostgreSQL LOGIN, MySQL/MariaDB not ACCOUNT LOCK);
+  /// std::nullopt if it does not exist.
+  virtual std::optional<bool> login_allowed(const std::string& user) = 0;
+
+  /// PostgreSQL ALTER ROLE LOGIN/NOLOGIN, MySQL/MariaDB ALTER USER ACCOUNT UNLOCK/LOCK,
+  /// if the account exists and differs. Returns true if it changed (or would).
+  virtual bool set_login_allowed(const std::string& user, bool allowed) = 0;
+
+  /// Replaces the record the object carries (PostgreSQL COMMENT ON ROLE; a "database"
+  /// object's record lives on its group role; MySQL/MariaDB UPDATE tenantdb.owners).
+  virtual void write_record(const recorded_object& object) = 0;
+
+  /// Removes the record (MySQL/MariaDB: its row; PostgreSQL: nothing, the record goes
+  /// with its role).
+  virtual void drop_record(const recorded_object& object) = 0;
+
+  /// DROP DATABASE if it exists. The caller has checked whose it is and ended the
+  /// tenant's sessions.
+  virtual void drop_database(const std::string& database) = 0;
+
+  /// DROP ROLE / DROP USER if it exists (on PostgreSQL also the group role).
+  virtual void drop_user(const std::string& user) = 0;
+
+  /// Collect: while `sink` is set, the lifecycle calls above (and end_sessions) append
+  /// each statement they would run to it, one per entry, and run nothing that changes
+  /// the server, unless `execute`, which runs them too (a real run's record of what it
+  /// did, in the plan's format). nullptr stops collecting.
+  virtual void plan_into(std::vector<std::string>* sink, bool execute = false) = 0;
 };
 
 /// Connection timeouts for every engine call.

@@ -13,8 +13,23 @@
 
 namespace tenantdb {
 
+/// What tenantdb-init is asked to do.
+enum class init_mode {
+  provision,    ///< the default: provision the tenant
+  list,         ///< --list: the inventory of every tenant on the server (read-only)
+  deprovision,  ///< --deprovision: retain or delete one tenant (lifecycle.hpp)
+};
+
 /// Everything tenantdb-init's flags say, checked.
 struct init_options {
+  init_mode mode = init_mode::provision;
+  /// --output with --list: "table" (default) or "json".
+  std::string output = "table";
+  /// --policy with --deprovision, normalised; empty: the Secret's annotation, the
+  /// connector's deletionPolicy, else retain.
+  std::string policy;
+  /// --dry-run with --deprovision: print the plan, change nothing.
+  bool dry_run = false;
   /// --log-level.
   log::level log_level = log::level::info;
   /// --timeout: how long unreachable databases and API servers are retried.

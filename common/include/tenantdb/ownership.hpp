@@ -26,7 +26,23 @@ struct owner_record {
   std::string created;  ///< RFC 3339 UTC, when the record was written
   std::string version;  ///< tenantdb version that wrote it
   std::string deletion_policy = "retain";
+  /// "" while the tenant is live; "retained" once deprovisioned with the retain policy
+  /// (logins revoked, data kept), until a normal init run of the same owner restores it.
+  std::string state;
+  std::string retained_at;  ///< RFC 3339 UTC, set with state "retained"
 };
+
+/// The deletion policies: what deprovisioning does with a tenant's objects.
+inline constexpr std::string_view policy_retain = "retain";
+inline constexpr std::string_view policy_delete = "delete";
+
+/// "retain" or "delete" for `text` in any case; std::nullopt for anything else.
+std::optional<std::string> parse_deletion_policy(std::string_view text);
+
+/// A credentials store's name as ownership records keep it: a directory store ("directory
+/// <path>") by its absolute, normalised path, so "out" and "./out/" are the same owner;
+/// anything else as it is.
+std::string normalise_store_name(const std::string& store);
 
 /// What provisioning claims, and whether unrecorded objects may be adopted.
 struct ownership {

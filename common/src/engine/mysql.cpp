@@ -497,6 +497,11 @@ public:
   int end_sessions(const std::string& user) override {
     check_identifier(server_, user, "user");
     MYSQL* m = conn_.get();
+    if (plan_ != nullptr) {
+      plan_->push_back("KILL CONNECTION <id> for each session in information_schema.PROCESSLIST WHERE USER = '" + user +
+                       "'");
+      if (!execute_) return 0;
+    }
     std::string list = "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ";
     append_literal(m, list, user);
     list += " AND ID <> CONNECTION_ID()";
@@ -550,7 +555,132 @@ public:
     return (contains(version, "MariaDB") ? "MariaDB " : "MySQL ") + version;
   }
 
+  std::vector<recorded_object> recorded_objects(const tenant_names* names) override {
+    MYSQL* m = conn_.get();
+    // Read-only: no owners table yet is an empty inventory (it is not created here).
+    if (query(m, server_,
+              "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'tenantdb' AND TABLE_NAME = 'owners'",
+              {"look up the ownership table tenantdb.owners", "access to information_schema"}, party::admin, admin_)
+            .empty())
+      return {};
+    std::string sql = "SELECT kind, name, record FROM `tenantdb`.`owners`";
+    if (names != nullptr) {
+      sql += " WHERE name IN (";
+      bool first = true;
+      for (const std::string* n : {&names->database, &names->user_a, &names->user_b}) {
+        check_identifier(server_, *n, "name");
+        if (!first) sql += ", ";
+        first = false;
+        append_literal(m, sql, *n);
+      }
+      sql += ")";
+    }
+    sql += " ORDER BY name, kind";
+    std::vector<recorded_object> out;
+    for (const auto& r :
+         query(m, server_, sql, {"read the ownership records", "SELECT on tenantdb.owners"}, party::admin, admin_)) {
+      if (r.size() != 3 || !r[0] || !r[1] || !r[2]) continue;
+      auto record = parse_owner_record(*r[2]);
+      if (!record || (*r[0] != "database" && *r[0] != "user")) continue;
+      out.push_back({*r[0], *r[1], std::move(*record)});
+    }
+    return out;
+  }
+
+  std::optional<long long> database_size(const std::string& database) override {
+    if (!database_exists(database)) return std::nullopt;
+    MYSQL* m = conn_.get();
+    std::string sql =
+        "SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ";
+    append_literal(m, sql, database);
+    const auto rows = query(m, server_, sql, {"read the size of database \"" + database + "\""}, party::admin, admin_);
+    if (rows.empty() || rows[0].empty() || !rows[0][0]) return 0;
+    return std::atoll(rows[0][0]->c_str());
+  }
+
+  int session_count(const std::string& user) override {
+    check_identifier(server_, user, "user");
+    MYSQL* m = conn_.get();
+    std::string sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ";
+    append_literal(m, sql, user);
+    const auto rows = query(m, server_, sql, {"count the sessions of \"" + user + "\"", "the PROCESS privilege"},
+                            party::admin, admin_);
+    if (rows.empty() || rows[0].empty() || !rows[0][0]) return 0;
+    return std::atoi(rows[0][0]->c_str());
+  }
+
+  std::optional<bool> login_allowed(const std::string& user) override {
+    if (!user_exists(user)) return std::nullopt;
+    MYSQL* m = conn_.get();
+    // SHOW CREATE USER says ACCOUNT LOCK on both MySQL and MariaDB when it is locked.
+    const auto rows = query(m, server_, "SHOW CREATE USER " + account(m, user),
+                            {"read whether \"" + user + "\" may log in", "SELECT on mysql.user"}, party::admin, admin_);
+    if (rows.empty() || rows[0].empty() || !rows[0][0]) return std::nullopt;
+    return !contains(*rows[0][0], " ACCOUNT LOCK");
+  }
+
+  bool set_login_allowed(const std::string& user, bool allowed) override {
+    const auto now = login_allowed(user);
+    if (!now || *now == allowed) return false;
+    MYSQL* m = conn_.get();
+    change("ALTER USER " + account(m, user) + (allowed ? " ACCOUNT UNLOCK" : " ACCOUNT LOCK"),
+           {std::string(allowed ? "unlock" : "lock") + " the account \"" + user + "\"", "the CREATE USER privilege"});
+    return true;
+  }
+
+  void write_record(const recorded_object& object) override {
+    check_identifier(server_, object.name, "name");
+    MYSQL* m = conn_.get();
+    std::string sql = "UPDATE `tenantdb`.`owners` SET record = ";
+    append_literal(m, sql, owner_record_json(object.record));
+    sql += " WHERE kind = ";
+    append_literal(m, sql, object.kind);
+    sql += " AND name = ";
+    append_literal(m, sql, object.name);
+    change(sql, {"update the ownership record of \"" + object.name + "\"", "UPDATE on tenantdb.owners"});
+  }
+
+  void drop_record(const recorded_object& object) override {
+    check_identifier(server_, object.name, "name");
+    MYSQL* m = conn_.get();
+    std::string sql = "DELETE FROM `tenantdb`.`owners` WHERE kind = ";
+    append_literal(m, sql, object.kind);
+    sql += " AND name = ";
+    append_literal(m, sql, object.name);
+    change(sql, {"remove the ownership record of \"" + object.name + "\"", "DELETE on tenantdb.owners"});
+  }
+
+  void drop_database(const std::string& database) override {
+    if (!database_exists(database)) return;
+    change("DROP DATABASE IF EXISTS " + quote_ident(database),
+           {"drop database \"" + database + "\"", "the DROP privilege"});
+  }
+
+  void drop_user(const std::string& user) override {
+    if (!user_exists(user)) return;
+    MYSQL* m = conn_.get();
+    change("DROP USER IF EXISTS " + account(m, user),
+           {"drop the account \"" + user + "\"", "the CREATE USER privilege"});
+  }
+
+  void plan_into(std::vector<std::string>* sink, bool execute) override {
+    plan_ = sink;
+    execute_ = execute;
+  }
+
 private:
+  /// Runs a statement that changes the server, or only lists it while planning.
+  void change(const std::string& sql, const statement& st) {
+    if (plan_ != nullptr) {
+      plan_->push_back(sql);
+      if (!execute_) return;
+    }
+    run(conn_.get(), server_, sql, st, party::admin, admin_);
+  }
+
+  std::vector<std::string>* plan_ = nullptr;
+  bool execute_ = false;
+
   // Ownership records live in the admin's own schema `tenantdb`, table `owners`: one row
   // per tenant database and account, written before the object is created (CREATE USER
   // and CREATE DATABASE commit on their own, so the record cannot share their

@@ -661,6 +661,12 @@ public:
   int end_sessions(const std::string& user) override {
     check_identifier(user, "role");
     PGconn* c = conn_.get();
+    if (plan_ != nullptr) {
+      std::string sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ";
+      append_literal(c, sql, user);
+      plan_->push_back(sql);
+      if (!execute_) return 0;
+    }
     // Signalling a backend needs membership in its role (or pg_signal_backend, which is
     // more than the admin should hold): the admin joins the role inside a transaction that
     // is rolled back, so the membership never outlives this call.
@@ -705,7 +711,127 @@ public:
     return std::string("PostgreSQL ") + (v != nullptr ? v : std::to_string(PQserverVersion(conn_.get())));
   }
 
+  std::vector<recorded_object> recorded_objects(const tenant_names* names) override {
+    PGconn* c = conn_.get();
+    std::string only;  // a text[] literal of the tenant's names (validated identifiers)
+    if (names != nullptr) {
+      for (const std::string* n : {&names->database, &names->user_a, &names->user_b}) {
+        check_identifier(*n, "role");
+        only += (only.empty() ? "{" : ",") + *n;
+      }
+      only += "}";
+    }
+    const std::string marker = "{\"owner\":\"tenantdb\"%";
+    const result_ptr res =
+        names != nullptr
+            ? query(c,
+                    "SELECT r.rolname, shobj_description(r.oid, 'pg_authid') FROM pg_roles r "
+                    "WHERE shobj_description(r.oid, 'pg_authid') LIKE $1 AND r.rolname = ANY ($2::text[]) ORDER BY 1",
+                    {&marker, &only}, {"read the ownership records of the tenant's roles"}, party::admin, admin_)
+            : query(c,
+                    "SELECT r.rolname, shobj_description(r.oid, 'pg_authid') FROM pg_roles r "
+                    "WHERE shobj_description(r.oid, 'pg_authid') LIKE $1 ORDER BY 1",
+                    {&marker}, {"read the ownership records on the server"}, party::admin, admin_);
+    std::vector<recorded_object> out;
+    for (int i = 0; i < PQntuples(res.get()); ++i) {
+      auto record = parse_owner_record(PQgetvalue(res.get(), i, 1));
+      if (!record) continue;
+      recorded_object o;
+      o.name = PQgetvalue(res.get(), i, 0);
+      o.kind = o.name == record->database ? "group role" : "user";
+      o.record = std::move(*record);
+      // The database is the group role's: listed with its record when that role owns it.
+      if (o.kind == "group role" && is_identifier(o.name, max_identifier) && database_owner(o.name) == o.name)
+        out.push_back({"database", o.name, o.record});
+      out.push_back(std::move(o));
+    }
+    return out;
+  }
+
+  std::optional<long long> database_size(const std::string& database) override {
+    check_identifier(database, "database");
+    const result_ptr res =
+        query(conn_.get(), "SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1", {&database},
+              {"read the size of database \"" + database + "\"", "CONNECT on it"}, party::admin, admin_);
+    if (PQntuples(res.get()) == 0) return std::nullopt;
+    return std::atoll(PQgetvalue(res.get(), 0, 0));
+  }
+
+  int session_count(const std::string& user) override {
+    check_identifier(user, "role");
+    const result_ptr res = query(conn_.get(), "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", {&user},
+                                 {"count the sessions of \"" + user + "\""}, party::admin, admin_);
+    return PQntuples(res.get()) == 1 ? std::atoi(PQgetvalue(res.get(), 0, 0)) : 0;
+  }
+
+  std::optional<bool> login_allowed(const std::string& user) override {
+    check_identifier(user, "role");
+    const result_ptr res = query(conn_.get(), "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", {&user},
+                                 {"read whether \"" + user + "\" may log in"}, party::admin, admin_);
+    if (PQntuples(res.get()) == 0) return std::nullopt;
+    return std::string_view(PQgetvalue(res.get(), 0, 0)) == "t";
+  }
+
+  bool set_login_allowed(const std::string& user, bool allowed) override {
+    const auto now = login_allowed(user);
+    if (!now || *now == allowed) return false;
+    change("ALTER ROLE " + quote_ident(conn_.get(), user) + (allowed ? " LOGIN" : " NOLOGIN"),
+           {std::string(allowed ? "allow" : "revoke") + " the login of \"" + user + "\"", "CREATEROLE"});
+    return true;
+  }
+
+  void write_record(const recorded_object& object) override {
+    check_identifier(object.name, "role");
+    PGconn* c = conn_.get();
+    // A database's record is its group role's, which has the database's name.
+    std::string sql = "COMMENT ON ROLE " + quote_ident(c, object.name) + " IS ";
+    append_literal(c, sql, owner_record_json(object.record));
+    change(sql, {"update the ownership record of role \"" + object.name + "\"", "CREATEROLE"});
+  }
+
+  void drop_record(const recorded_object& /*object*/) override {
+    // The record is the role's comment: it goes with the role.
+  }
+
+  void drop_database(const std::string& database) override {
+    check_identifier(database, "database");
+    PGconn* c = conn_.get();
+    const auto current = database_owner(database);
+    if (!current) return;
+    // Dropping needs the owner's rights: the admin joins the owning group role, as
+    // ensure_database does to create it.
+    if (!superuser_ && !query_is_true(c, "SELECT pg_has_role(current_user, $1, 'MEMBER')", {&*current},
+                                      {"check the admin's membership in \"" + *current + "\""}, party::admin, admin_))
+      change("GRANT " + quote_ident(c, *current) + " TO CURRENT_USER",
+             {"join the role \"" + *current + "\" (needed to drop the database it owns)", "CREATEROLE"});
+    change("DROP DATABASE IF EXISTS " + quote_ident(c, database),
+           {"drop database \"" + database + "\"", "ownership of the database (membership in its owner)"});
+  }
+
+  void drop_user(const std::string& user) override {
+    check_identifier(user, "role");
+    if (!role_exists(user)) return;
+    change("DROP ROLE IF EXISTS " + quote_ident(conn_.get(), user), {"drop role \"" + user + "\"", "CREATEROLE"});
+  }
+
+  void plan_into(std::vector<std::string>* sink, bool execute) override {
+    plan_ = sink;
+    execute_ = execute;
+  }
+
 private:
+  /// Runs a statement that changes the server, or only lists it while planning.
+  void change(const std::string& sql, const statement& st) {
+    if (plan_ != nullptr) {
+      plan_->push_back(sql);
+      if (!execute_) return;
+    }
+    run(conn_.get(), sql, st, party::admin, admin_);
+  }
+
+  std::vector<std::string>* plan_ = nullptr;
+  bool execute_ = false;
+
   static std::string describe_role(const std::string& role) { return "PostgreSQL role \"" + role + "\""; }
   static std::string release_role(const std::string& role) { return "COMMENT ON ROLE \"" + role + "\" IS NULL"; }
 

@@ -39,6 +39,11 @@ struct flags {
   bool print_json = false;
   bool print_names = false;
   bool adopt_existing = false;
+  bool list = false;
+  bool deprovision = false;
+  bool dry_run = false;
+  std::string policy;
+  std::string output;
 };
 
 void add_flags(CLI::App& app, flags& f) {
@@ -77,6 +82,15 @@ void add_flags(CLI::App& app, flags& f) {
   app.add_flag("--print-json", f.print_json, "Print the credentials as JSON on stdout");
   app.add_flag("--print-names", f.print_names,
                "Print the database and account names the tenant gets (JSON) and exit; touches nothing");
+  app.add_flag("--list", f.list,
+               "Print every tenant on the connector's server (from the ownership records) and exit; read-only");
+  app.add_option("--output", f.output, "With --list: table (default) or json");
+  app.add_flag("--deprovision", f.deprovision,
+               "Deprovision the tenant with its deletion policy: retain (logins revoked, data kept) or delete");
+  app.add_option("--policy", f.policy,
+                 "With --deprovision: retain or delete (default: the credentials Secret's annotation "
+                 "tenantdb.io/deletion-policy, else the connector's deletionPolicy, else retain)");
+  app.add_flag("--dry-run", f.dry_run, "With --deprovision: print the statements it would run and change nothing");
   app.add_flag("--adopt-existing", f.adopt_existing,
                "Take over an existing database or account with the tenant's names that has no ownership record "
                "(never one recorded for another owner)");
@@ -115,6 +129,60 @@ init_options to_options(const flags& f) {
   out.kubeconfig = f.kubeconfig;
   out.print_json = f.print_json;
   out.print_names = f.print_names;
+
+  out.dry_run = f.dry_run;
+  if (f.list && f.deprovision)
+    throw error(error_kind::usage, "pass one of --list or --deprovision, not both").about("--deprovision");
+  if ((f.list || f.deprovision) && f.print_names)
+    throw error(error_kind::usage, "--print-names is a mode of its own: drop --list/--deprovision")
+        .about("--print-names");
+  if (!f.output.empty() && !f.list) throw error(error_kind::usage, "--output is for --list only").about("--output");
+  if (!f.policy.empty() && !f.deprovision)
+    throw error(error_kind::usage, "--policy is for --deprovision only").about("--policy");
+  if (f.dry_run && !f.deprovision)
+    throw error(error_kind::usage, "--dry-run is for --deprovision only (a plan of a normal init run is not built yet)")
+        .about("--dry-run");
+
+  if (f.list || f.deprovision) {
+    out.mode = f.list ? init_mode::list : init_mode::deprovision;
+    if (f.list) {
+      if (!f.output.empty() && f.output != "table" && f.output != "json")
+        throw error(error_kind::usage, "--output must be table or json").about("--output");
+      if (!f.output.empty()) out.output = f.output;
+    } else {
+      if (!f.policy.empty()) {
+        const auto policy = parse_deletion_policy(f.policy);
+        if (!policy) throw error(error_kind::usage, "--policy must be retain or delete").about("--policy");
+        out.policy = *policy;
+      }
+    }
+    if (f.local) {
+      if (f.connector_file.empty())
+        throw error(error_kind::usage, "--local needs --connector-file").about("--connector-file");
+      if (!f.connector.empty() || !f.secret_name.empty())
+        throw error(error_kind::usage, "--local does not use the Kubernetes API: drop --connector and --secret-name")
+            .about("--local");
+      if (f.deprovision) {
+        // The records name the store the tenant was provisioned with.
+        if (f.store_dir.empty() && f.output_dir.empty())
+          throw error(error_kind::usage,
+                      "--local --deprovision needs the tenant's store: --store-dir, else --output-dir, as provisioned")
+              .about("--store-dir");
+        resolve_tenant(out, "default");
+      }
+      return out;
+    }
+    if (!f.store_dir.empty())
+      throw error(error_kind::usage, "--store-dir is for --local only (the store is the credentials Secret)")
+          .about("--store-dir");
+    if (f.connector.empty() == f.connector_file.empty())
+      throw error(error_kind::usage, "pass exactly one of --connector (a Secret) or --connector-file (a mounted file)")
+          .about("--connector");
+    if (f.deprovision && f.tenant.empty())
+      throw error(error_kind::usage, "--deprovision needs --tenant").about("--tenant");
+    out.secret_name = f.secret_name;
+    return out;
+  }
 
   if (f.print_names) {
     // Names only: --tenant, --namespace (or $POD_NAMESPACE) and --name-prefix decide them.

@@ -5,6 +5,7 @@
 
 #include "tenantdb/app.hpp"
 #include "tenantdb/error.hpp"
+#include "tenantdb/lifecycle.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/password.hpp"
 #include "tenantdb/retry.hpp"
@@ -64,16 +65,7 @@ ownership owner_of(const provision_options& opts, const tenant_names& names, con
   o.adopt_existing = opts.adopt_existing;
   o.record.namespace_name = opts.who.namespace_name;
   o.record.name = opts.who.name;
-  o.record.store = store.describe();
-  static constexpr std::string_view directory = "directory ";
-  if (o.record.store.starts_with(directory)) {
-    std::error_code ec;
-    auto path = std::filesystem::absolute(o.record.store.substr(directory.size()), ec).lexically_normal();
-    if (!ec) {
-      if (path.has_relative_path() && path.filename().empty()) path = path.parent_path();
-      o.record.store = std::string(directory) + path.string();
-    }
-  }
+  o.record.store = normalise_store_name(store.describe());
   o.record.database = names.database;
   o.record.users = {names.user_a, names.user_b};
   o.record.created = now_rfc3339();
@@ -320,6 +312,12 @@ struct run {
                                      {"port", static_cast<int>(conn.server.port)},
                                      {"version", admin->server_version()}});
     admin->ensure_database(names, &owner);
+    // A tenant deprovisioned with the retain policy comes back: logins allowed again,
+    // records live again (lifecycle.hpp).
+    for (auto& change : restore_retained(*admin, names)) {
+      log::info("restored a retained tenant", {{"change", change}});
+      result.repairs.push_back(std::move(change));
+    }
     reached(points::database_ensured);
     for (int i = 0; i < max_store_rounds; ++i)
       if (round()) {

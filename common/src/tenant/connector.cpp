@@ -1,4 +1,5 @@
 #include "tenantdb/connector.hpp"
+#include "tenantdb/ownership.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -247,7 +248,8 @@ connector parse_connector(connector_data&& data) {
                                                "password",
                                                "maxConnections",
                                                "statementTimeout",
-                                               "idleInTransactionTimeout"};
+                                               "idleInTransactionTimeout",
+                                               "deletionPolicy"};
   for (const auto& [key, value] : data)
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       log::debug("ignoring unknown connector key", {{"key", key}});
@@ -377,6 +379,14 @@ connector parse_connector(connector_data&& data) {
     for (const char* key : {"statementTimeout", "idleInTransactionTimeout"})
       if (raw.text(key, 32)) fail(key, "applies to PostgreSQL only; remove it");
     out.limits.statement_timeout = out.limits.idle_in_transaction_timeout = std::chrono::milliseconds(0);
+  }
+
+  // What deprovisioning does by default (lifecycle.hpp); a flag or the credentials
+  // Secret's annotation overrides it per tenant.
+  if (const auto v = raw.text("deletionPolicy", 16)) {
+    const auto policy = parse_deletion_policy(*v);
+    if (!policy) fail("deletionPolicy", "must be retain or delete");
+    out.deletion_policy = *policy;
   }
 
   // Why the mode is not verify-full. The one warning that verification is off, naming

@@ -1,6 +1,7 @@
 #include "tenantdb/ownership.hpp"
 
 #include <chrono>
+#include <filesystem>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -45,6 +46,9 @@ std::string owner_record_json(const owner_record& r) {
   str("created", r.created);
   str("version", r.version);
   str("deletionPolicy", r.deletion_policy);
+  // Only once deprovisioned: a live tenant's record reads as it always has.
+  if (!r.state.empty()) str("state", r.state);
+  if (!r.retained_at.empty()) str("retainedAt", r.retained_at);
   w.EndObject();
   return {buf.GetString(), buf.GetSize()};
 }
@@ -64,6 +68,8 @@ std::optional<owner_record> parse_owner_record(std::string_view text) {
   r.created = member(doc, "created");
   r.version = member(doc, "version");
   r.deletion_policy = member(doc, "deletionPolicy");
+  r.state = member(doc, "state");
+  r.retained_at = member(doc, "retainedAt");
   if (r.namespace_name.empty() || r.name.empty() || r.store.empty()) return std::nullopt;
   return r;
 }
@@ -101,6 +107,23 @@ bool must_adopt(const ownership& owner, std::string_view object, const std::opti
                                                                : std::string("a tenant of another namespace")) +
         ": refusing to take it over; use another --tenant or --name-prefix, " + how;
   throw error(error_kind::ownership, message).about(std::string(object));
+}
+
+std::optional<std::string> parse_deletion_policy(std::string_view text) {
+  std::string lowered;
+  for (const char c : text) lowered += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (lowered == policy_retain || lowered == policy_delete) return lowered;
+  return std::nullopt;
+}
+
+std::string normalise_store_name(const std::string& store) {
+  static constexpr std::string_view directory = "directory ";
+  if (!store.starts_with(directory)) return store;
+  std::error_code ec;
+  auto path = std::filesystem::absolute(store.substr(directory.size()), ec).lexically_normal();
+  if (ec) return store;
+  if (path.has_relative_path() && path.filename().empty()) path = path.parent_path();
+  return std::string(directory) + path.string();
 }
 
 std::string now_rfc3339() {
