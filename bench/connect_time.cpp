@@ -98,9 +98,10 @@ int main(int argc, char** argv) {
     port = static_cast<unsigned>(std::atoi(where.c_str()));
   }
   const std::string conninfo =
-      direct ? "host=" + quoted(host) + " port=" + std::to_string(port) + " dbname=" + quoted(db) +
-                   " user=" + quoted(user) + " password=" + quoted(pw) + " sslmode=verify-full sslrootcert=" + quoted(ca)
-             : "host=127.0.0.1 port=" + std::to_string(port) + " dbname=bench user=bench sslmode=disable";
+      direct
+          ? "host=" + quoted(host) + " port=" + std::to_string(port) + " dbname=" + quoted(db) +
+                " user=" + quoted(user) + " password=" + quoted(pw) + " sslmode=verify-full sslrootcert=" + quoted(ca)
+          : "host=127.0.0.1 port=" + std::to_string(port) + " dbname=bench user=bench sslmode=disable";
   std::vector<double> ms;
   for (int i = 0; i < n; ++i) {
     const auto began = std::chrono::steady_clock::now();
