@@ -66,7 +66,7 @@ free_port() {
 }
 probe_port=$(free_port) proxy_port=$(free_port)
 build/sidecar/tenantdb-sidecar --local --store-dir "$creds.store" --output-dir "$creds" \
-  --rotate-every 1s --grace 1s --jitter 0 --listen "127.0.0.1:$probe_port" --admin-listen off \
+  --rotate-every 1s --grace 1s --jitter 0 --sync-interval 250ms --listen "127.0.0.1:$probe_port" --admin-listen off \
   --proxy-listen "127.0.0.1:$proxy_port" --log-level warn 2>"$work/sidecar.log" &
 sidecar_pid=$!
 trap 'kill "$sidecar_pid" 2>/dev/null; wait "$sidecar_pid" 2>/dev/null; rm -rf "$work"; test/tools/testdb.sh stop "$which"' EXIT
