@@ -414,7 +414,7 @@ TEST_P(SidecarProxyTest, ANetworkAddressWithoutAPasswordFileIsAUsageError) {
 // The sidecar's loop blocks on its API calls (tenantdb/agent.hpp); the proxy must not.
 // The stand-in holds the sidecar's next read of the Secret for 5 s; meanwhile /healthz
 // (served by the loop) waits, and new proxied connections answer as fast as ever.
-TEST_P(SidecarProxyTest, AStalledApiServerAddsNothingToProxiedQueryLatency) {
+TEST_P(SidecarProxyTest, AStalledApiServerNeverHoldsAProxiedConnection) {
   init();
   auto& sc = start({"--rotate-every", "never"});
   ASSERT_TRUE(eventually([&] { return http(sc.port, "GET", "/readyz").status == 200; }, 30s))
@@ -461,11 +461,13 @@ TEST_P(SidecarProxyTest, AStalledApiServerAddsNothingToProxiedQueryLatency) {
                                      [](const timed& a, const timed& b) { return a.end - a.start < b.end - b.start; });
   ASSERT_NE(slow, probes.end());
   ASSERT_GE(slow->end - slow->start, 3s) << "the sidecar's loop was never held: the stall did not happen";
-  // Proxied connections during it were as fast as ever.
+  // Proxied connections went on during it: none waited for the held loop (a proxy that
+  // did would take most of the 5 s stall for one query, and fit few inside it). How fast
+  // a query is, is the benchmark's business (bench/proxy.sh), not this test's.
   int during = 0;
   for (const auto& q : queries) {
     EXPECT_TRUE(q.ok) << q.error;
-    EXPECT_LT(q.end - q.start, 1s) << "a proxied connection and query took "
+    EXPECT_LT(q.end - q.start, 2500ms) << "a proxied connection and query waited on the stalled loop: it took "
                                    << std::chrono::duration_cast<std::chrono::milliseconds>(q.end - q.start).count()
                                    << " ms";
     if (q.start >= slow->start && q.end <= slow->end) ++during;

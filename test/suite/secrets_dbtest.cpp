@@ -331,9 +331,14 @@ protected:
     const fs::path dumps = work_ / "reload-dumps";
     fs::create_directories(dumps);
     const fs::path script = work_ / "reload.sh";
+    // Each dump appears whole (written aside, then renamed), so the scan below never
+    // reads a file the shell has opened but cat has not written yet.
+    const std::string d = "'" + dumps.string() + "'";
     std::ofstream(script) << "#!/bin/sh\n"
-                          << "cat /proc/$$/cmdline > '" << dumps.string() << "'/cmdline.$$\n"
-                          << "cat /proc/$$/environ > '" << dumps.string() << "'/environ.$$\n";
+                          << "cat /proc/$$/cmdline > " << d << "/.cmdline.$$ && mv " << d << "/.cmdline.$$ " << d
+                          << "/cmdline.$$\n"
+                          << "cat /proc/$$/environ > " << d << "/.environ.$$ && mv " << d << "/.environ.$$ " << d
+                          << "/environ.$$\n";
     fs::permissions(script, fs::perms::owner_all);
 
     const fs::path out = work_ / "out";
@@ -413,6 +418,7 @@ protected:
     scan_run(scan, "tenantdb-sidecar (" + strategy + ")", test::process_result{0, sidecar.out(), sidecar.err()},
              sidecar_watch.cmdlines(), sidecar_watch.environs());
     for (const auto& e : fs::directory_iterator(dumps)) {
+      if (e.path().filename().string().starts_with(".")) continue;  // a dump still being written
       const std::string text = test::read_file(e.path().string());
       EXPECT_FALSE(text.empty()) << e.path();
       scan.scan("the reload command's /proc/self/" + e.path().filename().string(), text);
