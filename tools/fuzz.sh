@@ -38,12 +38,27 @@ library=(common/src/proxy/postgres_protocol.cpp common/src/proxy/mysql_protocol.
 targets=(postgres_front_door mysql_front_door upstream_replies)
 declare -A max_len=([postgres_front_door]=20480 [mysql_front_door]=16384 [upstream_replies]=16384)
 
+# Compiles two at a time (the test command's budget is short); fails if any compile did.
+pids=()
+spawn() {
+  "$@" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge 2 ]; then reap; fi
+}
+reap() {
+  local failed=0
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  pids=()
+  [ "$failed" -eq 0 ] || { echo "fuzz: the build failed" >&2; exit 1; }
+}
+
 objects=()
 for src in "${library[@]}"; do
   obj=$out/obj/$(basename "$src" .cpp).o
-  "${compile[@]}" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+  spawn "${compile[@]}" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
   objects+=("$obj")
 done
+reap
 
 if [ "$seeds" -eq 1 ]; then
   "${compile[@]}" "${flags[@]}" fuzz/make_corpus.cpp "${objects[@]}" -lcrypto -o "$out/make_corpus"
@@ -54,8 +69,9 @@ if [ "$seeds" -eq 1 ]; then
 fi
 
 for t in "${targets[@]}"; do
-  "${compile[@]}" "${flags[@]}" -fsanitize=fuzzer "fuzz/$t.cpp" "${objects[@]}" -lcrypto -o "$out/$t"
+  spawn "${compile[@]}" "${flags[@]}" -fsanitize=fuzzer "fuzz/$t.cpp" "${objects[@]}" -lcrypto -o "$out/$t"
 done
+reap
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
