@@ -19,6 +19,10 @@ packages=(
   rapidjson-dev libboost-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev
   clang-format     # tools/check-format.sh: the house style (.clang-format) is checked in CI
+  # tools/fuzz.sh (run by tools/test.sh): libFuzzer needs clang, and its runtime
+  # (libclang_rt.fuzzer-x86_64.a) ships in libclang-rt-14-dev, which clang pulls in only
+  # as a recommendation (of libclang-common-14-dev) that --no-install-recommends skips.
+  clang libclang-rt-14-dev
   postgresql postgresql-client mariadb-server mariadb-client
   # The proxy's load tests (issue 10) run pgbench and mysqlslap through it: pgbench is in
   # postgresql-15 (also the server the tests run; named so it cannot go missing),
