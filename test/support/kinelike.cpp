@@ -134,6 +134,7 @@ kinelike_result run_kinelike(kinelike_driver driver, const secret& dsn, const ki
   r.failures = int_field(doc, "failures");
   r.first_error = string_field(doc, "first_error");
   r.last_failure_ms = int_field(doc, "last_failure_ms");
+  r.last_failure_unix_ms = int_field(doc, "last_failure_unix_ms");
   r.committed_rows = int_field(doc, "committed_rows");
   r.connections_opened = int_field(doc, "connections_opened");
   r.connect_failures = int_field(doc, "connect_failures");

@@ -50,8 +50,11 @@ struct kinelike_result {
   std::int64_t duration_ms = 0;
   std::int64_t queries = 0;
   std::int64_t failures = 0;
-  std::string first_error;              ///< without any password
-  std::int64_t last_failure_ms = -1;    ///< since start; -1 when nothing failed
+  std::string first_error;            ///< without any password
+  std::int64_t last_failure_ms = -1;  ///< since start; -1 when nothing failed
+  /// Wall clock of the last failure (Unix ms, compare with std::chrono::system_clock); -1
+  /// when nothing failed. Lets a test relate it to an event outside the client.
+  std::int64_t last_failure_unix_ms = -1;
   std::int64_t committed_rows = 0;      ///< inserts the server acknowledged
   std::int64_t connections_opened = 0;  ///< connections the driver opened successfully
   std::int64_t connect_failures = 0;

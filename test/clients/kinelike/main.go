@@ -53,7 +53,8 @@ type result struct {
 	Queries            int64  `json:"queries"`
 	Failures           int64  `json:"failures"`
 	FirstError         string `json:"first_error"`
-	LastFailureMs      int64  `json:"last_failure_ms"` // since start; -1 when nothing failed
+	LastFailureMs      int64  `json:"last_failure_ms"`      // since start; -1 when nothing failed
+	LastFailureUnixMs  int64  `json:"last_failure_unix_ms"` // wall clock (Unix ms) of the last failure; -1 when nothing failed
 	CommittedRows      int64  `json:"committed_rows"`
 	ConnectionsOpened  int64  `json:"connections_opened"`
 	ConnectFailures    int64  `json:"connect_failures"`
@@ -426,7 +427,7 @@ func run() (res result, err error) {
 	)
 	flag.CommandLine.SetOutput(os.Stderr)
 	flag.Parse()
-	res = result{Driver: *driverName, Workers: *workers, LastFailureMs: -1, VerifyExpectedRows: *verifyRows}
+	res = result{Driver: *driverName, Workers: *workers, LastFailureMs: -1, LastFailureUnixMs: -1, VerifyExpectedRows: *verifyRows}
 	if flag.NArg() != 0 {
 		return res, usageError{"unexpected argument (the data source goes in -dsn-file)"}
 	}
@@ -463,7 +464,9 @@ func run() (res result, err error) {
 		res.CommittedRows = atomic.LoadInt64(&t.committed)
 		res.FirstError = t.firstError
 		if res.Failures > 0 {
-			res.LastFailureMs = time.Duration(atomic.LoadInt64(&t.lastFailureNs)).Milliseconds()
+			last := time.Duration(atomic.LoadInt64(&t.lastFailureNs))
+			res.LastFailureMs = last.Milliseconds()
+			res.LastFailureUnixMs = t.start.Add(last).UnixMilli()
 		}
 	}()
 
