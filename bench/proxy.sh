@@ -76,8 +76,10 @@ for e in $engines; do
 
     # PgBouncer, session mode, TLS verify-full upstream with the tenant's credentials in
     # its (private) config; clients trusted on loopback like the proxy's.
-    pgb=$work/pgbouncer pb_port=$(free_port)
-    mkdir -p "$pgb" && chmod 700 "$pgb"
+    # Its own private directory outside $work: as root PgBouncer runs as postgres, which
+    # cannot enter $work.
+    pgb=$(mktemp -d) pb_port=$(free_port)
+    chmod 700 "$pgb"
     cp "$out/caCert" "$pgb/ca.pem"
     (umask 077
       printf '[databases]\nbench = host=%s port=%s dbname=%s user=%s password=%s\n' \
@@ -93,6 +95,8 @@ for e in $engines; do
     pgbouncer "${pb_user[@]}" "$pgb/pgbouncer.ini" 2>"$work/pgbouncer.err" &
     bench_pids+=($!)
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$pb_port") 2>/dev/null && break; sleep 0.1; done
+    (exec 3<>"/dev/tcp/127.0.0.1/$pb_port") 2>/dev/null ||
+      { echo "bench: PgBouncer did not start:" >&2; cat "$work/pgbouncer.err" "$pgb/log" >&2 2>/dev/null; exit 1; }
     bouncer=(-h 127.0.0.1 -p "$pb_port" -U bench bench)
 
     for what in select-only tpcb; do
@@ -103,17 +107,29 @@ for e in $engines; do
       PGSSLMODE=disable pgbench_run "$what" pgbouncer "${mode[@]}" -c 8 -j 2 -T "$secs" "${bouncer[@]}"
     done
     unset PGPASSFILE
+    rm -rf "$pgb"
   else
+    # sysbench 1.0's --mysql-ssl=on loads client-key.pem, client-cert.pem and cacert.pem
+    # from its working directory: the tenant's caCert, and a client certificate the test
+    # servers' CA signs (the account does not require one; sysbench cannot do without).
+    sb=$work/sysbench
+    mkdir -p "$sb"
+    cp "$out/caCert" "$sb/cacert.pem"
+    openssl req -new -newkey rsa:2048 -nodes -subj /CN=bench -keyout "$sb/client-key.pem" -out "$sb/client.csr" 2>/dev/null
+    openssl x509 -req -days 1 -in "$sb/client.csr" -CA "$TENANTDB_TESTDB_DIR/ca/ca.pem" \
+      -CAkey "$TENANTDB_TESTDB_DIR/ca/ca.key" -set_serial "0x$(openssl rand -hex 8)" -out "$sb/client-cert.pem" 2>/dev/null
+    cd "$sb"
     # sysbench reads the password from a private config file, not argv.
     (umask 077; printf 'db-driver=mysql\nmysql-host=%s\nmysql-port=%s\nmysql-user=%s\nmysql-password=%s\nmysql-db=%s\nmysql-ssl=on\ntables=4\ntable-size=10000\n' \
       "$host" "$dbport" "$user" "$(value password "$out")" "$db" >"$work/direct.cfg")
     printf 'db-driver=mysql\nmysql-host=127.0.0.1\nmysql-port=%s\nmysql-user=bench\nmysql-password=\nmysql-db=bench\nmysql-ssl=off\ntables=4\ntable-size=10000\n' \
       "$proxy_port" >"$work/proxy.cfg"
-    sysbench --config-file="$work/direct.cfg" oltp_read_write prepare >/dev/null
+    prep=$(sysbench --config-file="$work/direct.cfg" oltp_read_write prepare 2>&1) || { echo "$prep" >&2; exit 1; }
     for what in oltp_point_select oltp_read_write; do
       sysbench_run "$what" direct "$work/direct.cfg" "$what"
       sysbench_run "$what" proxy "$work/proxy.cfg" "$what"
     done
+    cd - >/dev/null
   fi
 
   rounds=$((secs * 10))
