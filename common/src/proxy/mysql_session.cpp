@@ -647,7 +647,7 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
     // password and then its pending one, on the same server).
     std::vector<std::pair<std::shared_ptr<const upstream>, secret>> candidates{{snap, u.account.password}};
     if (!u.pending_password.empty()) candidates.emplace_back(snap, u.pending_password);
-    bool refreshed = false;
+    std::shared_ptr<const upstream> tried = snap;
     std::shared_ptr<const upstream> logged_in = snap;
     for (std::size_t attempt = 0;; ++attempt) {
       const std::shared_ptr<const upstream> who = candidates[attempt].first;
@@ -666,10 +666,12 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
         break;
       } catch (const refusal& r) {
         if (r.why != failure::upstream_auth) throw;
-        if (attempt + 1 == candidates.size() && !refreshed) {
-          refreshed = true;
+        // Each newer snapshot's passwords as the store moves on, a few times at most:
+        // rotations are seconds apart, logins milliseconds.
+        if (attempt + 1 == candidates.size() && attempt < 6) {
           auto fresh = ctx.source.get();
-          if (fresh && fresh != snap && fresh->server.host == u.server.host && fresh->server.port == u.server.port) {
+          if (fresh && fresh != tried && fresh->server.host == u.server.host && fresh->server.port == u.server.port) {
+            tried = fresh;
             candidates.emplace_back(fresh, fresh->account.password);
             if (!fresh->pending_password.empty()) candidates.emplace_back(fresh, fresh->pending_password);
           }

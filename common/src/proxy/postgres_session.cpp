@@ -405,27 +405,34 @@ private:
     if (refused) {
       // The password was refused: an in-place rotation is in flight (try the password it
       // is setting), or the store moved on while this session connected (a rotation's
-      // claim and change landed between the snapshot and the login: try the newest
-      // snapshot, its password and then its pending one).
+      // claim and change landed between the snapshot and the login). Try the pending
+      // password, then each newer snapshot's passwords as the store moves on, a few
+      // times at most: rotations are seconds apart, logins milliseconds.
+      std::shared_ptr<const upstream> tried = snap_;
       std::vector<std::pair<std::shared_ptr<const upstream>, secret>> more;
       if (!snap_->pending_password.empty()) more.emplace_back(snap_, snap_->pending_password);
-      if (auto fresh = ctx_.source.get(); fresh && fresh != snap_) {
-        more.emplace_back(fresh, fresh->account.password);
-        if (!fresh->pending_password.empty()) more.emplace_back(fresh, fresh->pending_password);
-      }
-      if (more.empty()) throw *refused;
-      for (std::size_t i = 0;; ++i) {
+      for (int attempts = 0;; ++attempts) {
+        if (more.empty()) {
+          auto fresh = ctx_.source.get();
+          if (!fresh || fresh == tried || attempts >= 6) throw *refused;
+          tried = fresh;
+          more.emplace_back(fresh, fresh->account.password);
+          if (!fresh->pending_password.empty()) more.emplace_back(fresh, fresh->pending_password);
+        }
         if (up_) up_->close();
         up_.reset();
         prelude.clear();
         backlog.clear();
         key.reset();
-        snap_ = more[i].first;
+        snap_ = more.front().first;
+        const secret password = more.front().second;
+        more.erase(more.begin());
         try {
-          co_await login(startup, more[i].second, prelude, backlog, key);
+          co_await login(startup, password, prelude, backlog, key);
           break;
         } catch (const session_failure& f) {
-          if (!f.password_refused || i + 1 == more.size()) throw;
+          if (!f.password_refused) throw;
+          refused = f;
         }
       }
     }
