@@ -468,8 +468,8 @@ TEST_P(SidecarProxyTest, AStalledApiServerNeverHoldsAProxiedConnection) {
   for (const auto& q : queries) {
     EXPECT_TRUE(q.ok) << q.error;
     EXPECT_LT(q.end - q.start, 2500ms) << "a proxied connection and query waited on the stalled loop: it took "
-                                   << std::chrono::duration_cast<std::chrono::milliseconds>(q.end - q.start).count()
-                                   << " ms";
+                                       << std::chrono::duration_cast<std::chrono::milliseconds>(q.end - q.start).count()
+                                       << " ms";
     if (q.start >= slow->start && q.end <= slow->end) ++during;
   }
   EXPECT_GE(during, 20) << "too few proxied queries ran while the loop was held";
