@@ -5,6 +5,9 @@
 
 #include "proxy/proxy.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 namespace tenantdb::proxy {
 
 const char* to_string(failure f) noexcept {
@@ -86,6 +89,18 @@ std::string metrics::render() const {
       << "tenantdb_proxy_upstream_connect_seconds_sum " << connect_sum_seconds_ << "\n"
       << "tenantdb_proxy_upstream_connect_seconds_count " << connect_count_ << "\n";
   return out.str();
+}
+
+void tune_socket(tcp::socket& s, const options& opts) {
+  boost::system::error_code ec;
+  s.set_option(tcp::no_delay(true), ec);
+  s.set_option(asio::socket_base::keep_alive(true), ec);
+  const int idle = static_cast<int>(opts.keepalive_idle.count());
+  const int interval = 10;
+  const int count = 6;
+  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
 void cancel_registry::add(std::uint32_t pid, std::uint32_t key, target t) {

@@ -41,6 +41,7 @@
 
 #include "proxy/mysql_protocol.hpp"
 #include "proxy/proxy.hpp"
+#include "proxy/watchdog.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/log.hpp"
 #include "tenantdb/password.hpp"
@@ -76,38 +77,6 @@ struct refusal {
   std::string message;  ///< for the client and the log: never a secret
 };
 
-/// Closes sockets when a deadline passes. Destroy it before what it closes (declare it
-/// after them); the shared state keeps a late handler from touching them.
-class watchdog {
-public:
-  watchdog(const asio::any_io_executor& ex, std::chrono::milliseconds after, std::function<void()> on_fire)
-      : state_(std::make_shared<state>()), timer_(ex, after) {
-    state_->on_fire = std::move(on_fire);
-    timer_.async_wait([s = state_](const boost::system::error_code& ec) {
-      if (ec || !s->armed) return;
-      s->fired = true;
-      s->on_fire();
-    });
-  }
-  ~watchdog() { disarm(); }
-  watchdog(const watchdog&) = delete;
-  watchdog& operator=(const watchdog&) = delete;
-  void disarm() {
-    state_->armed = false;
-    timer_.cancel();
-  }
-  bool fired() const { return state_->fired; }
-
-private:
-  struct state {
-    bool armed = true;
-    bool fired = false;
-    std::function<void()> on_fire;
-  };
-  std::shared_ptr<state> state_;
-  asio::steady_timer timer_;
-};
-
 /// One TLS client context per upstream snapshot (parsing the CA once, not per session).
 /// Sessions all run on the proxy's one thread.
 std::shared_ptr<asio::ssl::context> tls_context_for(const std::shared_ptr<const upstream>& snap) {
@@ -122,18 +91,6 @@ std::shared_ptr<asio::ssl::context> tls_context_for(const std::shared_ptr<const 
 void set_close(tcp::socket& s) {
   boost::system::error_code ec;
   s.close(ec);
-}
-
-void tune_upstream(tcp::socket& s, const options& o) {
-  boost::system::error_code ec;
-  s.set_option(tcp::no_delay(true), ec);
-  s.set_option(asio::socket_base::keep_alive(true), ec);
-  const int idle = static_cast<int>(o.keepalive_idle.count());
-  const int interval = 10;
-  const int count = 6;
-  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
 struct packet {
@@ -336,7 +293,7 @@ asio::awaitable<void> read_greeting(upstream_conn& up, const upstream& u) {
 asio::awaitable<void> connect_upstream(upstream_conn& up, const upstream& u, const options& o) {
   const auto results = co_await up.resolver.async_resolve(u.server.host, std::to_string(u.server.port), use_awaitable);
   co_await asio::async_connect(up.socket(), results, use_awaitable);
-  tune_upstream(up.socket(), o);
+  tune_socket(up.socket(), o);
   co_await read_greeting(up, u);
 }
 

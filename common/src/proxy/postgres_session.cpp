@@ -34,6 +34,7 @@
 
 #include "proxy/postgres_protocol.hpp"
 #include "proxy/proxy.hpp"
+#include "proxy/watchdog.hpp"
 #include "tenantdb/log.hpp"
 
 // GCC 12 at -O2 reports Asio's coroutine frame operator delete as mismatched with its
@@ -58,53 +59,6 @@ struct session_failure {
 
 std::string ms_text(std::chrono::milliseconds d) {
   return std::to_string(d.count()) + " ms";
-}
-
-/// Runs `on_fire` once if `after` passes before disarm(). One thread (the proxy's), so
-/// the flag needs no lock; the handler holds the state, never the session.
-class watchdog {
-public:
-  watchdog(asio::any_io_executor ex, std::chrono::milliseconds after, std::function<void()> on_fire)
-      : state_(std::make_shared<state>()), timer_(ex) {
-    state_->on_fire = std::move(on_fire);
-    timer_.expires_after(after);
-    timer_.async_wait([st = state_](const boost::system::error_code& ec) {
-      if (ec || !st->armed) return;
-      st->fired = true;
-      st->armed = false;
-      st->on_fire();
-    });
-  }
-  ~watchdog() { disarm(); }
-  watchdog(const watchdog&) = delete;
-  watchdog& operator=(const watchdog&) = delete;
-  void disarm() {
-    state_->armed = false;
-    state_->on_fire = nullptr;
-    timer_.cancel();
-  }
-  bool fired() const { return state_->fired; }
-
-private:
-  struct state {
-    bool armed = true;
-    bool fired = false;
-    std::function<void()> on_fire;
-  };
-  std::shared_ptr<state> state_;
-  asio::steady_timer timer_;
-};
-
-void tune(tcp::socket& s, const options& o) {
-  boost::system::error_code ec;
-  s.set_option(tcp::no_delay(true), ec);
-  s.set_option(asio::socket_base::keep_alive(true), ec);
-  const int idle = static_cast<int>(o.keepalive_idle.count());
-  const int interval = 10;
-  const int count = 6;
-  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
 void close(tcp::socket& s) {
@@ -525,7 +479,7 @@ private:
     const auto endpoints =
         co_await resolver_->async_resolve(server.host, std::to_string(server.port), asio::use_awaitable);
     co_await asio::async_connect(up_->socket(), endpoints, asio::use_awaitable);
-    tune(up_->socket(), ctx_.opts);
+    tune_socket(up_->socket(), ctx_.opts);
 
     if (server.tls == tls_mode::disable) co_return;
     phase_ = phase::upstream_tls;

@@ -174,6 +174,10 @@ asio::awaitable<void> serve_mysql(tcp::socket client, context& ctx);
 asio::awaitable<void> refuse_postgres(tcp::socket client, context& ctx, failure why, std::string message);
 asio::awaitable<void> refuse_mysql(tcp::socket client, context& ctx, failure why, std::string message);
 
+/// TCP_NODELAY and keepalive (after opts.keepalive_idle, then every 10 s, 6 probes) on a
+/// client or upstream socket. Failures are ignored: the session works without them.
+void tune_socket(tcp::socket& s, const options& opts);
+
 // ---------------------------------------------------------------------------------------
 // Upstream TLS (tls.cpp), shared by both engines: the same rules as the init's libpq and
 // Connector/C settings for server.tls.

@@ -29,22 +29,10 @@ struct service::impl {
 
   impl(context c, engine_type e) : ctx(c), engine(e) {}
 
-  static void tune(tcp::socket& s, const options& o) {
-    boost::system::error_code ec;
-    s.set_option(tcp::no_delay(true), ec);
-    s.set_option(asio::socket_base::keep_alive(true), ec);
-    const int idle = static_cast<int>(o.keepalive_idle.count());
-    const int interval = 10;
-    const int count = 6;
-    ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-    ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-  }
-
   asio::awaitable<void> serve(tcp::socket client) {
     ++open;
     ctx.stats.accepted();
-    tune(client, ctx.opts);
+    tune_socket(client, ctx.opts);
     if (open > ctx.opts.max_connections) {
       ctx.stats.failed(failure::connection_cap);
       const std::string message = "the tenantdb proxy serves at most " + std::to_string(ctx.opts.max_connections) +
