@@ -178,6 +178,14 @@ void fake_engine::change_own_password(const server_address& /*server*/, const lo
   });
 }
 
+int fake_engine::count_own_sessions(const server_address& /*server*/, const login& account, const std::string& database,
+                                    const db_timeouts& /*timeouts*/) {
+  return counted(failures, "engine.count_own_sessions", [&] {
+    if (!logs_in(account.user, account.password, database)) throw refused(account.user);
+    return accounts.at(account.user).sessions;
+  });
+}
+
 bool fake_engine::logs_in(const std::string& user, const secret& password, const std::string& database) const {
   const auto it = accounts.find(user);
   return it != accounts.end() && it->second.password == password && databases.count(database) != 0 &&

@@ -94,7 +94,8 @@ struct fake_account {
 };
 
 /// A database server in memory behind the engine interface. Operations are counted as
-/// "engine.connect_admin", "engine.verify_login", "engine.change_own_password" and, on
+/// "engine.connect_admin", "engine.verify_login", "engine.change_own_password",
+/// "engine.count_own_sessions" and, on
 /// the admin session, "admin.ensure_database", "admin.ensure_user", "admin.set_password",
 /// "admin.grant", "admin.apply_limits", "admin.end_sessions", "admin.user_exists", "admin.database_exists",
 /// "admin.server_version". A refused login throws kind verification, as the real ones do.
@@ -108,6 +109,9 @@ public:
                     const db_timeouts& timeouts) override;
   void change_own_password(const server_address& server, const login& current, const std::string& database,
                            const secret& next, const db_timeouts& timeouts) override;
+  /// The account's `sessions` (the probe itself is not one), if it logs in.
+  int count_own_sessions(const server_address& server, const login& account, const std::string& database,
+                         const db_timeouts& timeouts) override;
 
   /// For assertions, not counted: true if `user` logs in to `database` with `password`.
   bool logs_in(const std::string& user, const secret& password, const std::string& database) const;

@@ -460,5 +460,36 @@ TEST_F(SidecarOptions, ProxyFlagsAreRefusedNamingTheFlagWithExitTwoAndNeverThePa
   EXPECT_NE(logged_.find("--proxy-max-connections"), std::string::npos) << logged_;
 }
 
+// --- retire when drained (issue 10, clients that do not use the proxy) --------------------
+
+TEST_F(SidecarOptions, RetireWhenDrainedIsOffByDefaultAndTakesAWholeNumberOfSecondsUpToSevenDays) {
+  EXPECT_EQ(options(minimal()).agent.rotation.drain_max, 0s) << "off by default: retire when --grace ends";
+  for (const char* off : {"0", "off"})
+    EXPECT_EQ(options(minimal({"--retire-when-drained", off})).agent.rotation.drain_max, 0s) << off;
+  EXPECT_EQ(options(minimal({"--retire-when-drained", "30m"})).agent.rotation.drain_max, 30min);
+  EXPECT_EQ(options(minimal({"--retire-when-drained=1h30m"})).agent.rotation.drain_max, 90min);
+  EXPECT_EQ(options(minimal({"--retire-when-drained", "7d"})).agent.rotation.drain_max, 168h);
+
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"--retire-when-drained", "soon"},
+           {"--retire-when-drained", "5 minutes"},
+           {"--retire-when-drained", "500ms"},
+           {"--retire-when-drained", "1500ms"},
+           {"--retire-when-drained", "8d"},
+           {"--retire-when-drained", "10m", "--strategy", "in-place"},
+       }) {
+    std::string shown;
+    for (const auto& a : bad) shown += a + " ";
+    const auto caught = test::catch_error([&] { (void)parse(minimal(bad)); });
+    if (!caught) {
+      ADD_FAILURE() << "not refused: " << shown;
+      continue;
+    }
+    EXPECT_EQ(caught->key(), "--retire-when-drained") << shown << ": " << caught->what();
+    EXPECT_NE(std::string(caught->what()).find("--retire-when-drained"), std::string::npos) << caught->what();
+    EXPECT_EQ(caught->code(), exit_code::usage) << shown << ": " << caught->what();
+  }
+}
+
 }  // namespace
 }  // namespace tenantdb

@@ -180,6 +180,14 @@ public:
   /// tenantdb::error kind verification if `current` is refused.
   virtual void change_own_password(const server_address& server, const login& current, const std::string& database,
                                    const secret& next, const db_timeouts& timeouts) = 0;
+
+  /// Logs in as `account` and counts that account's other open sessions (every session
+  /// it has on the server except this probe), without admin rights: PostgreSQL
+  /// pg_stat_activity rows of session_user, MySQL/MariaDB information_schema.PROCESSLIST
+  /// rows of the account (without PROCESS an account sees only its own). Read-only.
+  /// Throws tenantdb::error kind verification if `account` is refused.
+  virtual int count_own_sessions(const server_address& server, const login& account, const std::string& database,
+                                 const db_timeouts& timeouts) = 0;
 };
 
 /// The engine for `type`: PostgreSQL, or MySQL/MariaDB. Calls with an address of another

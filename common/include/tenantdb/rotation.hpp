@@ -31,12 +31,24 @@
 /// again; only an admin (tenantdb-init) can reset it.
 /// takeover_after must exceed the database timeouts (connect + statement), so a replica
 /// that is merely slow has finished its change before another takes the rotation over.
+///
+/// Retire when drained (dual, drain_max > 0): after the grace period the previous account
+/// is retired (4) only once it has no open sessions other than the probe itself, counted
+/// with its own login (engine::count_own_sessions), or once the drain deadline has passed,
+/// or at once when the next rotation is waiting (advance's `rotation_waiting`): dual
+/// needs the previous account's slot for it. The deadline, graceUntil + drain_max, is
+/// recorded by the switch (3) as drainUntil in the rotation annotation, so every replica
+/// and every restart waits for the same time; a grace period recorded without it (an older
+/// sidecar, the flag turned on later) waits until graceUntil + this replica's drain_max.
+/// The wait writes nothing: a restart or another replica simply counts again.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "tenantdb/credentials.hpp"
 #include "tenantdb/engine.hpp"
@@ -68,6 +80,9 @@ struct rotation_options {
   std::string holder;
   /// A rotation whose holder has not finished after this long may be taken over.
   std::chrono::seconds takeover_after{std::chrono::minutes(2)};
+  /// Dual only: after the grace period, wait up to this long for the previous account's
+  /// open sessions to close before retiring it (0: retire when the grace period ends).
+  std::chrono::seconds drain_max{0};
   /// Where the workload finds caCert (for the dataSource), as for provisioning.
   std::string ca_file;
   db_timeouts timeouts;
@@ -80,6 +95,20 @@ enum class rotation_outcome {
   retired,    ///< the previous credential was retired after its grace period
   recovered,  ///< a rotation interrupted by a crash was completed or rolled back
   lost_race,  ///< another replica wrote first; the store is unchanged by us
+};
+
+/// What this rotator saw of the previous account's sessions while waiting to retire it
+/// (rotation_options::drain_max), for the sidecar's metrics.
+struct drain_status {
+  /// Sessions open on the previous account, as last counted, while it waits to be
+  /// retired; 0 when no account waits (or it drained, or was retired).
+  int sessions = 0;
+  /// Checks that found sessions open and left the previous account working.
+  std::uint64_t deferred_total = 0;
+  /// Retirements with sessions still open: the drain deadline passed, or the next
+  /// rotation was waiting.
+  std::uint64_t forced_max_wait_total = 0;
+  std::uint64_t forced_next_rotation_total = 0;
 };
 
 /// Drives rotations against one store, talking to the database through `db` (the
@@ -96,9 +125,14 @@ public:
   rotation_outcome rotate(clock::time_point now);
 
   /// Finishes what is in flight and due: retires a previous credential whose grace
-  /// ended; completes or rolls back a rotation whose holder is this replica (after a
-  /// restart) or whose holder has not finished within takeover_after.
-  rotation_outcome advance(clock::time_point now);
+  /// ended (with drain_max, once it has drained, see above; `rotation_waiting` says the
+  /// next rotation is due or requested, which ends the wait); completes or rolls back a
+  /// rotation whose holder is this replica (after a restart) or whose holder has not
+  /// finished within takeover_after.
+  rotation_outcome advance(clock::time_point now, bool rotation_waiting = false);
+
+  /// The previous account's drain as this rotator last saw it.
+  const drain_status& drain() const noexcept { return drain_; }
 
   /// When the next scheduled rotation is due: lastRotation (or, if absent, `fallback`)
   /// plus `every`, shifted by a per-tenant offset in [-jitter, +jitter] derived from the
@@ -120,6 +154,10 @@ private:
   credential_store& store_;
   rotation_options options_;
   fault_hook hook_;
+  drain_status drain_;
+  /// The deferral last logged (rotation id, sessions), so a wait logs a line when the
+  /// count changes rather than on every sync.
+  std::pair<std::string, int> drain_logged_{{}, -1};
 };
 
 }  // namespace tenantdb

@@ -19,7 +19,8 @@ struct sidecar_options {
   /// --log-level.
   log::level log_level = log::level::info;
   /// What the agent runs with: --output-dir, --formats, --ca-file (default
-  /// <output-dir>/caCert), --file-mode, --rotate-every, --jitter, --grace, --strategy,
+  /// <output-dir>/caCert), --file-mode, --rotate-every, --jitter, --grace,
+  /// --retire-when-drained, --strategy,
   /// --password-length, --sync-interval, --check-interval, --listen, --admin-listen, the
   /// --reload-* flags, --pod-name (default $POD_NAME, else the host name) as the
   /// rotation's holder, the --proxy-* flags, and the test hooks $TENANTDB_TEST_CRASH_AT

@@ -20,6 +20,10 @@ public:
                            const secret& next, const db_timeouts& timeouts) override {
     of(server).change_own_password(server, current, database, next, timeouts);
   }
+  int count_own_sessions(const server_address& server, const login& account, const std::string& database,
+                         const db_timeouts& timeouts) override {
+    return of(server).count_own_sessions(server, account, database, timeouts);
+  }
 
 private:
   engine& of(const server_address& server) {

@@ -862,6 +862,22 @@ void mysql_change_own_password(const server_address& server, const login& curren
   }
 }
 
+int mysql_count_own_sessions(const server_address& server, const login& account, const std::string& database,
+                             const db_timeouts& timeouts) {
+  if (database.empty()) throw error(error_kind::usage, "count_own_sessions needs the tenant's database name");
+  mysql_ptr conn = open_connection(server, account, database, timeouts, party::tenant);
+  MYSQL* m = conn.get();
+  const std::string& user = account.user;
+  // Without PROCESS an account sees only its own threads; the USER condition keeps the
+  // count right should it ever have PROCESS. This probe's own thread is left out.
+  const auto rows = query(m, server,
+                          "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER = "
+                          "SUBSTRING_INDEX(USER(), '@', 1)",
+                          {"count the open sessions of \"" + user + "\""}, party::tenant, user);
+  if (rows.empty() || rows[0].empty() || !rows[0][0]) return 0;
+  return std::atoi(rows[0][0]->c_str());
+}
+
 /// The engine interface over the entry points above.
 class mysql_engine final : public engine {
 public:
@@ -879,6 +895,11 @@ public:
                            const secret& next, const db_timeouts& timeouts) override {
     require_type(server, engine_type::mysql);
     mysql_change_own_password(server, current, database, next, timeouts);
+  }
+  int count_own_sessions(const server_address& server, const login& account, const std::string& database,
+                         const db_timeouts& timeouts) override {
+    require_type(server, engine_type::mysql);
+    return mysql_count_own_sessions(server, account, database, timeouts);
   }
 };
 

@@ -982,6 +982,19 @@ void postgres_change_own_password(const server_address& server, const login& cur
   }
 }
 
+int postgres_count_own_sessions(const server_address& server, const login& account, const std::string& database,
+                                const db_timeouts& timeouts) {
+  conn_ptr conn = open_connection(server, account, database, timeouts, party::tenant);
+  PGconn* c = conn.get();
+  const std::string& user = account.user;
+  // Every role sees the user name of every backend; session_user, not current_user:
+  // the login's sessions act as the group role. This probe's own backend is left out.
+  const result_ptr res =
+      query(c, "SELECT count(*) FROM pg_stat_activity WHERE usename = session_user AND pid <> pg_backend_pid()", {},
+            {"count the open sessions of \"" + user + "\""}, party::tenant, user);
+  return PQntuples(res.get()) == 1 ? std::atoi(PQgetvalue(res.get(), 0, 0)) : 0;
+}
+
 /// The engine interface over the entry points above.
 class postgres_engine final : public engine {
 public:
@@ -999,6 +1012,11 @@ public:
                            const secret& next, const db_timeouts& timeouts) override {
     require_type(server, engine_type::postgres);
     postgres_change_own_password(server, current, database, next, timeouts);
+  }
+  int count_own_sessions(const server_address& server, const login& account, const std::string& database,
+                         const db_timeouts& timeouts) override {
+    require_type(server, engine_type::postgres);
+    return postgres_count_own_sessions(server, account, database, timeouts);
   }
 };
 

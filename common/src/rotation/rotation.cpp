@@ -58,6 +58,8 @@ struct rotation_state {
   std::string id;
   clock::time_point started;
   std::optional<clock::time_point> grace_until;
+  /// Retire when drained: the previous account is retired by then even with sessions open.
+  std::optional<clock::time_point> drain_until;
 };
 
 std::string to_json(const rotation_state& st) {
@@ -75,6 +77,10 @@ std::string to_json(const rotation_state& st) {
   if (st.grace_until) {
     writer.Key("graceUntil");
     writer.String(format_rfc3339(*st.grace_until));
+  }
+  if (st.drain_until) {
+    writer.Key("drainUntil");
+    writer.String(format_rfc3339(*st.drain_until));
   }
   writer.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
@@ -106,6 +112,9 @@ std::optional<rotation_state> parse_rotation(const std::string& text) {
     out.grace_until = parse_rfc3339(*until);
     if (!out.grace_until) return std::nullopt;
   }
+  // An unreadable drainUntil is ignored: the wait then ends at graceUntil + this
+  // replica's own maximum.
+  if (const auto until = string_of("drainUntil")) out.drain_until = parse_rfc3339(*until);
   return out;
 }
 
@@ -174,6 +183,9 @@ struct run {
   const rotation_options& opts;
   const fault_hook& hook;
   clock::time_point now;
+  bool rotation_waiting;
+  drain_status& drain;
+  std::pair<std::string, int>& drain_logged;
 
   void fault_point(std::string_view point) const {
     if (hook) hook(point);
@@ -345,6 +357,7 @@ struct run {
       rotation_state st = *cur.rotation;
       st.step = phase::grace;
       st.grace_until = ceil_seconds(now + opts.grace);
+      if (opts.drain_max.count() > 0) st.drain_until = *st.grace_until + opts.drain_max;
       change c{data_for(cur, next, nullptr), cur.stored.annotations};
       c.annotations[annotations::rotation] = to_json(st);
       c.annotations[annotations::last_rotation] = format_rfc3339(now);
@@ -549,6 +562,62 @@ struct run {
     return rotation_outcome::recovered;
   }
 
+  // Retire when drained (opts.drain_max): true while the previous account, its grace
+  // period over, still has open sessions and may keep them (the deadline has not passed
+  // and no rotation is waiting). Counted with the account's own login; writes nothing.
+  bool wait_for_drain(const snapshot& s) const {
+    if (opts.drain_max.count() <= 0 || !s.creds.standby) return false;
+    const rotation_state& st = *s.rotation;
+    const clock::time_point grace_end = st.grace_until.value_or(st.started);
+    const clock::time_point deadline = st.drain_until.value_or(grace_end + opts.drain_max);
+    const login& previous = *s.creds.standby;
+    int open = 0;
+    try {
+      open = db.count_own_sessions(s.server, previous, s.creds.database, opts.timeouts);
+    } catch (const error& e) {
+      // Refused: someone changed its password; the retire step finds and records that.
+      if (e.kind() == error_kind::verification) return false;
+      throw;  // no verdict (server unreachable): the next sync counts again
+    }
+    drain.sessions = open;
+    const bool repeat = drain_logged.first == st.id;
+    if (open <= 0) {
+      if (repeat)
+        log::info("the previous account has no open sessions left; retiring it",
+                  {{"phase", "grace"}, {"user", previous.user}, {"id", st.id}});
+      return false;
+    }
+    if (!rotation_waiting && now < deadline) {
+      ++drain.deferred_total;
+      if (!repeat || drain_logged.second != open)
+        log::info("not retiring the previous account yet: it still has open sessions",
+                  {{"phase", "grace"},
+                   {"user", previous.user},
+                   {"id", st.id},
+                   {"sessions", static_cast<std::int64_t>(open)},
+                   {"retireBy", format_rfc3339(deadline)}});
+      drain_logged = {st.id, open};
+      return true;
+    }
+    if (rotation_waiting) {
+      ++drain.forced_next_rotation_total;
+      log::warn(
+          "retiring the previous account with sessions still open: the next rotation is due and needs its slot",
+          {{"phase", "grace"}, {"user", previous.user}, {"id", st.id}, {"sessions", static_cast<std::int64_t>(open)}});
+    } else {
+      ++drain.forced_max_wait_total;
+      log::warn(
+          "retiring the previous account with sessions still open: the maximum wait (--retire-when-drained) has "
+          "passed; they keep running, new logins with its password fail",
+          {{"phase", "grace"},
+           {"user", previous.user},
+           {"id", st.id},
+           {"sessions", static_cast<std::int64_t>(open)},
+           {"retireBy", format_rfc3339(deadline)}});
+    }
+    return false;
+  }
+
   rotation_outcome advance() const {
     auto raw = store.load();
     if (!raw || annotation_value(raw->annotations, annotations::rotation) == nullptr) return rotation_outcome::nothing;
@@ -571,7 +640,10 @@ struct run {
     const rotation_state& st = *s.rotation;
     if (st.step == phase::grace) {
       if (st.grace_until && now < *st.grace_until) return rotation_outcome::nothing;
-      return retire(s);
+      if (wait_for_drain(s)) return rotation_outcome::nothing;
+      const rotation_outcome outcome = retire(s);
+      drain.sessions = 0;
+      return outcome;
     }
     if (st.holder == opts.holder || now - st.started >= opts.takeover_after) return recover(s);
     return rotation_outcome::nothing;
@@ -601,11 +673,23 @@ rotator::rotator(engine& db, credential_store& store, rotation_options options, 
 }
 
 rotation_outcome rotator::rotate(clock::time_point now) {
-  return run{db_, store_, options_, hook_, now}.rotate();
+  return run{db_, store_, options_, hook_, now, false, drain_, drain_logged_}.rotate();
 }
 
-rotation_outcome rotator::advance(clock::time_point now) {
-  return run{db_, store_, options_, hook_, now}.advance();
+rotation_outcome rotator::advance(clock::time_point now, bool rotation_waiting) {
+  // -1 until this call counts the previous account's sessions: zero if it never does
+  // (no account waits), the last count if it fails before counting.
+  const int last = drain_.sessions;
+  drain_.sessions = -1;
+  try {
+    const rotation_outcome outcome =
+        run{db_, store_, options_, hook_, now, rotation_waiting, drain_, drain_logged_}.advance();
+    if (drain_.sessions < 0) drain_.sessions = 0;
+    return outcome;
+  } catch (...) {
+    if (drain_.sessions < 0) drain_.sessions = last;
+    throw;
+  }
 }
 
 rotator::clock::time_point rotator::next_due(const stored_credentials& stored, std::chrono::seconds every,

@@ -112,6 +112,7 @@ struct agent::impl {
         rng(options.seed != 0 ? options.seed : std::random_device{}()),
         rotate_backoff(rotation_backoff(options.sync_interval)) {
     if (proxy) status.watch_proxy(proxy.get());
+    status.watch_rotator(&rot);
     if (options.listen.enabled())
       main_server = bind(options.listen, "--listen",
                          [this](const http::request& r) { return sidecar::serve_probe(r, status, main_server.get()); });
@@ -240,6 +241,14 @@ struct agent::impl {
     if (!current) return false;
     // In flight: advance() owns it.
     if (annotation_value(current->annotations, annotations::rotation) != nullptr) return false;
+    return rotation_wanted(now);
+  }
+
+  // Requested or due by the schedule, whatever is in flight: a previous account still
+  // draining (--retire-when-drained) is retired then, as dual needs its slot.
+  bool rotation_wanted(sys_clock::time_point now) const {
+    const auto& current = files.current();
+    if (!current) return false;
     // A locked-out account cannot take a rotation; trying would only fail again. The init
     // removes the record when it has reset the account.
     if (!status.locked_out().empty()) return false;
@@ -313,7 +322,7 @@ struct agent::impl {
     }
     if (std::chrono::steady_clock::now() < rotate_not_before) return;
     const auto now = options.now();
-    if (!rotator_step("advance", [&] { return rot.advance(now); })) return;
+    if (!rotator_step("advance", [&] { return rot.advance(now, rotation_wanted(now)); })) return;
     if (!rotation_due(now)) return;
     const bool requested = admin_requested || rotator::rotation_requested(*files.current());
     log::info(requested ? "rotation requested" : "rotation due", {{"store", files.describe_store()}});

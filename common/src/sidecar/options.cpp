@@ -200,6 +200,7 @@ struct flags {
   std::string rotate_every = "24h";
   double jitter = 0.1;
   std::string grace = "10m";
+  std::string retire_when_drained = "0";
   std::string strategy = "dual";
   std::string sync_interval = "5s";
   std::string check_interval = "60s";
@@ -258,6 +259,10 @@ void add_flags(CLI::App& app, flags& f) {
   app.add_option("--jitter", f.jitter, "Per-tenant spread of the schedule, a fraction of the period")
       ->capture_default_str();
   app.add_option("--grace", f.grace, "How long the previous password keeps working after a switch (dual)")
+      ->capture_default_str();
+  app.add_option("--retire-when-drained", f.retire_when_drained,
+                 "Dual: after --grace, retire the previous account only once it has no open sessions, waiting at "
+                 "most this long; 0: retire when --grace ends")
       ->capture_default_str();
   app.add_option("--strategy", f.strategy, "dual or in-place (as the init provisioned)")->capture_default_str();
   app.add_option("--sync-interval", f.sync_interval, "How often the store is read")->capture_default_str();
@@ -321,6 +326,14 @@ sidecar_options to_options(const flags& f) {
   rot.password_length = f.password_length;
   rot.grace = f.grace == "0" ? std::chrono::seconds(0)
                              : whole_seconds(parse_period(f.grace, "--grace", std::chrono::seconds(1)), "--grace");
+  if (f.retire_when_drained != "0" && f.retire_when_drained != "off") {
+    rot.drain_max = whole_seconds(parse_period(f.retire_when_drained, "--retire-when-drained", std::chrono::seconds(1)),
+                                  "--retire-when-drained");
+    if (rot.drain_max > std::chrono::hours(24 * 7))
+      usage("--retire-when-drained", "must be at most 7d (the previous account must not stay usable for long)");
+    if (rot.strategy != rotation_strategy::dual)
+      usage("--retire-when-drained", "needs --strategy dual (in-place has no previous account to retire)");
+  }
   if (f.rotate_every == "0" || f.rotate_every == "never" || f.rotate_every == "off") {
     opts.rotate_every.reset();
   } else {

@@ -217,6 +217,21 @@ std::string sidecar_status::metrics() const {
     if (!locked.empty() && !named && is_label_value(locked))
       sample("tenantdb_account_lockout{account=\"" + locked + "\"}", "1");
   }
+  if (rotator_ != nullptr && options_.rotation.drain_max.count() > 0) {
+    const drain_status& d = rotator_->drain();
+    family("tenantdb_previous_account_sessions", "gauge",
+           "Sessions still open on the previous account waiting to be retired (--retire-when-drained); 0 when none "
+           "waits.");
+    sample("tenantdb_previous_account_sessions", std::to_string(d.sessions));
+    family("tenantdb_retirements_deferred_total", "counter",
+           "Checks that found the previous account's sessions open and left it working (--retire-when-drained).");
+    sample("tenantdb_retirements_deferred_total", std::to_string(d.deferred_total));
+    family("tenantdb_retirements_forced_total", "counter",
+           "Previous accounts retired with sessions still open: the maximum wait passed, or the next rotation was "
+           "due.");
+    sample("tenantdb_retirements_forced_total{reason=\"max_wait\"}", std::to_string(d.forced_max_wait_total));
+    sample("tenantdb_retirements_forced_total{reason=\"next_rotation\"}", std::to_string(d.forced_next_rotation_total));
+  }
   family("tenantdb_ready", "gauge",
          "1 when the files are in place, the last login check passed, the store is tenantdb's, no account "
          "is locked out and the proxy (if enabled) serves.");

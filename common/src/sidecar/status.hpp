@@ -54,6 +54,8 @@ public:
   /// The local database proxy, when --proxy-listen is set: ready() then also needs it
   /// serving, and metrics() adds its families. Not owned; outlives this.
   void watch_proxy(const proxy_feed* proxy) noexcept { proxy_ = proxy; }
+  /// The rotator, whose drain (--retire-when-drained) metrics() reports. Not owned.
+  void watch_rotator(const rotator* r) noexcept { rotator_ = r; }
 
   /// The account the store records as locked out ("" if none).
   std::string locked_out() const;
@@ -71,6 +73,7 @@ private:
   const file_publisher& files_;
   std::chrono::system_clock::time_point started_;
   const proxy_feed* proxy_ = nullptr;
+  const rotator* rotator_ = nullptr;
 
   bool check_ok_ = false;
   std::string check_reason_;
