@@ -156,6 +156,10 @@ int run_deprovision(tenantdb::init_options& o) {
   log::info("deletion policy", {{"policy", policy}, {"from", policy_from}});
   d.who = o.provision.who;
   d.name_prefix = o.provision.name_prefix;
+  // A tenant that attached a database has that database's names (its accounts are
+  // <database>_a and _b, as tenantdb makes them); deprovision() checks every record.
+  if (const std::string& db = o.provision.attach_database; !db.empty())
+    d.names = tenant_names{db, db + "_a", db + "_b"};
   d.policy = policy;
   d.dry_run = o.dry_run;
   d.deadline = o.provision.deadline;
@@ -350,8 +354,9 @@ int run_in_cluster(tenantdb::init_options& o, tenantdb::kube_client& client, ten
 
   if (!o.output_dir.empty()) refuse_unsafe_directory(o.output_dir);
   const tenant_names names = derive_names(opts.who, opts.name_prefix);
-  std::map<std::string, std::string> labels{{"app.kubernetes.io/managed-by", "tenantdb"},
-                                            {"tenantdb.io/database", names.database}};
+  std::map<std::string, std::string> labels{
+      {"app.kubernetes.io/managed-by", "tenantdb"},
+      {"tenantdb.io/database", opts.attach_database.empty() ? names.database : opts.attach_database}};
   const std::string secret = opts.who.namespace_name + "/" + o.secret_name;
   auto store = make_secret_store(client, opts.who.namespace_name, o.secret_name, labels);
   // A credentials Secret that is not tenantdb's (e.g. a ServiceAccount token put in its

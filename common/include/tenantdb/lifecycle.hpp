@@ -104,6 +104,22 @@ deprovision_result deprovision(const connector& conn, engine& db, const deprovis
 /// it changed, one line each (empty: nothing was retained). Called by provision().
 std::vector<std::string> restore_retained(admin_session& admin, const tenant_names& names);
 
+// --- Re-attach (tenantdb-init --attach-database) -----------------------------------
+
+/// The names of the tenant objects that database `database` belongs to, by its records,
+/// for a tenant `owner` that wants to attach to it. Read-only. Throws tenantdb::error
+/// (ownership; nothing changed) when no record names the database, when it is gone, or
+/// when a record names another owner that is live (neither retained nor orphaned).
+tenant_names attached_names(admin_session& admin, engine_type type, const std::string& database,
+                            const owner_record& owner);
+
+/// Hands the objects of `names` to `owner`: ends the previous owner's sessions, then
+/// rewrites each record that names another owner to name `owner` (a retained state is
+/// kept, for restore_retained to end). Idempotent; returns what it changed, one line each.
+/// The caller has checked with attached_names.
+std::vector<std::string> attach_database(admin_session& admin, engine_type type, const tenant_names& names,
+                                         const owner_record& owner);
+
 // --- The orphan sweep (tenantdb-init --sweep) ------------------------------------------
 
 /// Whether a tenant's owner (its credentials Secret) still exists, as the caller found out.

@@ -44,6 +44,7 @@ struct flags {
   bool dry_run = false;
   bool sweep = false;
   std::string grace;
+  std::string attach_database;
   std::string policy;
   std::string output;
 };
@@ -98,6 +99,9 @@ void add_flags(CLI::App& app, flags& f) {
   app.add_option("--grace", f.grace, "With --sweep (required): how long an owner must be gone, e.g. 24h");
   app.add_flag("--dry-run", f.dry_run,
                "With --deprovision or --sweep: print the statements it would run and change nothing");
+  app.add_option("--attach-database", f.attach_database,
+                 "Use this existing tenantdb database (and its accounts) instead of the derived names, taking it "
+                 "over from a retained or orphaned owner; never from a live one");
   app.add_flag("--adopt-existing", f.adopt_existing,
                "Take over an existing database or account with the tenant's names that has no ownership record "
                "(never one recorded for another owner)");
@@ -183,6 +187,21 @@ init_options to_options(const flags& f) {
   if (f.sweep && (f.list || f.deprovision))
     throw error(error_kind::usage, "--sweep is a mode of its own: drop --list/--deprovision").about("--sweep");
   if (!f.grace.empty() && !f.sweep) throw error(error_kind::usage, "--grace is for --sweep only").about("--grace");
+  if (!f.attach_database.empty()) {
+    if (f.list || f.sweep || f.print_names)
+      throw error(error_kind::usage,
+                  "--attach-database is for a normal init run or --deprovision of a tenant that attached a database")
+          .about("--attach-database");
+    // tenantdb's own names are [a-z][a-z0-9_]*; nothing else was ever made by it.
+    const std::string& d = f.attach_database;
+    bool ok = d.size() <= 63 && d[0] >= 'a' && d[0] <= 'z';
+    for (const char c : d) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+    if (!ok)
+      throw error(error_kind::usage,
+                  "--attach-database must name a tenantdb database: [a-z][a-z0-9_]*, at most 63 characters")
+          .about("--attach-database");
+    out.provision.attach_database = d;
+  }
   if (f.sweep) return sweep_options_from(f, out);
   if ((f.list || f.deprovision) && f.print_names)
     throw error(error_kind::usage, "--print-names is a mode of its own: drop --list/--deprovision")

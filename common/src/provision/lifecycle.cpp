@@ -540,4 +540,73 @@ std::vector<sweep_entry> sweep(const connector& conn, engine& db, const sweep_op
   return out;
 }
 
+namespace {
+
+std::string product_of(engine_type type) {
+  return type == engine_type::postgres ? "PostgreSQL" : "MySQL/MariaDB";
+}
+
+}  // namespace
+
+tenant_names attached_names(admin_session& admin, engine_type type, const std::string& database,
+                            const owner_record& owner) {
+  const std::string object = product_of(type) + " database \"" + database + "\"";
+  const auto refuse = [&](const std::string& why) {
+    throw error(error_kind::ownership, object + " " + why + "; nothing was changed").about("--attach-database");
+  };
+  std::vector<recorded_object> records;
+  for (auto& o : admin.recorded_objects(nullptr))
+    if (o.record.database == database) records.push_back(std::move(o));
+  if (records.empty())
+    refuse(admin.database_exists(database)
+               ? "carries no tenantdb ownership record: --attach-database takes over only a database tenantdb made"
+               : "does not exist and no tenantdb record names it");
+  const auto& first = records.front().record;
+  if (first.users.size() != 2) refuse("has a record that names no two login accounts");
+  if (!admin.database_exists(database)) refuse("is gone: only its records remain");
+  for (const auto& o : records) {
+    if (same_owner(o.record, owner)) continue;
+    const bool live = o.record.state != state_retained && o.record.orphaned_since.empty();
+    if (!live) continue;
+    // Another live owner. Named only within the tenant's own namespace, as must_adopt does.
+    refuse(std::string("belongs to ") +
+           (o.record.namespace_name == owner.namespace_name
+                ? "the live tenant \"" + o.record.name + "\" of this namespace"
+                : std::string("a live tenant of another namespace")) +
+           ": only a retained tenant's database (tenantdb-init --deprovision --policy retain), or one whose owner an "
+           "orphan sweep found gone, can be attached");
+  }
+  return tenant_names{first.database, first.users[0], first.users[1]};
+}
+
+std::vector<std::string> attach_database(admin_session& admin, engine_type type, const tenant_names& names,
+                                         const owner_record& owner) {
+  std::vector<recorded_object> theirs;
+  for (auto& o : admin.recorded_objects(&names)) {
+    if (type == engine_type::postgres && o.kind == "database") continue;  // its group role carries it
+    if (!same_owner(o.record, owner)) theirs.push_back(std::move(o));
+  }
+  if (theirs.empty()) return {};
+  const owner_record previous = theirs.front().record;
+  std::vector<std::string> changes;
+  // Sessions first: a crash after this leaves records a rerun still hands over.
+  for (const std::string* u : {&names.user_a, &names.user_b})
+    if (admin.user_exists(*u)) {
+      const int ended = admin.end_sessions(*u);
+      if (ended > 0) changes.push_back("ended " + std::to_string(ended) + " session(s) of " + *u);
+    }
+  for (auto& o : theirs) {
+    o.record.namespace_name = owner.namespace_name;
+    o.record.name = owner.name;
+    o.record.store = owner.store;
+    o.record.orphaned_since.clear();
+    o.record.policy_from.clear();
+    o.record.deletion_policy = std::string(policy_retain);
+    admin.write_record(o);
+  }
+  changes.push_back("attached database " + names.database + " (previously " +
+                    (previous.state == state_retained ? std::string("retained") : std::string("orphaned")) +
+                    "); its records now name this tenant");
+  return changes;
+}
 }  // namespace tenantdb
