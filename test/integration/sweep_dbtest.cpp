@@ -330,6 +330,19 @@ TEST_P(SweepTest, AnOwnerTheApiCannotVouchForIsNeverDeleted) {
   EXPECT_TRUE(state_of(t).database);
   EXPECT_TRUE(state_of(t).users);
 
+  // A 404 that is not the API's NotFound Status for that Secret (a proxy's page): the same.
+  test::KubeStandin::Fault foreign;
+  foreign.count = 5;
+  foreign.status = 404;
+  foreign.plain_text = true;
+  foreign.path_filter = "/secrets/" + secret_of(t);
+  api_.fail_next(foreign);
+  r = sweep({"--grace", "1h", "--connector-file", delete_connector()});
+  api_.clear_faults();
+  EXPECT_EQ(r.exit_code, exit_kubernetes) << test::tail(r.err, 20);
+  EXPECT_TRUE(contains(line_of(r, t), "unknown: ")) << r.out;
+  EXPECT_TRUE(state_of(t).database);
+
   // Only a clean 404 lets the policy (here the connector's) apply.
   r = sweep({"--grace", "1h", "--connector-file", delete_connector()});
   ASSERT_EQ(r.exit_code, 0) << test::tail(r.err, 20);
