@@ -1,11 +1,16 @@
 // tenantdb-init: provisions a tenant's database, accounts and credentials, then exits.
 // The flags are tenantdb::init_options and the work is tenantdb::provision, both in common/.
 
+#include <cstdint>
 #include <iostream>
 #include <optional>
 
+#include <rapidjson/document.h>
+
 #include "tenantdb/app.hpp"
 #include "tenantdb/credentials.hpp"
+#include "tenantdb/duration.hpp"
+#include "tenantdb/error.hpp"
 #include "tenantdb/events.hpp"
 #include "tenantdb/fault.hpp"
 #include "tenantdb/init_events.hpp"
@@ -151,6 +156,10 @@ int run_deprovision(tenantdb::init_options& o) {
   log::info("deletion policy", {{"policy", policy}, {"from", policy_from}});
   d.who = o.provision.who;
   d.name_prefix = o.provision.name_prefix;
+  // A tenant that attached a database has that database's names (its accounts are
+  // <database>_a and _b, as tenantdb makes them); deprovision() checks every record.
+  if (const std::string& db = o.provision.attach_database; !db.empty())
+    d.names = tenant_names{db, db + "_a", db + "_b"};
   d.policy = policy;
   d.dry_run = o.dry_run;
   d.deadline = o.provision.deadline;
@@ -171,6 +180,122 @@ int run_deprovision(tenantdb::init_options& o) {
   return 0;
 }
 
+// --sweep: whether a record's owner (its credentials Secret) exists. Only a clean 404
+// NotFound Status for that very Secret (or for its namespace) counts as gone; anything
+// else (403, 5xx, a timeout, a 404 from something that is not the API) is unknown, and
+// an unknown owner is never acted on.
+tenantdb::owner_status ask_owner(tenantdb::kube_client& client, const tenantdb::owner_record& record) {
+  using namespace tenantdb;
+  owner_status out;
+  static constexpr std::string_view prefix = "secret ";
+  const std::string& store = record.store;
+  const auto slash = store.find('/');
+  const std::string ns = slash == std::string::npos ? "" : store.substr(prefix.size(), slash - prefix.size());
+  const std::string name = slash == std::string::npos ? "" : store.substr(slash + 1);
+  if (!is_dns1123_label(ns) || !is_dns1123_subdomain(name)) {
+    out.why = "the record's credentials store \"" + store + "\" names no valid Secret";
+    return out;
+  }
+  try {
+    const auto secret = client.get_secret(ns, name);
+    if (secret) {
+      out.is = owner_status::state::present;
+      if (const auto it = secret->annotations.find(deletion_policy_annotation); it != secret->annotations.end()) {
+        const auto parsed = parse_deletion_policy(it->second);
+        if (parsed)
+          out.annotated_policy = *parsed;
+        else
+          out.annotation_invalid = true;
+      }
+      return out;
+    }
+    // A 404: ask once more and read the answer itself. It must be the API's own Status
+    // saying that this Secret (or its namespace) is not found.
+    kube_response again = client.request("GET", "/api/v1/namespaces/" + ns + "/secrets/" + name);
+    if (again.status == 200) {
+      wipe(again.body);
+      out.is = owner_status::state::present;  // back meanwhile; its annotation is read next time
+      return out;
+    }
+    rapidjson::Document doc;
+    doc.Parse(again.body.c_str(), again.body.size());
+    const auto text = [&](const rapidjson::Value& v, const char* key) -> std::string {
+      if (!v.IsObject()) return {};
+      const auto m = v.FindMember(key);
+      return m != v.MemberEnd() && m->value.IsString() ? m->value.GetString() : std::string();
+    };
+    bool clean = false;
+    if (again.status == 404 && !doc.HasParseError() && doc.IsObject() && text(doc, "kind") == "Status" &&
+        text(doc, "reason") == "NotFound" && doc.HasMember("details")) {
+      const auto& details = doc["details"];
+      clean = (text(details, "kind") == "secrets" && text(details, "name") == name) ||
+              (text(details, "kind") == "namespaces" && text(details, "name") == ns);
+    }
+    if (clean) {
+      out.is = owner_status::state::gone;
+      return out;
+    }
+    wipe(again.body);
+    if (again.status == 404) {
+      out.why = "get secret \"" + ns + "/" + name + "\" answered 404 without the API's NotFound Status for it";
+      out.failure = error_kind::kubernetes;
+      return out;
+    }
+    throw_api_error(again, "get secret \"" + ns + "/" + name + "\"");
+  } catch (const error& err) {
+    out.is = owner_status::state::unknown;
+    out.why = err.what();
+    out.failure = err.kind();
+  }
+  return out;
+}
+
+// --sweep: every tenant whose owner is gone for longer than --grace gets its policy.
+int run_sweep(tenantdb::init_options& o) {
+  using namespace tenantdb;
+  kube_client client(find_kube_config(o.kubeconfig));
+  // --namespace narrows the sweep to that namespace's tenants; a connector named without
+  // a namespace is in the sweeper's own.
+  const connector conn = read_connector(o, &client, client.config().namespace_name);
+  sweep_options s;
+  s.grace = o.grace;
+  s.dry_run = o.dry_run;
+  s.connector_policy = conn.deletion_policy;
+  s.only_namespace = o.namespace_name;
+  s.deadline = o.provision.deadline;
+  s.timeouts = o.provision.timeouts;
+  s.fault = o.provision.fault;
+  s.check_owner = [&](const owner_record& r) { return ask_owner(client, r); };
+  const auto entries = sweep(conn, *make_engine(conn.server.type), s);
+  if (o.dry_run)
+    std::cout << "# plan: orphan sweep of " << engine_name(conn.server) << " at " << conn.server.host << ":"
+              << conn.server.port << ", grace " << format_duration(o.grace)
+              << " (dry run: nothing is changed, not even orphanedSince)\n";
+  std::optional<error_kind> failure;
+  std::size_t acted = 0;
+  for (const auto& e : entries) {
+    std::cout << e.line << "\n";
+    if (o.dry_run)
+      for (const auto& statement : e.plan) std::cout << "SQL " << statement << "\n";
+    if (e.what == sweep_entry::outcome::acted) ++acted;
+    if (!failure && e.failure) failure = e.failure;
+  }
+  std::cout << std::flush;
+  log::info("orphan sweep done", {{"tenants", static_cast<std::int64_t>(entries.size())},
+                                  {"acted", static_cast<std::int64_t>(acted)},
+                                  {"dry_run", o.dry_run}});
+  // A tenant whose owner could not be asked, or that could not be finished, makes the
+  // run fail (after every other tenant was done), so a CronJob shows it.
+  if (failure) {
+    const error summary(*failure,
+                        "the sweep left tenants undecided or unfinished (their lines say why); the next "
+                        "run asks again");
+    log::error("orphan sweep incomplete", {{"reason", summary.what()}});
+    return static_cast<int>(summary.code());
+  }
+  return 0;
+}
+
 int run(tenantdb::init_options o) {
   using namespace tenantdb;
   log::set_level(o.log_level);
@@ -185,6 +310,7 @@ int run(tenantdb::init_options o) {
 
   if (o.mode == init_mode::list) return run_list(o);
   if (o.mode == init_mode::deprovision) return run_deprovision(o);
+  if (o.mode == init_mode::sweep) return run_sweep(o);
 
   if (o.local) {
     const connector conn = parse_connector(read_connector_path(o.connector_file));
@@ -228,8 +354,9 @@ int run_in_cluster(tenantdb::init_options& o, tenantdb::kube_client& client, ten
 
   if (!o.output_dir.empty()) refuse_unsafe_directory(o.output_dir);
   const tenant_names names = derive_names(opts.who, opts.name_prefix);
-  std::map<std::string, std::string> labels{{"app.kubernetes.io/managed-by", "tenantdb"},
-                                            {"tenantdb.io/database", names.database}};
+  std::map<std::string, std::string> labels{
+      {"app.kubernetes.io/managed-by", "tenantdb"},
+      {"tenantdb.io/database", opts.attach_database.empty() ? names.database : opts.attach_database}};
   const std::string secret = opts.who.namespace_name + "/" + o.secret_name;
   auto store = make_secret_store(client, opts.who.namespace_name, o.secret_name, labels);
   // A credentials Secret that is not tenantdb's (e.g. a ServiceAccount token put in its

@@ -445,6 +445,81 @@ TEST_P(LifecycleTest, BadInputToTheNewModesIsOneLineNamingTheFlagAndChangesNothi
   EXPECT_EQ(str(listed()[0], "state"), "live");
 }
 
+// Issue 11, item 3: a new tenant re-attaches a retained tenant's database and reads its data.
+TEST_P(LifecycleTest, ANewTenantAttachesARetainedDatabaseAndReadsItsDataButNeverALiveOnes) {
+  const tenant old_owner = make_tenant("before");
+  provision(old_owner);
+  const auto names = derive_names(old_owner);
+  as_tenant(old_owner, "CREATE TABLE kept (v VARCHAR(20)); INSERT INTO kept VALUES ('row one'), ('row two')");
+  ASSERT_EQ(init(deprovision_args(old_owner)).exit_code, 0);  // retain
+
+  // Another name in another namespace, e.g. after the namespace was recreated.
+  const tenant heir{"after", ns_ + "-new"};
+  const auto attach = [&](const tenant& t, const std::string& database) {
+    return init({"--local", "--connector-file", connector_file(), "--tenant", t.name, "--namespace", t.namespace_name,
+                 "--output-dir", store_of(t).string(), "--timeout", "60s", "--attach-database", database});
+  };
+  auto r = attach(heir, names.database);
+  ASSERT_EQ(r.exit_code, 0) << test::tail(r.err, 20);
+  // Its store names the attached database, and its login reads the old rows.
+  const auto files = read_directory(store_of(heir));
+  EXPECT_EQ(files.at("database").reveal(), names.database);
+  const login heir_login{files.at("user").reveal(), secret(files.at("password").reveal())};
+  const std::string rows =
+      pg() ? pg_client(conn_.server, heir_login, names.database).value("SELECT string_agg(v, ',' ORDER BY v) FROM kept")
+           : my_client(conn_.server, heir_login, names.database).value("SELECT GROUP_CONCAT(v ORDER BY v) FROM kept");
+  EXPECT_EQ(rows, "row one,row two");
+  // The records name the new owner and the tenant is live again; the old store opens nothing.
+  auto admin = connect_admin(conn_.server, test::admin_login(conn_));
+  const auto records = admin->recorded_objects(&names);
+  ASSERT_FALSE(records.empty());
+  for (const auto& o : records) {
+    EXPECT_EQ(o.record.namespace_name, heir.namespace_name) << o.name;
+    EXPECT_EQ(o.record.name, heir.name) << o.name;
+    EXPECT_EQ(o.record.store, "directory " + store_of(heir).string()) << o.name;
+    EXPECT_EQ(o.record.state, "") << o.name;
+  }
+  EXPECT_FALSE(logs_in(old_owner));
+  // Idempotent: the same run again changes nothing and still works.
+  r = attach(heir, names.database);
+  ASSERT_EQ(r.exit_code, 0) << test::tail(r.err, 20);
+  EXPECT_EQ(r.err.find("attached an existing database"), std::string::npos) << r.err;
+
+  // The heir is live now: nobody else may attach its database.
+  const tenant thief = make_tenant("thief");
+  r = attach(thief, names.database);
+  EXPECT_EQ(r.exit_code, exit_ownership) << test::tail(r.err, 20);
+  ASSERT_EQ(error_lines(r.err).size(), 1u) << r.err;
+  EXPECT_NE(error_lines(r.err)[0].find("live tenant"), std::string::npos) << r.err;
+  EXPECT_EQ(admin->recorded_objects(&names).front().record.name, heir.name);
+  EXPECT_EQ(pg() ? pg_client(conn_.server, heir_login, names.database).value("SELECT count(*) FROM kept")
+                 : my_client(conn_.server, heir_login, names.database).value("SELECT COUNT(*) FROM kept"),
+            "2");
+
+  // A database without a record (made by hand) is refused too; a bad name is a usage error.
+  const tenant bare = make_tenant("bare2");
+  const auto bare_names = derive_names(bare);
+  admin->ensure_database(bare_names, nullptr);
+  r = attach(thief, bare_names.database);
+  EXPECT_EQ(r.exit_code, exit_ownership) << test::tail(r.err, 20);
+  EXPECT_NE(r.err.find("carries no tenantdb ownership record"), std::string::npos) << r.err;
+  EXPECT_TRUE(admin->database_exists(bare_names.database));
+  r = attach(thief, "Robert'); DROP TABLE x;--");
+  EXPECT_EQ(r.exit_code, exit_usage) << test::tail(r.err, 20);
+  EXPECT_NE(r.err.find("--attach-database"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(store_of(thief) / "password"));
+
+  admin->drop_database(bare_names.database);  // made by hand above: not tenantdb's to drop
+  if (pg()) admin->drop_user(bare_names.database);
+
+  // The heir deprovisions naming the database it attached: delete leaves nothing.
+  r = init(deprovision_args(heir, {"--policy", "delete", "--attach-database", names.database}));
+  ASSERT_EQ(r.exit_code, 0) << test::tail(r.err, 20);
+  EXPECT_FALSE(admin->database_exists(names.database));
+  EXPECT_FALSE(admin->user_exists(names.user_a) || admin->user_exists(names.user_b));
+  EXPECT_TRUE(admin->recorded_objects(&names).empty());
+}
+
 // Through the Kubernetes API: the credentials Secret's annotation chooses the policy, and
 // the listing says whether each tenant's Secret still exists.
 TEST_P(LifecycleTest, KubeModeTakesThePolicyFromTheSecretAnnotationAndListsWhetherTheOwnerExists) {

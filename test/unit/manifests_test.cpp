@@ -241,9 +241,9 @@ struct container {
   }
   std::string tenant() const { return flag("--tenant").value_or(env_value("TENANTDB_TENANT")); }
   std::string secret_name() const { return flag("--secret-name").value_or("vc-db-" + tenant()); }
-  /// tenantdb-init in a lifecycle mode (--deprovision, --list) runs as a Job of its own,
-  /// not in front of a workload: no credentials directory, no sidecar.
-  bool lifecycle() const { return kind == role::init && (flag("--deprovision") || flag("--list")); }
+  /// tenantdb-init in a lifecycle mode (--deprovision, --list, --sweep) runs as a Job of
+  /// its own, not in front of a workload: no credentials directory, no sidecar.
+  bool lifecycle() const { return kind == role::init && (flag("--deprovision") || flag("--list") || flag("--sweep")); }
 };
 
 /// A pod template: a Kubernetes pod spec, or the vCluster chart's controlPlane.statefulSet.
@@ -428,12 +428,13 @@ std::vector<tenantdb::credential_format> all_formats() {
 // ---------------------------------------------------------------- tests
 
 TEST(Manifests, TheExpectedFilesExist) {
-  for (const char* f : {"manifests/rbac.yaml", "manifests/workload.yaml", "manifests/workload-classic-sidecar.yaml",
-                        "manifests/kustomization.yaml", "examples/connector-mysql.yaml",
-                        "examples/connector-mariadb.yaml", "examples/connector-postgres.yaml",
-                        "examples/connector-postgres-verify-full.yaml", "examples/connector-platform-style.yaml",
-                        "examples/app-reads-credentials.yaml", "examples/vcluster/vcluster-values.yaml",
-                        "examples/vcluster/vcluster-values-mysql.yaml", "examples/vcluster/README.md"})
+  for (const char* f :
+       {"manifests/rbac.yaml", "manifests/workload.yaml", "manifests/workload-classic-sidecar.yaml",
+        "manifests/kustomization.yaml", "examples/connector-mysql.yaml", "examples/connector-mariadb.yaml",
+        "examples/connector-postgres.yaml", "examples/connector-postgres-verify-full.yaml",
+        "examples/connector-platform-style.yaml", "examples/app-reads-credentials.yaml",
+        "examples/vcluster/vcluster-values.yaml", "examples/vcluster/vcluster-values-mysql.yaml",
+        "examples/vcluster/README.md", "manifests/sweep-cronjob.yaml"})
     EXPECT_TRUE(fs::is_regular_file(source_dir / f)) << f;
   EXPECT_FALSE(corpus().empty());
 }
@@ -832,6 +833,24 @@ TEST(Rbac, RolesGrantOnlyNamedSecretAccessAndCreate) {
   std::size_t roles = 0;
   for (const auto& doc : corpus()) {
     const std::string kind = scalar(doc.root["kind"]);
+    // The one exception: the orphan sweep must ask whether Secrets of names it learns
+    // from the server exist in any namespace: get on Secrets, nothing else, bound to
+    // its own ServiceAccount only.
+    if ((kind == "ClusterRole" || kind == "ClusterRoleBinding") && doc.file.filename() == "sweep-cronjob.yaml" &&
+        in_dir(doc.file, "manifests/")) {
+      if (kind == "ClusterRole") {
+        const auto rules = rules_of(doc.root);
+        ASSERT_EQ(rules.size(), 1u) << doc.where();
+        EXPECT_EQ(rules[0].verbs, std::set<std::string>{"get"}) << doc.where() << ": the sweep needs get only";
+        EXPECT_EQ(rules[0].resources, std::set<std::string>{"secrets"}) << doc.where();
+        EXPECT_EQ(rules[0].groups, std::set<std::string>{""}) << doc.where();
+      } else {
+        EXPECT_EQ(scalar(get(doc.root, {"roleRef", "name"})), "tenantdb-sweep") << doc.where();
+        ASSERT_EQ(doc.root["subjects"].size(), 1u) << doc.where();
+        EXPECT_EQ(scalar(doc.root["subjects"][0]["name"]), "tenantdb-sweep") << doc.where();
+      }
+      continue;
+    }
     EXPECT_NE(kind, "ClusterRole") << doc.where() << ": tenantdb needs no cluster-wide permission";
     EXPECT_NE(kind, "ClusterRoleBinding") << doc.where();
     if (kind != "Role") continue;
@@ -903,7 +922,8 @@ TEST(Rbac, ManifestsPreCreateTheCredentialsSecretsAndGrantNoCreate) {
   std::size_t checked = 0;
   for (const auto& p : pods()) {
     const container* init = p.find(role::init);
-    if (init == nullptr || !in_dir(p.doc->file, "manifests/")) continue;
+    // (A lifecycle Job such as the sweep has no credentials Secret of its own.)
+    if (init == nullptr || init->lifecycle() || !in_dir(p.doc->file, "manifests/")) continue;
     ++checked;
     const document* secret = precreated_secret(p.namespace_name, init->secret_name());
     ASSERT_NE(secret, nullptr) << p.where() << ": manifests/ does not create " << p.namespace_name << "/"
@@ -933,7 +953,9 @@ TEST(Rbac, WorkloadsHaveThePermissionsTheyUse) {
     const std::string secret = init->secret_name();
     if (!in_dir(p.doc->file, "examples/vcluster")) {
       // (The vCluster chart's own Role covers the credentials Secret: README.md.)
-      if (init->lifecycle()) {
+      if (init->flag("--sweep")) {
+        // The sweep's ClusterRole (checked in RolesGrantOnlyNamedSecretAccessAndCreate).
+      } else if (init->lifecycle()) {
         // Deprovisioning reads the Secret's deletion-policy annotation and writes nothing.
         EXPECT_TRUE(allowed(p.namespace_name, p.namespace_name, p.service_account, "get", secret))
             << p.where() << ": " << p.service_account << " may not get " << secret;

@@ -18,6 +18,7 @@ enum class init_mode {
   provision,    ///< the default: provision the tenant
   list,         ///< --list: the inventory of every tenant on the server (read-only)
   deprovision,  ///< --deprovision: retain or delete one tenant (lifecycle.hpp)
+  sweep,        ///< --sweep: apply each orphaned tenant's policy after --grace (lifecycle.hpp)
 };
 
 /// Everything tenantdb-init's flags say, checked.
@@ -28,8 +29,10 @@ struct init_options {
   /// --policy with --deprovision, normalised; empty: the Secret's annotation, the
   /// connector's deletionPolicy, else retain.
   std::string policy;
-  /// --dry-run with --deprovision: print the plan, change nothing.
+  /// --dry-run with --deprovision or --sweep: print the plan, change nothing.
   bool dry_run = false;
+  /// --grace with --sweep: how long an owner must be gone before its policy applies.
+  std::chrono::milliseconds grace{0};
   /// --log-level.
   log::level log_level = log::level::info;
   /// --timeout: how long unreachable databases and API servers are retried.

@@ -17,6 +17,7 @@
 
 #include "tenantdb/connector.hpp"
 #include "tenantdb/engine.hpp"
+#include "tenantdb/error.hpp"
 #include "tenantdb/fault.hpp"
 #include "tenantdb/naming.hpp"
 #include "tenantdb/ownership.hpp"
@@ -71,6 +72,9 @@ struct deprovision_options {
   /// The credentials store the records must name: "secret ns/name" or "directory /abs".
   std::string store;
   std::string policy{policy_retain};  ///< "retain" or "delete"
+  /// The tenant's names as its records name them (the sweep: records do not keep the
+  /// name prefix); unset: derived from `who` and `name_prefix`.
+  std::optional<tenant_names> names;
   bool dry_run = false;
   std::chrono::steady_clock::time_point deadline;
   db_timeouts timeouts;
@@ -99,5 +103,84 @@ deprovision_result deprovision(const connector& conn, engine& db, const deprovis
 /// that order, so a crash between leaves a record a rerun still acts on). Returns what
 /// it changed, one line each (empty: nothing was retained). Called by provision().
 std::vector<std::string> restore_retained(admin_session& admin, const tenant_names& names);
+
+// --- Re-attach (tenantdb-init --attach-database) -----------------------------------
+
+/// The names of the tenant objects that database `database` belongs to, by its records,
+/// for a tenant `owner` that wants to attach to it. Read-only. Throws tenantdb::error
+/// (ownership; nothing changed) when no record names the database, when it is gone, or
+/// when a record names another owner that is live (neither retained nor orphaned).
+tenant_names attached_names(admin_session& admin, engine_type type, const std::string& database,
+                            const owner_record& owner);
+
+/// Hands the objects of `names` to `owner`: ends the previous owner's sessions, then
+/// rewrites each record that names another owner to name `owner` (a retained state is
+/// kept, for restore_retained to end). Idempotent; returns what it changed, one line each.
+/// The caller has checked with attached_names.
+std::vector<std::string> attach_database(admin_session& admin, engine_type type, const tenant_names& names,
+                                         const owner_record& owner);
+
+// --- The orphan sweep (tenantdb-init --sweep) ------------------------------------------
+
+/// Whether a tenant's owner (its credentials Secret) still exists, as the caller found out.
+struct owner_status {
+  enum class state {
+    present,  ///< the Secret answered 200
+    gone,     ///< a clean 404 NotFound for that Secret (or its namespace is gone)
+    unknown,  ///< anything else (403, 5xx, timeout, a store the API cannot check): never acted on
+  };
+  state is = state::unknown;
+  std::string why;  ///< unknown: the reason, one line
+  /// present: the Secret's tenantdb.io/deletion-policy annotation, normalised ("" none).
+  std::string annotated_policy;
+  /// present: the annotation is there but is neither retain nor delete.
+  bool annotation_invalid = false;
+  /// unknown: the error that made it so, for the exit code (kind kubernetes or unavailable).
+  std::optional<error_kind> failure;
+};
+
+/// What one sweep is asked to do.
+struct sweep_options {
+  /// How long an owner must have been gone before its tenant's policy is applied.
+  std::chrono::milliseconds grace{0};
+  bool dry_run = false;
+  /// The connector's deletionPolicy ("" unset).
+  std::string connector_policy;
+  /// Only the tenants whose records name this namespace ("" every tenant).
+  std::string only_namespace;
+  std::chrono::steady_clock::time_point deadline;
+  db_timeouts timeouts;
+  fault_hook fault;
+  /// Asks whether the owner of a record exists (the init asks the Kubernetes API).
+  std::function<owner_status(const owner_record&)> check_owner;
+  /// The wall clock the records' times are read against.
+  std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
+};
+
+/// One tenant's outcome; `line` is what the init prints for it.
+struct sweep_entry {
+  enum class outcome { present, waiting, acted, unknown, skipped, failed };
+  outcome what = outcome::unknown;
+  owner_record record;
+  std::string line;
+  std::vector<std::string> plan;      ///< the deprovisioning statements (dry run: would run)
+  std::optional<error_kind> failure;  ///< unknown or failed: why, for the exit code
+};
+
+/// Named points of the sweep, where tests make tenantdb-init die.
+namespace sweep_fault_points {
+/// The owner of a tenant was found gone and orphanedSince was written on its records.
+inline constexpr std::string_view orphan_recorded = "sweep-orphan-recorded";
+}  // namespace sweep_fault_points
+
+/// The orphan sweep: for every tenant in the inventory whose records name a credentials
+/// Secret, asks check_owner. Present: clears orphanedSince (and remembers the Secret's
+/// deletion-policy annotation in the records). Gone: writes orphanedSince on the first
+/// sight, and once the owner has been gone longer than `grace` deprovisions the tenant
+/// (deprovision(), with the names its records give) with its policy: the annotation the
+/// records remember, else the connector's deletionPolicy, else retain. Unknown: nothing.
+/// A dry run writes nothing at all (not even orphanedSince) and collects each plan.
+/// One tenant's failure does not stop the others. Idempotent.
+std::vector<sweep_entry> sweep(const connector& conn, engine& db, const sweep_options& options);
 
 }  // namespace tenantdb

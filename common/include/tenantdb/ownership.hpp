@@ -30,6 +30,15 @@ struct owner_record {
   /// (logins revoked, data kept), until a normal init run of the same owner restores it.
   std::string state;
   std::string retained_at;  ///< RFC 3339 UTC, set with state "retained"
+  /// RFC 3339 UTC: when an orphan sweep first found the owner gone (its credentials
+  /// Secret answered 404); "" while the owner is there. The sweep clears it when the
+  /// owner is back, and applies the policy once it is older than the grace period.
+  std::string orphaned_since;
+  /// "annotation" when deletion_policy was copied from the credentials Secret's
+  /// annotation tenantdb.io/deletion-policy by a sweep that saw the owner present
+  /// (so the policy is still known once the Secret is gone); "" for the default
+  /// written at creation, which the sweep does not treat as a choice.
+  std::string policy_from;
 };
 
 /// The deletion policies: what deprovisioning does with a tenant's objects.

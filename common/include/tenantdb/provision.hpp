@@ -64,6 +64,9 @@ struct provision_options {
   /// no record (made by hand, or by a tenantdb without records), instead of refusing them.
   /// Objects recorded for another owner are refused regardless.
   bool adopt_existing = false;
+  /// --attach-database: use this existing tenantdb database (and its accounts) instead of
+  /// the derived names, taking it over from a retained or orphaned owner (lifecycle.hpp).
+  std::string attach_database;
   /// Per-tenant overrides of the connector's limits (--max-connections,
   /// --statement-timeout, --idle-in-transaction-timeout); unset fields keep the
   /// connector's. The timeouts are PostgreSQL's: on MySQL/MariaDB they are ignored with

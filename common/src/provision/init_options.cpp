@@ -42,6 +42,9 @@ struct flags {
   bool list = false;
   bool deprovision = false;
   bool dry_run = false;
+  bool sweep = false;
+  std::string grace;
+  std::string attach_database;
   std::string policy;
   std::string output;
 };
@@ -90,10 +93,58 @@ void add_flags(CLI::App& app, flags& f) {
   app.add_option("--policy", f.policy,
                  "With --deprovision: retain or delete (default: the credentials Secret's annotation "
                  "tenantdb.io/deletion-policy, else the connector's deletionPolicy, else retain)");
-  app.add_flag("--dry-run", f.dry_run, "With --deprovision: print the statements it would run and change nothing");
+  app.add_flag("--sweep", f.sweep,
+               "Orphan sweep: apply the deletion policy of every tenant whose credentials Secret has been gone "
+               "(404) for longer than --grace; through the API only");
+  app.add_option("--grace", f.grace, "With --sweep (required): how long an owner must be gone, e.g. 24h");
+  app.add_flag("--dry-run", f.dry_run,
+               "With --deprovision or --sweep: print the statements it would run and change nothing");
+  app.add_option("--attach-database", f.attach_database,
+                 "Use this existing tenantdb database (and its accounts) instead of the derived names, taking it "
+                 "over from a retained or orphaned owner; never from a live one");
   app.add_flag("--adopt-existing", f.adopt_existing,
                "Take over an existing database or account with the tenant's names that has no ownership record "
                "(never one recorded for another owner)");
+}
+
+// --sweep: every tenant on the server, through the Kubernetes API only.
+init_options sweep_options_from(const flags& f, init_options& out) {
+  out.mode = init_mode::sweep;
+  if (f.print_names)
+    throw error(error_kind::usage, "--print-names is a mode of its own: drop --sweep").about("--print-names");
+  if (f.local)
+    throw error(error_kind::usage,
+                "--sweep asks the Kubernetes API whether each tenant's credentials Secret still exists; --local has "
+                "no API: drop --local, or deprovision local tenants one by one with --deprovision")
+        .about("--local");
+  if (!f.tenant.empty())
+    throw error(error_kind::usage,
+                "--sweep acts on every tenant on the server: drop --tenant (and $TENANTDB_TENANT); for one tenant use "
+                "--deprovision")
+        .about("--tenant");
+  if (!f.secret_name.empty())
+    throw error(error_kind::usage, "--sweep reads each tenant's Secret from its ownership records: drop --secret-name")
+        .about("--secret-name");
+  if (!f.policy.empty())
+    throw error(error_kind::usage,
+                "--policy is for --deprovision only: the sweep applies each tenant's own policy (its Secret's "
+                "annotation as recorded, else the connector's deletionPolicy, else retain)")
+        .about("--policy");
+  if (!f.output.empty()) throw error(error_kind::usage, "--output is for --list only").about("--output");
+  if (!f.store_dir.empty() || !f.output_dir.empty())
+    throw error(error_kind::usage, "--sweep writes no credential files: drop --output-dir/--store-dir")
+        .about(f.store_dir.empty() ? "--output-dir" : "--store-dir");
+  if (f.grace.empty())
+    throw error(error_kind::usage,
+                "--sweep needs --grace (e.g. 24h): how long an owner must be gone before its policy is applied")
+        .about("--grace");
+  out.grace = parse_duration(f.grace, "--grace");
+  if (out.grace <= std::chrono::milliseconds::zero())
+    throw error(error_kind::usage, "--grace must be longer than 0 (an owner must be seen gone twice)").about("--grace");
+  if (f.connector.empty() == f.connector_file.empty())
+    throw error(error_kind::usage, "pass exactly one of --connector (a Secret) or --connector-file (a mounted file)")
+        .about("--connector");
+  return out;
 }
 
 init_options to_options(const flags& f) {
@@ -133,14 +184,34 @@ init_options to_options(const flags& f) {
   out.dry_run = f.dry_run;
   if (f.list && f.deprovision)
     throw error(error_kind::usage, "pass one of --list or --deprovision, not both").about("--deprovision");
+  if (f.sweep && (f.list || f.deprovision))
+    throw error(error_kind::usage, "--sweep is a mode of its own: drop --list/--deprovision").about("--sweep");
+  if (!f.grace.empty() && !f.sweep) throw error(error_kind::usage, "--grace is for --sweep only").about("--grace");
+  if (!f.attach_database.empty()) {
+    if (f.list || f.sweep || f.print_names)
+      throw error(error_kind::usage,
+                  "--attach-database is for a normal init run or --deprovision of a tenant that attached a database")
+          .about("--attach-database");
+    // tenantdb's own names are [a-z][a-z0-9_]*; nothing else was ever made by it.
+    const std::string& d = f.attach_database;
+    bool ok = d.size() <= 63 && d[0] >= 'a' && d[0] <= 'z';
+    for (const char c : d) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+    if (!ok)
+      throw error(error_kind::usage,
+                  "--attach-database must name a tenantdb database: [a-z][a-z0-9_]*, at most 63 characters")
+          .about("--attach-database");
+    out.provision.attach_database = d;
+  }
+  if (f.sweep) return sweep_options_from(f, out);
   if ((f.list || f.deprovision) && f.print_names)
     throw error(error_kind::usage, "--print-names is a mode of its own: drop --list/--deprovision")
         .about("--print-names");
   if (!f.output.empty() && !f.list) throw error(error_kind::usage, "--output is for --list only").about("--output");
   if (!f.policy.empty() && !f.deprovision)
     throw error(error_kind::usage, "--policy is for --deprovision only").about("--policy");
-  if (f.dry_run && !f.deprovision)
-    throw error(error_kind::usage, "--dry-run is for --deprovision only (a plan of a normal init run is not built yet)")
+  if (f.dry_run && !f.deprovision && !f.sweep)
+    throw error(error_kind::usage,
+                "--dry-run is for --deprovision and --sweep only (a plan of a normal init run is not built yet)")
         .about("--dry-run");
 
   if (f.list || f.deprovision) {

@@ -311,6 +311,13 @@ struct run {
                                      {"host", conn.server.host},
                                      {"port", static_cast<int>(conn.server.port)},
                                      {"version", admin->server_version()}});
+    if (!opts.attach_database.empty()) {
+      (void)attached_names(*admin, conn.server.type, opts.attach_database, owner.record);  // checked again
+      for (auto& change : attach_database(*admin, conn.server.type, names, owner.record)) {
+        log::info("attached an existing database", {{"change", change}});
+        result.repairs.push_back(std::move(change));
+      }
+    }
     admin->ensure_database(names, &owner);
     // A tenant deprovisioned with the retain policy comes back: logins allowed again,
     // records live again (lifecycle.hpp).
@@ -361,7 +368,15 @@ provision_result provision(const connector& conn, engine& db, credential_store& 
   validate_tenant(options.who);
   validate_name_prefix(options.name_prefix);
   validate_password_length(options.password_length);
-  const tenant_names names = derive_names(options.who, options.name_prefix);
+  tenant_names names = derive_names(options.who, options.name_prefix);
+  if (!options.attach_database.empty()) {
+    // --attach-database: the names are the database's and its recorded accounts', not derived.
+    const owner_record us = owner_of(options, names, store).record;
+    retry_until(options.deadline, "find the database to attach", [&] {
+      auto admin = db.connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, options.timeouts);
+      names = attached_names(*admin, conn.server.type, options.attach_database, us);
+    });
+  }
   run r{conn, db, store, options, names, owner_of(options, names, store), limits_for(conn, options), nullptr, {}};
   r.result.names = r.names;
   log::info("provisioning", {{"tenant", options.who.name},

@@ -49,6 +49,8 @@ std::string owner_record_json(const owner_record& r) {
   // Only once deprovisioned: a live tenant's record reads as it always has.
   if (!r.state.empty()) str("state", r.state);
   if (!r.retained_at.empty()) str("retainedAt", r.retained_at);
+  if (!r.orphaned_since.empty()) str("orphanedSince", r.orphaned_since);
+  if (!r.policy_from.empty()) str("policyFrom", r.policy_from);
   w.EndObject();
   return {buf.GetString(), buf.GetSize()};
 }
@@ -70,6 +72,8 @@ std::optional<owner_record> parse_owner_record(std::string_view text) {
   r.deletion_policy = member(doc, "deletionPolicy");
   r.state = member(doc, "state");
   r.retained_at = member(doc, "retainedAt");
+  r.orphaned_since = member(doc, "orphanedSince");
+  r.policy_from = member(doc, "policyFrom");
   if (r.namespace_name.empty() || r.name.empty() || r.store.empty()) return std::nullopt;
   return r;
 }
