@@ -28,7 +28,8 @@ struct init_options {
   /// --policy with --deprovision, normalised; empty: the Secret's annotation, the
   /// connector's deletionPolicy, else retain.
   std::string policy;
-  /// --dry-run with --deprovision: print the plan, change nothing.
+  /// --dry-run: print the plan, change nothing (a provisioning run: also
+  /// provision.dry_run).
   bool dry_run = false;
   /// --log-level.
   log::level log_level = log::level::info;

@@ -90,7 +90,9 @@ void add_flags(CLI::App& app, flags& f) {
   app.add_option("--policy", f.policy,
                  "With --deprovision: retain or delete (default: the credentials Secret's annotation "
                  "tenantdb.io/deletion-policy, else the connector's deletionPolicy, else retain)");
-  app.add_flag("--dry-run", f.dry_run, "With --deprovision: print the statements it would run and change nothing");
+  app.add_flag("--dry-run", f.dry_run,
+               "Print the plan (the SQL statements and credential writes it would make, passwords masked) and change "
+               "nothing; also with --deprovision");
   app.add_flag("--adopt-existing", f.adopt_existing,
                "Take over an existing database or account with the tenant's names that has no ownership record "
                "(never one recorded for another owner)");
@@ -139,9 +141,11 @@ init_options to_options(const flags& f) {
   if (!f.output.empty() && !f.list) throw error(error_kind::usage, "--output is for --list only").about("--output");
   if (!f.policy.empty() && !f.deprovision)
     throw error(error_kind::usage, "--policy is for --deprovision only").about("--policy");
-  if (f.dry_run && !f.deprovision)
-    throw error(error_kind::usage, "--dry-run is for --deprovision only (a plan of a normal init run is not built yet)")
+  if (f.dry_run && (f.list || f.print_names))
+    throw error(error_kind::usage, std::string("--dry-run plans a provisioning or --deprovision run; ") +
+                                       (f.list ? "--list" : "--print-names") + " changes nothing anyway")
         .about("--dry-run");
+  out.provision.dry_run = f.dry_run && !f.deprovision;
 
   if (f.list || f.deprovision) {
     out.mode = f.list ? init_mode::list : init_mode::deprovision;
