@@ -18,6 +18,7 @@
 namespace tenantdb::sidecar {
 
 class proxy_feed;
+class drift_watch;
 
 /// What one login check with the published credentials found.
 struct login_check {
@@ -54,6 +55,11 @@ public:
   /// The local database proxy, when --proxy-listen is set: ready() then also needs it
   /// serving, and metrics() adds its families. Not owned; outlives this.
   void watch_proxy(const proxy_feed* proxy) noexcept { proxy_ = proxy; }
+  /// The drift the tenant's own login sees (drift.hpp): metrics() adds its family and
+  /// ready_note() its note; it never makes the sidecar unready. Not owned; outlives this.
+  void watch_drift(const drift_watch* drift) noexcept { drift_ = drift; }
+  /// While ready: "" or a note from a fixed set ("drift: privileges") for /readyz.
+  std::string ready_note() const;
 
   /// The account the store records as locked out ("" if none).
   std::string locked_out() const;
@@ -71,6 +77,7 @@ private:
   const file_publisher& files_;
   std::chrono::system_clock::time_point started_;
   const proxy_feed* proxy_ = nullptr;
+  const drift_watch* drift_ = nullptr;
 
   bool check_ok_ = false;
   std::string check_reason_;
