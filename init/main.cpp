@@ -2,8 +2,13 @@
 // The flags are tenantdb::init_options and the work is tenantdb::provision, both in common/.
 
 #include <cstdint>
+#include <filesystem>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include <rapidjson/document.h>
 
@@ -59,6 +64,67 @@ std::string names_json(const tenantdb::tenant& who, const tenantdb::tenant_names
 }
 
 int run_in_cluster(tenantdb::init_options& o, tenantdb::kube_client& client, tenantdb::event_recorder& events);
+
+// The plan as --dry-run prints it, for provisioning and deprovisioning alike: "# plan:
+// <what>", then one write per line ("SQL <statement>", "API <write>", "FILE <write>";
+// passwords as '***'), then notes as "# " lines.
+void print_plan(const std::string& what, const std::vector<std::string>& steps,
+                const std::optional<std::string>& nothing_to_do, const std::vector<std::string>& notes) {
+  std::cout << "# plan: " << what << "\n";
+  if (nothing_to_do) std::cout << "# nothing to do: " << *nothing_to_do << "\n";
+  for (const auto& step : steps) std::cout << step << "\n";
+  for (const auto& note : notes) std::cout << "# " << note << "\n";
+  std::cout << std::flush;
+}
+
+// A store a dry run reads and never writes: a directory that does not exist yet is an
+// empty store, not one to create.
+class read_only_store final : public tenantdb::credential_store {
+public:
+  read_only_store(std::unique_ptr<tenantdb::credential_store> inner, std::string dir)
+      : inner_(std::move(inner)), dir_(std::move(dir)) {}
+  std::optional<tenantdb::stored_credentials> load() override {
+    if (!dir_.empty() && !std::filesystem::exists(dir_)) return std::nullopt;
+    return inner_->load();
+  }
+  std::optional<std::string> create(const tenantdb::credential_data& /*data*/,
+                                    const std::map<std::string, std::string>& /*annotations*/) override {
+    throw tenantdb::error(tenantdb::error_kind::internal, "a dry run wrote to the credentials store");
+  }
+  std::optional<std::string> replace(const tenantdb::credential_data& /*data*/,
+                                     const std::map<std::string, std::string>& /*annotations*/,
+                                     const std::string& /*version*/) override {
+    throw tenantdb::error(tenantdb::error_kind::internal, "a dry run wrote to the credentials store");
+  }
+  std::string describe() const override { return inner_->describe(); }
+
+private:
+  std::unique_ptr<tenantdb::credential_store> inner_;
+  std::string dir_;
+};
+
+// After provision(): a dry run prints its plan; a real run logs what it did, in the
+// plan's words (statements with passwords masked, store writes).
+void report_plan(const tenantdb::init_options& o, const tenantdb::connector& conn,
+                 const tenantdb::provision_result& result, const std::string& store) {
+  using namespace tenantdb;
+  if (!o.provision.dry_run) {
+    for (const auto& step : result.plan) log::info("ran", {{"step", step}});
+    return;
+  }
+  const auto& who = o.provision.who;
+  std::vector<std::string> notes;
+  for (const auto& r : result.repairs) notes.push_back("repair: " + r);
+  if (!o.output_dir.empty() && !o.store_dir.empty())
+    notes.push_back("then the workload's files in " + o.output_dir + " are written if they differ");
+  print_plan("provision tenant " + who.namespace_name + "/" + who.name + " (database " + result.names.database +
+                 ", credentials " + store + ") on " + std::string(engine_name(conn.server)) + " at " +
+                 conn.server.host + ":" + std::to_string(conn.server.port),
+             result.plan,
+             result.plan.empty() ? std::optional<std::string>("the database, accounts and credentials are up to date")
+                                 : std::nullopt,
+             notes);
+}
 
 // The annotation a platform sets on a tenant's credentials Secret to choose its policy.
 constexpr const char* deletion_policy_annotation = "tenantdb.io/deletion-policy";
@@ -167,12 +233,15 @@ int run_deprovision(tenantdb::init_options& o) {
   d.fault = o.provision.fault;
   const auto result = deprovision(conn, *make_engine(conn.server.type), d);
   if (o.dry_run) {
-    std::cout << "# plan: deprovision tenant " << d.who.namespace_name << "/" << d.who.name << " (database "
-              << result.names.database << ") with policy " << policy << " (" << policy_from << ") on "
-              << engine_name(conn.server) << " at " << conn.server.host << ":" << conn.server.port << "\n";
-    if (result.nothing_found) std::cout << "# nothing to do: no object or record carries the tenant's names\n";
-    for (const auto& statement : result.plan) std::cout << "SQL " << statement << "\n";
-    std::cout << "# the credentials " << d.store << " is left in place" << std::endl;
+    std::vector<std::string> steps;
+    for (const auto& statement : result.plan) steps.push_back("SQL " + statement);
+    print_plan("deprovision tenant " + d.who.namespace_name + "/" + d.who.name + " (database " + result.names.database +
+                   ") with policy " + policy + " (" + policy_from + ") on " + std::string(engine_name(conn.server)) +
+                   " at " + conn.server.host + ":" + std::to_string(conn.server.port),
+               steps,
+               result.nothing_found ? std::optional<std::string>("no object or record carries the tenant's names")
+                                    : std::nullopt,
+               {"the credentials " + d.store + " is left in place"});
   }
   // A real run logs what it ran, in the plan's words (records and names only, no secret).
   if (!o.dry_run)
@@ -316,8 +385,12 @@ int run(tenantdb::init_options o) {
     const connector conn = parse_connector(read_connector_path(o.connector_file));
     refuse_unsafe_directory(o.output_dir);
     if (!o.store_dir.empty()) refuse_unsafe_directory(o.store_dir);
-    auto store = make_directory_store(o.store_dir.empty() ? o.output_dir : o.store_dir, o.files);
+    const std::string store_dir = o.store_dir.empty() ? o.output_dir : o.store_dir;
+    std::unique_ptr<credential_store> store = make_directory_store(store_dir, o.files);
+    if (opts.dry_run) store = std::make_unique<read_only_store>(std::move(store), store_dir);
     const auto result = provision(conn, *make_engine(conn.server.type), *store, opts);
+    report_plan(o, conn, result, store->describe());
+    if (opts.dry_run) return 0;
     if (opts.fault) opts.fault(provision_fault_points::provisioned);
     if (!o.store_dir.empty()) publish_workload_files(o, result.data);
     log::info(
@@ -336,7 +409,8 @@ int run(tenantdb::init_options o) {
     // Refused input (flags, connector, a foreign Secret, another owner's objects, unsafe
     // directories) changes nothing, not even an Event: its one log line is the report.
     // What failed at run time (server unreachable, login refused) is worth an Event.
-    if (is_runtime_failure(e)) events.warning(event_reasons::failed, "Provision", failure_event_message(e));
+    if (is_runtime_failure(e) && !o.provision.dry_run)
+      events.warning(event_reasons::failed, "Provision", failure_event_message(e));
     throw;
   }
 }
@@ -358,11 +432,14 @@ int run_in_cluster(tenantdb::init_options& o, tenantdb::kube_client& client, ten
       {"app.kubernetes.io/managed-by", "tenantdb"},
       {"tenantdb.io/database", opts.attach_database.empty() ? names.database : opts.attach_database}};
   const std::string secret = opts.who.namespace_name + "/" + o.secret_name;
-  auto store = make_secret_store(client, opts.who.namespace_name, o.secret_name, labels);
+  std::unique_ptr<credential_store> store = make_secret_store(client, opts.who.namespace_name, o.secret_name, labels);
+  if (opts.dry_run) store = std::make_unique<read_only_store>(std::move(store), "");
   // A credentials Secret that is not tenantdb's (e.g. a ServiceAccount token put in its
   // place) is refused before any database is touched; provisioning checks every read again.
   retry_until(opts.deadline, "read credentials secret " + secret, [&] { (void)store->load(); });
   const auto result = provision(conn, *make_engine(conn.server.type), *store, opts);
+  report_plan(o, conn, result, store->describe());
+  if (opts.dry_run) return 0;  // no Secret, no files, no Events
   if (opts.fault) opts.fault(provision_fault_points::provisioned);
   if (!o.output_dir.empty()) publish_workload_files(o, result.data);
   log::info("tenant ready",

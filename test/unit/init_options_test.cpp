@@ -209,6 +209,12 @@ TEST_F(InitOptions, ListAndDeprovisionAreModesWithTheirOwnFlags) {
                                   "--store-dir", (dir_ / "store").string()});
   EXPECT_EQ(l.provision.who.namespace_name, "default");
   EXPECT_EQ(options(api()).mode, init_mode::provision);
+
+  // --dry-run on a normal run plans provisioning; with --deprovision it plans that.
+  const init_options plan = options(api({"--dry-run"}));
+  EXPECT_EQ(plan.mode, init_mode::provision);
+  EXPECT_TRUE(plan.provision.dry_run);
+  EXPECT_FALSE(d.provision.dry_run) << "deprovisioning's dry run is its own";
 }
 
 TEST_F(InitOptions, TheLifecycleFlagsRefuseWhatTheyCannotUseNamingTheFlag) {
@@ -218,7 +224,7 @@ TEST_F(InitOptions, TheLifecycleFlagsRefuseWhatTheyCannotUseNamingTheFlag) {
   } cases[] = {
       {api({"--deprovision", "--policy", "purge"}), "--policy"},
       {api({"--policy", "delete"}), "--policy"},
-      {api({"--dry-run"}), "--dry-run"},
+      {{"--list", "--connector-file", "/c.yaml", "--dry-run"}, "--dry-run"},
       {api({"--output", "json"}), "--output"},
       {{"--list", "--connector-file", "/c.yaml", "--output", "yaml"}, "--output"},
       {api({"--list", "--deprovision"}), "--deprovision"},

@@ -143,6 +143,19 @@ public:
   /// the server, unless `execute`, which runs them too (a real run's record of what it
   /// did, in the plan's format). nullptr stops collecting.
   virtual void plan_into(std::vector<std::string>* sink, bool execute = false) = 0;
+
+  // --- Plan and drift (issue 11, items 4 and 5). -----------------------------------
+  // plan_into() covers the provisioning calls too (ensure_database, ensure_user,
+  // set_password, grant, apply_limits): each lists the statements it runs, a password
+  // as '***', and a dry run takes what it would create as created. ensure_database and
+  // grant also put back what drifted on objects that already existed (PostgreSQL: the
+  // database's owner, PUBLIC's CONNECT, the group role's privileges on its database, a
+  // login's membership in its group and its preset role, role attributes; MySQL/MariaDB:
+  // the account's privileges on its database and REQUIRE SSL).
+
+  /// What the calls since the last take_repairs() found drifted and put back (or, while
+  /// planning without executing, would), one line each, names only. Default: nothing.
+  virtual std::vector<std::string> take_repairs() { return {}; }
 };
 
 /// Connection timeouts for every engine call.
@@ -188,6 +201,19 @@ public:
   /// Throws tenantdb::error kind verification if `account` is refused.
   virtual int count_own_sessions(const server_address& server, const login& account, const std::string& database,
                                  const db_timeouts& timeouts) = 0;
+
+  /// Drift as the tenant sees it (issue 11, item 5): logs in as `tenant_login` to its
+  /// database and lists what the account may do beyond what tenantdb gives it, one line
+  /// each, names only (never a password or hash). PostgreSQL: SUPERUSER, CREATEDB,
+  /// CREATEROLE, REPLICATION or BYPASSRLS on the login or its group role, membership in
+  /// any role but its group; MySQL/MariaDB: any grant but USAGE on *.* and ALL
+  /// PRIVILEGES (without GRANT OPTION) on its own database. Empty: nothing more. Throws
+  /// tenantdb::error as verify_login does. Default: nothing (fakes).
+  virtual std::vector<std::string> excess_privileges(const server_address& server, const login& tenant_login,
+                                                     const std::string& database, const db_timeouts& timeouts) {
+    (void)server, (void)tenant_login, (void)database, (void)timeouts;
+    return {};
+  }
 };
 
 /// The engine for `type`: PostgreSQL, or MySQL/MariaDB. Calls with an address of another
@@ -207,5 +233,7 @@ void verify_login(const server_address& server, const login& tenant_login, const
                   const db_timeouts& timeouts = {});
 void change_own_password(const server_address& server, const login& current, const std::string& database,
                          const secret& next, const db_timeouts& timeouts = {});
+std::vector<std::string> excess_privileges(const server_address& server, const login& tenant_login,
+                                           const std::string& database, const db_timeouts& timeouts = {});
 
 }  // namespace tenantdb

@@ -29,7 +29,8 @@ struct init_options {
   /// --policy with --deprovision, normalised; empty: the Secret's annotation, the
   /// connector's deletionPolicy, else retain.
   std::string policy;
-  /// --dry-run with --deprovision or --sweep: print the plan, change nothing.
+  /// --dry-run: print the plan, change nothing (a provisioning run: also
+  /// provision.dry_run; also with --deprovision and --sweep).
   bool dry_run = false;
   /// --grace with --sweep: how long an owner must be gone before its policy applies.
   std::chrono::milliseconds grace{0};

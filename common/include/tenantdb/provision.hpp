@@ -74,6 +74,11 @@ struct provision_options {
   limit_overrides limits;
   /// Test hook, called at each of provision_fault_points that provision() reaches.
   fault_hook fault;
+  /// Plan only (tenantdb-init --dry-run): read the current state (admin login, objects,
+  /// records, the store, the tenant's login), take the same decisions as a real run and
+  /// list its writes in provision_result::plan, but write nothing: no statement that
+  /// changes the server, no store write. Fault points are not reached.
+  bool dry_run = false;
 };
 
 /// What a run ended with.
@@ -85,6 +90,12 @@ struct provision_result {
   /// What this run repaired, one line each, names only (never a password): a lockout
   /// reset, lost or unusable credentials replaced. Reported as Repaired Events.
   std::vector<std::string> repairs;
+  /// The writes, in order, one per entry: "SQL <statement>" (a password as '***') or
+  /// "API <write>" (the credentials store: "API create secret ns/name: ..."; a directory
+  /// store says "FILE" instead of "API"). A dry run's is what a real run would do; a real
+  /// run's what it did (its last attempt, when a transient failure was retried). Empty:
+  /// nothing to do.
+  std::vector<std::string> plan;
 };
 
 /// Refuses (tenantdb::error, ownership; nothing changed) when a database or account with

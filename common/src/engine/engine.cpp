@@ -24,6 +24,10 @@ public:
                          const db_timeouts& timeouts) override {
     return of(server).count_own_sessions(server, account, database, timeouts);
   }
+  std::vector<std::string> excess_privileges(const server_address& server, const login& tenant_login,
+                                             const std::string& database, const db_timeouts& timeouts) override {
+    return of(server).excess_privileges(server, tenant_login, database, timeouts);
+  }
 
 private:
   engine& of(const server_address& server) {
@@ -60,6 +64,11 @@ void verify_login(const server_address& server, const login& tenant_login, const
 void change_own_password(const server_address& server, const login& current, const std::string& database,
                          const secret& next, const db_timeouts& timeouts) {
   make_engine(server.type)->change_own_password(server, current, database, next, timeouts);
+}
+
+std::vector<std::string> excess_privileges(const server_address& server, const login& tenant_login,
+                                           const std::string& database, const db_timeouts& timeouts) {
+  return make_engine(server.type)->excess_privileges(server, tenant_login, database, timeouts);
 }
 
 }  // namespace tenantdb

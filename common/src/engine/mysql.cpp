@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/unique_fd.hpp"
@@ -99,6 +100,16 @@ std::string quote_grant_database(std::string_view name) {
     escaped += c;
   }
   return quote_ident(escaped);
+}
+
+/// How a plan shows a password: never the value.
+constexpr std::string_view masked_password = "'***'";
+
+/// True if one of `grants` (SHOW GRANTS) gives ALL PRIVILEGES on `target` (as GRANT
+/// names it, quoted and escaped).
+bool holds_all_privileges(const std::vector<std::string>& grants, const std::string& target) {
+  const std::string want = "GRANT ALL PRIVILEGES ON " + target + ".* TO ";
+  return std::any_of(grants.begin(), grants.end(), [&](const std::string& g) { return g.rfind(want, 0) == 0; });
 }
 
 /// Appends 'value' escaped with the connection's character set and sql_mode.
@@ -414,9 +425,10 @@ public:
   void ensure_database(const tenant_names& names, const ownership* owner) override {
     check_identifier(server_, names.database, "database");
     if (owner != nullptr) claim_all(names, *owner);
-    run(conn_.get(), server_, "CREATE DATABASE IF NOT EXISTS " + quote_ident(names.database) + " CHARACTER SET utf8mb4",
-        {"create database \"" + names.database + "\"", "the CREATE privilege", false, {ER_DB_CREATE_EXISTS}},
-        party::admin, admin_);
+    // Read first, so that a plan lists only what is missing.
+    if (database_exists(names.database)) return;
+    change("CREATE DATABASE IF NOT EXISTS " + quote_ident(names.database) + " CHARACTER SET utf8mb4",
+           {"create database \"" + names.database + "\"", "the CREATE privilege", false, {ER_DB_CREATE_EXISTS}});
   }
 
   bool ensure_user(const std::string& user, const secret& initial_password, const ownership* owner) override {
@@ -431,12 +443,22 @@ public:
     // Unless the connector itself allows plain text, the tenant may never log in without TLS.
     if (server_.tls != tls_mode::disable && server_.tls != tls_mode::allow && server_.tls != tls_mode::prefer)
       sql.value += " REQUIRE SSL";
+    const bool require_ssl = contains(sql.value, " REQUIRE SSL");
+    const std::string shown = "CREATE USER IF NOT EXISTS " + account(m, user) + " IDENTIFIED BY " +
+                              std::string(masked_password) + (require_ssl ? " REQUIRE SSL" : "");
+    if (!record(shown)) {
+      planned_.push_back(user);  // exists in the plan only
+      created_.push_back(user);
+      return true;
+    }
     if (!run(m, server_, sql.value,
              {"create the account \"" + user + "\"", "the CREATE USER privilege", true, {ER_CANNOT_USER}}, party::admin,
              admin_))
       return false;
     // IF NOT EXISTS turns a lost race into a note: the account was made by someone else.
-    return mysql_warning_count(m) == 0;
+    if (mysql_warning_count(m) != 0) return false;
+    created_.push_back(user);
+    return true;
   }
 
   void set_password(const std::string& user, const secret& password) override {
@@ -446,8 +468,8 @@ public:
     wiped_string sql;
     sql.value = "ALTER USER " + account(m, user) + " IDENTIFIED BY ";
     append_literal(m, sql.value, password.reveal());
-    run(m, server_, sql.value, {"set the password of \"" + user + "\"", "the CREATE USER privilege", true},
-        party::admin, admin_);
+    change(sql.value, {"set the password of \"" + user + "\"", "the CREATE USER privilege", true},
+           "ALTER USER " + account(m, user) + " IDENTIFIED BY " + std::string(masked_password));
   }
 
   void grant(const tenant_names& names, const std::string& user) override {
@@ -458,10 +480,31 @@ public:
     // name another database.
     const std::string target =
         literal_grant_names() ? quote_ident(names.database) : quote_grant_database(names.database);
-    run(m, server_, "GRANT ALL PRIVILEGES ON " + target + ".* TO " + account(m, user),
-        {"grant \"" + user + "\" access to database \"" + names.database + "\"",
-         "ALL PRIVILEGES on that database WITH GRANT OPTION"},
-        party::admin, admin_);
+    // Read first: a plan lists only what is missing, and what an existing account lost
+    // (a revoked privilege) is a repair.
+    const bool fresh = is_planned(user);
+    const bool created = std::find(created_.begin(), created_.end(), user) != created_.end();
+    if (fresh || !holds_all_privileges(grants_of(user), target)) {
+      change("GRANT ALL PRIVILEGES ON " + target + ".* TO " + account(m, user),
+             {"grant \"" + user + "\" access to database \"" + names.database + "\"",
+              "ALL PRIVILEGES on that database WITH GRANT OPTION"});
+      if (!created)
+        repaired("account " + user + " had lost privileges on database " + names.database + "; granted them again");
+    }
+    // Unless the connector itself allows plain text, the account must require TLS.
+    if (!fresh && server_.tls != tls_mode::disable && server_.tls != tls_mode::allow &&
+        server_.tls != tls_mode::prefer) {
+      std::string sql = "SELECT ssl_type FROM mysql.user WHERE User = ";
+      append_literal(m, sql, user);
+      sql += " AND Host = '%'";
+      const auto rows = query(m, server_, sql, {"read whether \"" + user + "\" must use TLS", "SELECT on mysql.user"},
+                              party::admin, admin_);
+      if (!rows.empty() && !rows[0].empty() && rows[0][0] && rows[0][0]->empty()) {
+        change("ALTER USER " + account(m, user) + " REQUIRE SSL",
+               {"require TLS of \"" + user + "\"", "the CREATE USER privilege"});
+        repaired("account " + user + " no longer required TLS; set REQUIRE SSL again");
+      }
+    }
   }
 
   std::vector<std::string> apply_limits(const tenant_names& names, const std::string& user,
@@ -478,16 +521,17 @@ public:
     sql += " AND Host = '%'";
     const auto rows =
         query(m, server_, sql, {"read the limits of \"" + user + "\"", "SELECT on mysql.user"}, party::admin, admin_);
-    if (rows.size() != 1 || rows[0].empty())
+    const bool fresh = is_planned(user);  // exists in the plan only: no limit yet
+    if (!fresh && (rows.size() != 1 || rows[0].empty()))
       throw error(error_kind::database,
                   product(server_) + " could not set the limits of \"" + user + "\": the account does not exist")
           .about(user);
-    const std::string have = rows[0][0].value_or("0");
+    const std::string have = fresh ? std::string("0") : rows[0][0].value_or("0");
     const std::string want = std::to_string(limits.max_connections);
     if (have == want) return {};
     // 0 is "no limit of its own" (MariaDB: the server's max_user_connections).
-    run(m, server_, "ALTER USER " + account(m, user) + " WITH MAX_USER_CONNECTIONS " + want,
-        {"set the connection limit of \"" + user + "\"", "the CREATE USER privilege"}, party::admin, admin_);
+    change("ALTER USER " + account(m, user) + " WITH MAX_USER_CONNECTIONS " + want,
+           {"set the connection limit of \"" + user + "\"", "the CREATE USER privilege"});
     const bool numeric = !have.empty() && have.size() <= 6 &&
                          std::all_of(have.begin(), have.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
     return {"maxConnections " + (numeric ? describe_connections(std::stoi(have)) : std::string("?")) + " -> " +
@@ -666,20 +710,59 @@ public:
   void plan_into(std::vector<std::string>* sink, bool execute) override {
     plan_ = sink;
     execute_ = execute;
+    planned_.clear();
+    owner_table_planned_ = false;
+    owner_table_ready_ = false;
   }
 
+  std::vector<std::string> take_repairs() override { return std::exchange(repairs_, {}); }
+
 private:
-  /// Runs a statement that changes the server, or only lists it while planning.
-  void change(const std::string& sql, const statement& st) {
-    if (plan_ != nullptr) {
-      plan_->push_back(sql);
-      if (!execute_) return;
-    }
-    run(conn_.get(), server_, sql, st, party::admin, admin_);
+  // --- One place for every statement that changes the server (the plan, item 4 of
+  // issue 11): while a plan sink is set it is listed there (as `shown`, which masks a
+  // password, when given), and run only if the plan is executed too.
+
+  /// Lists `shown` while planning; true if the statement must also run.
+  bool record(const std::string& shown) {
+    if (plan_ == nullptr) return true;
+    plan_->push_back(shown);
+    return execute_;
+  }
+
+  /// Runs a statement that changes the server, or only lists it while planning (then it
+  /// counts as done). Returns false if a tolerated error occurred (see run()).
+  bool change(const std::string& sql, const statement& st, const std::string& shown = {}) {
+    if (!record(shown.empty() ? sql : shown)) return true;
+    return run(conn_.get(), server_, sql, st, party::admin, admin_);
+  }
+
+  bool is_planned(const std::string& name) const {
+    return std::find(planned_.begin(), planned_.end(), name) != planned_.end();
+  }
+
+  /// Drift (item 5 of issue 11) found on an existing account and put back.
+  void repaired(std::string what) {
+    if (plan_ == nullptr || execute_) log::info("repaired drift", {{"repair", what}});
+    repairs_.push_back(std::move(what));
+  }
+
+  /// SHOW GRANTS of the account, one statement per entry.
+  std::vector<std::string> grants_of(const std::string& user) {
+    MYSQL* m = conn_.get();
+    std::vector<std::string> out;
+    for (const auto& r :
+         query(m, server_, "SHOW GRANTS FOR " + account(m, user),
+               {"read the privileges of \"" + user + "\"", "SELECT on the mysql schema"}, party::admin, admin_))
+      if (!r.empty() && r[0]) out.push_back(*r[0]);
+    return out;
   }
 
   std::vector<std::string>* plan_ = nullptr;
   bool execute_ = false;
+  std::vector<std::string> planned_;
+  std::vector<std::string> created_;
+  std::vector<std::string> repairs_;
+  bool owner_table_planned_ = false;
 
   // Ownership records live in the admin's own schema `tenantdb`, table `owners`: one row
   // per tenant database and account, written before the object is created (CREATE USER
@@ -699,13 +782,21 @@ private:
   void ensure_owner_table() {
     if (owner_table_ready_) return;
     MYSQL* m = conn_.get();
-    run(m, server_, "CREATE DATABASE IF NOT EXISTS `tenantdb` CHARACTER SET utf8mb4",
-        {"create the ownership schema \"tenantdb\"", "the CREATE privilege", false, {ER_DB_CREATE_EXISTS}},
-        party::admin, admin_);
-    run(m, server_,
+    // Read first, so that a plan lists it only on a server that has none yet.
+    if (!query(m, server_,
+               "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'tenantdb' AND TABLE_NAME = 'owners'",
+               {"look up the ownership table tenantdb.owners", "access to information_schema"}, party::admin, admin_)
+             .empty()) {
+      owner_table_ready_ = true;
+      return;
+    }
+    change("CREATE DATABASE IF NOT EXISTS `tenantdb` CHARACTER SET utf8mb4",
+           {"create the ownership schema \"tenantdb\"", "the CREATE privilege", false, {ER_DB_CREATE_EXISTS}});
+    change(
         "CREATE TABLE IF NOT EXISTS `tenantdb`.`owners` (kind VARCHAR(16) NOT NULL, name VARCHAR(64) NOT NULL, "
         "record TEXT NOT NULL, PRIMARY KEY (kind, name)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        {"create the ownership table tenantdb.owners", "the CREATE privilege"}, party::admin, admin_);
+        {"create the ownership table tenantdb.owners", "the CREATE privilege"});
+    owner_table_planned_ = plan_ != nullptr && !execute_;
     owner_table_ready_ = true;
   }
 
@@ -715,6 +806,7 @@ private:
 
   /// The record of an object, std::nullopt if none.
   std::optional<std::string> read_record(object_kind k, const std::string& name) {
+    if (owner_table_planned_) return std::nullopt;  // the table exists in the plan only
     MYSQL* m = conn_.get();
     std::string sql = "SELECT record FROM `tenantdb`.`owners` WHERE kind = ";
     append_literal(m, sql, kind_name(k));
@@ -737,9 +829,7 @@ private:
     sql += ", ";
     append_literal(m, sql, owner_record_json(owner.record));
     sql += ")";
-    return run(m, server_, sql,
-               {"record the owner of \"" + name + "\"", "INSERT on tenantdb.owners", false, {ER_DUP_ENTRY}},
-               party::admin, admin_);
+    return change(sql, {"record the owner of \"" + name + "\"", "INSERT on tenantdb.owners", false, {ER_DUP_ENTRY}});
   }
 
   /// Checks one object; returns true if it has no record yet and one must be written (a
@@ -879,6 +969,31 @@ int mysql_count_own_sessions(const server_address& server, const login& account,
 }
 
 /// The engine interface over the entry points above.
+/// What the tenant's own SHOW GRANTS holds beyond USAGE on *.* and ALL PRIVILEGES on its
+/// database: each such grant up to " TO " (a grant line can carry a password hash after
+/// it, which is never returned).
+std::vector<std::string> mysql_excess_privileges(const server_address& server, const login& tenant_login,
+                                                 const std::string& database, const db_timeouts& timeouts) {
+  if (database.empty()) throw error(error_kind::usage, "excess_privileges needs the tenant's database name");
+  mysql_ptr conn = open_connection(server, tenant_login, database, timeouts, party::tenant);
+  const std::string& user = tenant_login.user;
+  const auto rows =
+      query(conn.get(), server, "SHOW GRANTS", {"read its own privileges as \"" + user + "\""}, party::tenant, user);
+  std::vector<std::string> out;
+  for (const auto& r : rows) {
+    if (r.empty() || !r[0]) continue;
+    const std::string& g = *r[0];
+    const std::string head = g.substr(0, g.find(" TO "));
+    const bool grant_option = contains(g, "WITH GRANT OPTION");
+    if (head == "GRANT USAGE ON *.*" && !grant_option) continue;
+    if (!grant_option && (head == "GRANT ALL PRIVILEGES ON " + quote_grant_database(database) + ".*" ||
+                          head == "GRANT ALL PRIVILEGES ON " + quote_ident(database) + ".*"))
+      continue;
+    out.push_back("grant: " + printable(head) + (grant_option ? " WITH GRANT OPTION" : ""));
+  }
+  return out;
+}
+
 class mysql_engine final : public engine {
 public:
   std::unique_ptr<admin_session> connect_admin(const server_address& server, const login& admin,
@@ -900,6 +1015,11 @@ public:
                          const db_timeouts& timeouts) override {
     require_type(server, engine_type::mysql);
     return mysql_count_own_sessions(server, account, database, timeouts);
+  }
+  std::vector<std::string> excess_privileges(const server_address& server, const login& tenant_login,
+                                             const std::string& database, const db_timeouts& timeouts) override {
+    require_type(server, engine_type::mysql);
+    return mysql_excess_privileges(server, tenant_login, database, timeouts);
   }
 };
 

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/unique_fd.hpp"
@@ -399,6 +400,9 @@ constexpr backoff_policy concurrent_update_backoff{std::chrono::milliseconds(20)
                                                    0.0};
 constexpr unsigned concurrent_update_retries = 5;
 
+/// How a plan shows a password: never the value, not even its verifier.
+constexpr std::string_view masked_password = "'***'";
+
 /// Runs `sql`; "already exists" SQLSTATEs in st.tolerated count as success. Returns
 /// false if a tolerated error occurred.
 bool run(PGconn* conn, const std::string& sql, const statement& st, party who, const std::string& actor) {
@@ -467,49 +471,67 @@ public:
       std::string sql =
           "CREATE ROLE " + group + " NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
       if (owner != nullptr) append_comment(c, sql, db, *owner);
-      if (!run(c, sql, {"create the group role \"" + db + "\"", "CREATEROLE", false, {"42710", "23505"}}, party::admin,
-               admin_) &&
+      if (!change(sql, {"create the group role \"" + db + "\"", "CREATEROLE", false, {"42710", "23505"}}) &&
           owner != nullptr)
         claim_role(db, *owner);  // a racer made it: it must be ours too
+      planned(db);
+    } else {
+      repair_role_attributes(db, false);
     }
 
     // 2. PostgreSQL 15 lets a non-superuser create a database owned by a role only if
     //    it is a member of that role.
     if (!superuser_) {
-      const bool member = query_is_true(c, "SELECT pg_has_role(current_user, $1, 'MEMBER')", {&db},
-                                        {"check the admin's membership in \"" + db + "\""}, party::admin, admin_);
+      const bool member =
+          !is_planned(db) && query_is_true(c, "SELECT pg_has_role(current_user, $1, 'MEMBER')", {&db},
+                                           {"check the admin's membership in \"" + db + "\""}, party::admin, admin_);
       if (!member)
-        run(c, "GRANT " + group + " TO CURRENT_USER",
-            {"join the group role \"" + db + "\" (needed to create a database owned by it)",
-             "CREATEROLE",
-             false,
-             {"23505"}},
-            party::admin, admin_);
+        change("GRANT " + group + " TO CURRENT_USER",
+               {"join the group role \"" + db + "\" (needed to create a database owned by it)",
+                "CREATEROLE",
+                false,
+                {"23505"}});
     }
 
     // 3. The database, owned by the group role (whose record says whose it is).
     const bool exists = query_is_true(c, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", {&db},
                                       {"look up database \"" + db + "\""}, party::admin, admin_);
     if (!exists) {
-      if (!run(c, "CREATE DATABASE " + group + " OWNER " + group,
-               {"create database \"" + db + "\"",
-                "CREATEDB (and membership in the role \"" + db + "\")",
-                false,
-                {"42P04", "23505"}},
-               party::admin, admin_) &&
+      if (!change("CREATE DATABASE " + group + " OWNER " + group,
+                  {"create database \"" + db + "\"",
+                   "CREATEDB (and membership in the role \"" + db + "\")",
+                   false,
+                   {"42P04", "23505"}}) &&
           owner != nullptr)
         check_database_owner(db, *owner);  // a racer made it
+      planned_database_ = db;
+    } else if (adopt_database && group_is_ours(db, *owner)) {
+      // Drift: the group role is this tenant's but the database was handed to another
+      // role that is no tenant's (check_database_owner). Taking it back needs membership
+      // in the current owner, as any owner change does: the admin joins it, as it joins
+      // a group role to create or drop its database.
+      const auto current = database_owner(db).value_or("?");
+      if (!superuser_ && !query_is_true(c, "SELECT pg_has_role(current_user, $1, 'MEMBER')", {&current},
+                                        {"check the admin's membership in \"" + current + "\""}, party::admin, admin_))
+        change("GRANT " + quote_ident(c, current) + " TO CURRENT_USER",
+               {"join the role \"" + current + "\" (needed to take database \"" + db + "\" back from it)",
+                "CREATEROLE (and ADMIN OPTION on \"" + current + "\")"});
+      change("ALTER DATABASE " + group + " OWNER TO " + group,
+             {"give database \"" + db + "\" back to its tenant's group role",
+              "membership in the database's current owner and in \"" + db + "\""});
+      repaired("database " + db + " was owned by role " + current + "; gave it back to its group role " + db);
     } else if (adopt_database) {
-      run(c, "ALTER DATABASE " + group + " OWNER TO " + group,
-          {"hand database \"" + db + "\" over to its tenant's group role (--adopt-existing)",
-           "membership in the database's current owner and in \"" + db + "\""},
-          party::admin, admin_);
-      log::warn("adopted an existing database", {{"database", db}});
+      change("ALTER DATABASE " + group + " OWNER TO " + group,
+             {"hand database \"" + db + "\" over to its tenant's group role (--adopt-existing)",
+              "membership in the database's current owner and in \"" + db + "\""});
+      if (plan_ == nullptr || execute_) log::warn("adopted an existing database", {{"database", db}});
     }
 
     // 4. No other tenant may connect. Checked first: concurrent REVOKEs on one database
-    //    race on its catalog row.
+    //    race on its catalog row. A database created by this very plan has the default
+    //    (PUBLIC may connect).
     const bool public_has_access =
+        planned_database_ == db ||
         query_is_true(c,
                       "SELECT d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0) "
                       "FROM pg_database d WHERE d.datname = $1",
@@ -524,12 +546,29 @@ public:
                              false,
                              {"42501"}};
       const std::string sql = "REVOKE ALL ON DATABASE " + group + " FROM PUBLIC";
-      bool done = false;
-      for (unsigned attempt = 1; !done && attempt <= concurrent_update_retries; ++attempt) {
-        done = run(c, sql, revoke, party::admin, admin_);
-        if (!done) std::this_thread::sleep_for(backoff_delay(concurrent_update_backoff, attempt));
+      if (record(sql)) {
+        bool done = false;
+        for (unsigned attempt = 1; !done && attempt <= concurrent_update_retries; ++attempt) {
+          done = run(c, sql, revoke, party::admin, admin_);
+          if (!done) std::this_thread::sleep_for(backoff_delay(concurrent_update_backoff, attempt));
+        }
+        if (!done) run(c, sql, {revoke.what, revoke.privilege}, party::admin, admin_);
       }
-      if (!done) run(c, sql, {revoke.what, revoke.privilege}, party::admin, admin_);
+      if (exists) repaired("PUBLIC could connect to database " + db + "; revoked it");
+    }
+
+    // 5. The group role holds every privilege on its database (an owner's privileges can
+    //    be revoked like anyone's).
+    if (exists && !is_planned(db) &&
+        !query_is_true(c,
+                       "SELECT has_database_privilege($1::text, $1::text, 'CREATE') AND "
+                       "has_database_privilege($1::text, $1::text, 'CONNECT') "
+                       "AND has_database_privilege($1::text, $1::text, 'TEMPORARY')",
+                       {&db}, {"read the privileges of role \"" + db + "\" on its database"}, party::admin, admin_)) {
+      change("GRANT ALL ON DATABASE " + group + " TO " + group,
+             {"grant the role \"" + db + "\" every privilege on its database",
+              "ownership of the database (membership in \"" + db + "\")"});
+      repaired("role " + db + " had lost privileges on its database; granted them again");
     }
   }
 
@@ -547,10 +586,15 @@ public:
     append_scram_verifier_literal(c, sql.value, initial_password, user);
     // The record in the same implicit transaction: no login of ours exists without it.
     if (owner != nullptr) append_comment(c, sql.value, user, *owner);
+    std::string shown = "CREATE ROLE " + quote_ident(c, user) +
+                        " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD " +
+                        std::string(masked_password);
+    if (owner != nullptr) append_comment(c, shown, user, *owner);
     const bool created =
-        run(c, sql.value, {"create the login role \"" + user + "\"", "CREATEROLE", true, {"42710", "23505"}},
-            party::admin, admin_);
+        change(sql.value, {"create the login role \"" + user + "\"", "CREATEROLE", true, {"42710", "23505"}}, shown);
     if (!created && owner != nullptr) claim_role(user, *owner);  // a racer made it
+    if (created) planned(user);
+    if (created) created_.push_back(user);
     return created;
   }
 
@@ -561,7 +605,8 @@ public:
     wiped_string sql;
     sql.value = "ALTER ROLE " + quote_ident(c, user) + " PASSWORD ";
     append_scram_verifier_literal(c, sql.value, password, user);
-    run(c, sql.value, {"set the password of role \"" + user + "\"", "CREATEROLE", true}, party::admin, admin_);
+    change(sql.value, {"set the password of role \"" + user + "\"", "CREATEROLE", true},
+           "ALTER ROLE " + quote_ident(c, user) + " PASSWORD " + std::string(masked_password));
   }
 
   void grant(const tenant_names& names, const std::string& user) override {
@@ -572,17 +617,23 @@ public:
     const std::string group = quote_ident(c, db);
     const std::string login = quote_ident(c, user);
 
+    // A role created by this very plan exists only in the plan: it has nothing yet.
+    const bool fresh = is_planned(user) || is_planned(db);
+    const bool created = std::find(created_.begin(), created_.end(), user) != created_.end();
     const bool member =
-        query_is_true(c, "SELECT pg_has_role($1, $2, 'MEMBER')", {&user, &db},
-                      {"check whether \"" + user + "\" is a member of \"" + db + "\""}, party::admin, admin_);
-    if (!member)
-      run(c, "GRANT " + group + " TO " + login,
-          {"grant the role \"" + db + "\" to \"" + user + "\"", "CREATEROLE", false, {"23505"}}, party::admin, admin_);
+        !fresh && query_is_true(c, "SELECT pg_has_role($1, $2, 'MEMBER')", {&user, &db},
+                                {"check whether \"" + user + "\" is a member of \"" + db + "\""}, party::admin, admin_);
+    if (!member) {
+      change("GRANT " + group + " TO " + login,
+             {"grant the role \"" + db + "\" to \"" + user + "\"", "CREATEROLE", false, {"23505"}});
+      if (!created) repaired("role " + user + " was not a member of its group role " + db + "; granted it again");
+    }
 
     // Every session of the login acts as the group role, so all objects it creates are
     // owned by the group and usable by the tenant's other login.
     const std::string setting = "role=" + db;
     const bool preset =
+        !fresh &&
         query_is_true(c,
                       "SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
                       "WHERE r.rolname = $1 AND s.setdatabase = 0 AND $2 = ANY (s.setconfig))",
@@ -590,9 +641,11 @@ public:
     if (!preset) {
       std::string sql = "ALTER ROLE " + login + " SET role = ";
       append_literal(c, sql, db);
-      run(c, sql, {"preset the role of \"" + user + "\" to \"" + db + "\"", "CREATEROLE", false, {"23505"}},
-          party::admin, admin_);
+      change(sql, {"preset the role of \"" + user + "\" to \"" + db + "\"", "CREATEROLE", false, {"23505"}});
+      if (!created)
+        repaired("role " + user + " no longer acted as its group role " + db + "; set role = " + db + " again");
     }
+    if (!fresh) repair_role_attributes(user, true);
   }
 
   std::vector<std::string> apply_limits(const tenant_names& names, const std::string& user,
@@ -614,17 +667,19 @@ public:
               " AND split_part(x, '=', 1) = 'idle_in_transaction_session_timeout') "
               "FROM pg_roles r WHERE r.rolname = $1",
               {&user}, {"read the limits of role \"" + user + "\""}, party::admin, admin_);
-    if (PQntuples(res.get()) != 1)
+    // A role created by this very plan has no limit and no setting yet.
+    const bool fresh = is_planned(user);
+    if (PQntuples(res.get()) != 1 && !fresh)
       throw error(error_kind::database,
                   "PostgreSQL could not set the limits of role \"" + user + "\": the role does not exist")
           .about(user);
     std::vector<std::string> changes;
 
-    const int have_connections = std::atoi(PQgetvalue(res.get(), 0, 0));
+    const int have_connections = fresh ? -1 : std::atoi(PQgetvalue(res.get(), 0, 0));
     const int want_connections = limits.max_connections == 0 ? -1 : limits.max_connections;
     if (have_connections != want_connections) {
-      run(c, "ALTER ROLE " + login + " CONNECTION LIMIT " + std::to_string(want_connections),
-          {"set the connection limit of role \"" + user + "\"", "CREATEROLE"}, party::admin, admin_);
+      change("ALTER ROLE " + login + " CONNECTION LIMIT " + std::to_string(want_connections),
+             {"set the connection limit of role \"" + user + "\"", "CREATEROLE"});
       changes.push_back("maxConnections " + describe_connections(have_connections < 0 ? 0 : have_connections) + " -> " +
                         describe_connections(limits.max_connections));
     }
@@ -639,14 +694,14 @@ public:
         {"idle_in_transaction_session_timeout", "idleInTransactionTimeout", limits.idle_in_transaction_timeout, 2},
     };
     for (const auto& t : timeouts) {
-      const bool set = !PQgetisnull(res.get(), 0, t.column);
+      const bool set = !fresh && !PQgetisnull(res.get(), 0, t.column);
       const std::string have = set ? PQgetvalue(res.get(), 0, t.column) : "";
       // Stored as written: a number of milliseconds when tenantdb set it.
       const std::string want = t.want.count() == 0 ? "" : std::to_string(t.want.count());
       if (set == (t.want.count() != 0) && have == want) continue;
       const std::string sql = t.want.count() == 0 ? "ALTER ROLE " + login + " RESET " + t.setting
                                                   : "ALTER ROLE " + login + " SET " + t.setting + " = " + want;
-      run(c, sql, {"set " + std::string(t.setting) + " of role \"" + user + "\"", "CREATEROLE"}, party::admin, admin_);
+      change(sql, {"set " + std::string(t.setting) + " of role \"" + user + "\"", "CREATEROLE"});
       const bool numeric = !have.empty() && have.size() <= 12 &&
                            std::all_of(have.begin(), have.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
       const std::string before = !set                ? std::string("none")
@@ -817,20 +872,85 @@ public:
   void plan_into(std::vector<std::string>* sink, bool execute) override {
     plan_ = sink;
     execute_ = execute;
+    planned_.clear();
+    planned_database_.clear();
   }
 
+  std::vector<std::string> take_repairs() override { return std::exchange(repairs_, {}); }
+
 private:
-  /// Runs a statement that changes the server, or only lists it while planning.
-  void change(const std::string& sql, const statement& st) {
-    if (plan_ != nullptr) {
-      plan_->push_back(sql);
-      if (!execute_) return;
+  // --- One place for every statement that changes the server (the plan, item 4 of
+  // issue 11): while a plan sink is set it is listed there (as `shown`, which masks a
+  // password, when given), and run only if the plan is executed too. A dry run and a
+  // real run therefore take the same decisions and list the same statements.
+
+  /// Lists `shown` while planning; true if the statement must also run.
+  bool record(const std::string& shown) {
+    if (plan_ == nullptr) return true;
+    plan_->push_back(shown);
+    return execute_;
+  }
+
+  /// Runs a statement that changes the server, or only lists it while planning (then it
+  /// counts as done). Returns false if a tolerated error occurred (see run()).
+  bool change(const std::string& sql, const statement& st, const std::string& shown = {}) {
+    if (!record(shown.empty() ? sql : shown)) return true;
+    return run(conn_.get(), sql, st, party::admin, admin_);
+  }
+
+  /// A dry run created `name` only in its plan: later steps must not ask the server
+  /// about it, and take it as new.
+  void planned(const std::string& name) {
+    if (plan_ != nullptr && !execute_) planned_.push_back(name);
+  }
+  bool is_planned(const std::string& name) const {
+    return std::find(planned_.begin(), planned_.end(), name) != planned_.end();
+  }
+
+  // --- Drift (item 5 of issue 11): what an ensure_* or grant call found changed on an
+  // object that already existed, and put back. Collected for take_repairs().
+  void repaired(std::string what) {
+    if (plan_ == nullptr || execute_) log::info("repaired drift", {{"repair", what}});
+    repairs_.push_back(std::move(what));
+  }
+
+  /// The role has exactly the attributes tenantdb creates it with (NOSUPERUSER
+  /// NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT; a group role also
+  /// NOLOGIN; a login role's LOGIN belongs to the retain policy and is left alone). An
+  /// attribute only a superuser may take away is reported, not fatal: the run goes on.
+  void repair_role_attributes(const std::string& role, bool login_role) {
+    const result_ptr res = query(conn_.get(),
+                                 "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, "
+                                 "NOT rolinherit, rolcanlogin FROM pg_roles WHERE rolname = $1",
+                                 {&role}, {"read the attributes of role \"" + role + "\""}, party::admin, admin_);
+    if (PQntuples(res.get()) != 1) return;
+    static constexpr const char* fixes[] = {"NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION",
+                                            "NOBYPASSRLS", "INHERIT",    "NOLOGIN"};
+    std::string wrong;
+    for (int i = 0; i < 7; ++i) {
+      if (i == 6 && login_role) break;
+      if (std::string_view(PQgetvalue(res.get(), 0, i)) == "t") wrong += std::string(" ") + fixes[i];
     }
-    run(conn_.get(), sql, st, party::admin, admin_);
+    if (wrong.empty()) return;
+    try {
+      change("ALTER ROLE " + quote_ident(conn_.get(), role) + wrong, {"reset the attributes of role \"" + role + "\"",
+                                                                      "CREATEROLE (SUPERUSER for NOSUPERUSER, "
+                                                                      "NOREPLICATION and NOBYPASSRLS)"});
+    } catch (const error& e) {
+      if (e.kind() != error_kind::database || e.is_retryable()) throw;
+      log::warn("role has attributes tenantdb never gives, and the admin may not take them away",
+                {{"role", role}, {"attributes", wrong.substr(1)}, {"reason", e.what()}});
+      return;
+    }
+    repaired("role " + role + " had attributes tenantdb never gives; set" + wrong);
   }
 
   std::vector<std::string>* plan_ = nullptr;
   bool execute_ = false;
+  std::vector<std::string> planned_;
+  std::string planned_database_;
+  std::vector<std::string> created_;
+  std::vector<std::string> repairs_;
 
   static std::string describe_role(const std::string& role) { return "PostgreSQL role \"" + role + "\""; }
   static std::string release_role(const std::string& role) { return "COMMENT ON ROLE \"" + role + "\" IS NULL"; }
@@ -866,8 +986,8 @@ private:
     PGconn* c = conn_.get();
     std::string sql = "COMMENT ON ROLE " + quote_ident(c, role) + " IS ";
     append_literal(c, sql, owner_record_json(owner.record));
-    run(c, sql, {"record the owner of role \"" + role + "\"", "CREATEROLE"}, party::admin, admin_);
-    log::warn("adopted an existing role", {{"role", role}});
+    change(sql, {"record the owner of role \"" + role + "\"", "CREATEROLE"});
+    if (plan_ == nullptr || execute_) log::warn("adopted an existing role", {{"role", role}});
   }
 
   /// The database's owner, std::nullopt if it does not exist.
@@ -888,6 +1008,9 @@ private:
     const auto owner_comment = role_comment(*current);
     const bool tenant_role = owner_comment && *owner_comment && parse_owner_record(**owner_comment);
     if (owner.adopt_existing && !tenant_role) return true;
+    // Drift: the tenant's own group role (recorded as this owner's) lost its database to
+    // a role that is no tenant's; ensure_database gives it back.
+    if (!tenant_role && group_is_ours(db, owner)) return true;
     throw error(error_kind::ownership, object + " already exists and is owned by role \"" + printable(*current) +
                                            "\", not by the tenant's group role \"" + db +
                                            "\": it was not made for this tenant, so it is left "
@@ -895,6 +1018,14 @@ private:
                                            (tenant_role ? std::string(" (its owner is another tenant's role)")
                                                         : "; if it is this tenant's, rerun with --adopt-existing"))
         .about(object);
+  }
+
+  /// The group role `db` carries this owner's record.
+  bool group_is_ours(const std::string& db, const ownership& owner) {
+    const auto comment = role_comment(db);
+    if (!comment || !*comment) return false;
+    const auto record = parse_owner_record(**comment);
+    return record && same_owner(*record, owner.record);
   }
 
   /// Step 0 of ensure_database: every existing object with one of the tenant's names is
@@ -995,6 +1126,35 @@ int postgres_count_own_sessions(const server_address& server, const login& accou
   return PQntuples(res.get()) == 1 ? std::atoi(PQgetvalue(res.get(), 0, 0)) : 0;
 }
 
+/// What the tenant's login may do beyond what tenantdb gives it, as the login itself can
+/// read it (pg_roles is readable by every role): attributes of the login and of its group
+/// role (named like the database), and memberships in any role but the group.
+std::vector<std::string> postgres_excess_privileges(const server_address& server, const login& tenant_login,
+                                                    const std::string& database, const db_timeouts& timeouts) {
+  conn_ptr conn = open_connection(server, tenant_login, database, timeouts, party::tenant);
+  PGconn* c = conn.get();
+  const std::string& user = tenant_login.user;
+  std::vector<std::string> out;
+  const result_ptr attrs =
+      query(c,
+            "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls FROM pg_roles "
+            "WHERE rolname = session_user OR rolname = $1 ORDER BY 1",
+            {&database}, {"read its own attributes as \"" + user + "\""}, party::tenant, user);
+  static constexpr const char* attribute[] = {"SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS"};
+  for (int r = 0; r < PQntuples(attrs.get()); ++r)
+    for (int i = 0; i < 5; ++i)
+      if (std::string_view(PQgetvalue(attrs.get(), r, i + 1)) == "t")
+        out.push_back("role " + printable(PQgetvalue(attrs.get(), r, 0)) + " has " + attribute[i]);
+  const result_ptr members =
+      query(c,
+            "SELECT rolname FROM pg_roles WHERE pg_has_role(session_user, oid, 'MEMBER') "
+            "AND rolname <> session_user AND rolname <> $1 ORDER BY 1",
+            {&database}, {"read its own role memberships as \"" + user + "\""}, party::tenant, user);
+  for (int r = 0; r < PQntuples(members.get()); ++r)
+    out.push_back("role " + printable(user) + " is a member of " + printable(PQgetvalue(members.get(), r, 0)));
+  return out;
+}
+
 /// The engine interface over the entry points above.
 class postgres_engine final : public engine {
 public:
@@ -1017,6 +1177,11 @@ public:
                          const db_timeouts& timeouts) override {
     require_type(server, engine_type::postgres);
     return postgres_count_own_sessions(server, account, database, timeouts);
+  }
+  std::vector<std::string> excess_privileges(const server_address& server, const login& tenant_login,
+                                             const std::string& database, const db_timeouts& timeouts) override {
+    require_type(server, engine_type::postgres);
+    return postgres_excess_privileges(server, tenant_login, database, timeouts);
   }
 };
 

@@ -5,6 +5,7 @@
 namespace tenantdb {
 
 void emit_tls_event(event_recorder& events, const connector& conn, const init_options& options) {
+  if (options.provision.dry_run) return;  // a dry run writes nothing, not even an Event
   const tls_mode mode = conn.server.tls;
   if (mode == tls_mode::verify_ca || mode == tls_mode::verify_full) return;
   const std::string source = options.connector_file.empty() ? "connector " + options.connector : "the connector file";

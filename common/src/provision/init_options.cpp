@@ -98,7 +98,8 @@ void add_flags(CLI::App& app, flags& f) {
                "(404) for longer than --grace; through the API only");
   app.add_option("--grace", f.grace, "With --sweep (required): how long an owner must be gone, e.g. 24h");
   app.add_flag("--dry-run", f.dry_run,
-               "With --deprovision or --sweep: print the statements it would run and change nothing");
+               "Print the plan (the SQL statements and credential writes it would make, passwords masked) and change "
+               "nothing; also with --deprovision and --sweep");
   app.add_option("--attach-database", f.attach_database,
                  "Use this existing tenantdb database (and its accounts) instead of the derived names, taking it "
                  "over from a retained or orphaned owner; never from a live one");
@@ -209,10 +210,11 @@ init_options to_options(const flags& f) {
   if (!f.output.empty() && !f.list) throw error(error_kind::usage, "--output is for --list only").about("--output");
   if (!f.policy.empty() && !f.deprovision)
     throw error(error_kind::usage, "--policy is for --deprovision only").about("--policy");
-  if (f.dry_run && !f.deprovision && !f.sweep)
-    throw error(error_kind::usage,
-                "--dry-run is for --deprovision and --sweep only (a plan of a normal init run is not built yet)")
+  if (f.dry_run && (f.list || f.print_names))
+    throw error(error_kind::usage, std::string("--dry-run plans a provisioning or --deprovision run; ") +
+                                       (f.list ? "--list" : "--print-names") + " changes nothing anyway")
         .about("--dry-run");
+  out.provision.dry_run = f.dry_run && !f.deprovision;
 
   if (f.list || f.deprovision) {
     out.mode = f.list ? init_mode::list : init_mode::deprovision;

@@ -1,5 +1,6 @@
 #include "tenantdb/provision.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
@@ -85,7 +86,40 @@ struct run {
   provision_result result;
 
   void reached(std::string_view point) const {
-    if (opts.fault) opts.fault(point);
+    if (opts.fault && !opts.dry_run) opts.fault(point);
+  }
+
+  // --- The plan (issue 11, item 4). The engine lists its statements in `statements`
+  // (and runs them unless this is a dry run); the store's writes are listed here, in
+  // order with them. A dry run takes the same decisions as a real run and writes nothing.
+  std::vector<std::string> statements;
+  std::vector<std::string> planned_accounts;  ///< dry run: accounts that exist in the plan only
+
+  void flush_statements() {
+    for (auto& s : statements) result.plan.push_back("SQL " + std::move(s));
+    statements.clear();
+    if (admin)
+      for (auto& r : admin->take_repairs()) result.repairs.push_back(std::move(r));
+  }
+
+  void plan_store_write(const std::string& what) {
+    flush_statements();
+    const bool secret = store.describe().starts_with("secret ");
+    result.plan.push_back(std::string(secret ? "API " : "FILE ") + what);
+  }
+
+  // The store's writes, listed in the plan; a dry run only lists them (and takes them as
+  // done: the version it returns is a stand-in).
+  std::optional<std::string> store_create(const credential_data& data, const std::string& what) {
+    plan_store_write("create " + store.describe() + ": " + what);
+    if (opts.dry_run) return std::string("dry-run");
+    return store.create(data, {});
+  }
+  std::optional<std::string> store_replace(const credential_data& data, const annotation_map& notes,
+                                           const std::string& version, const std::string& what) {
+    plan_store_write("replace " + store.describe() + ": " + what);
+    if (opts.dry_run) return std::string("dry-run");
+    return store.replace(data, notes, version);
   }
 
   std::vector<login> accounts(const credentials& c) const {
@@ -97,6 +131,10 @@ struct run {
   // Creates the account with its stored password if it is missing; false if it existed.
   bool create_if_missing(const credentials& c, const login& account) {
     if (!admin->ensure_user(account.user, account.password, &owner)) return false;
+    if (opts.dry_run) {
+      planned_accounts.push_back(account.user);
+      return true;
+    }
     log::info("created login account", {{"user", account.user}});
     reached(account.user == c.active.user ? points::active_account_created : points::standby_account_created);
     return true;
@@ -129,6 +167,7 @@ struct run {
       admin->grant(names, account.user);
     }
     reached(points::granted);
+    if (opts.dry_run) return true;  // a plan does not log in with passwords it did not set
     result.password_set = true;
     reached(points::passwords_set);
     if (!login_works(db, conn.server, c.active, c.database, opts.timeouts)) {
@@ -150,6 +189,7 @@ struct run {
   // changed it (the previous password works during the grace period, and a role may
   // change its own password; only a superuser could forbid that).
   bool standby_locked_out(const credentials& c, const credential_record& record) const {
+    if (is_planned(c.standby->user)) return false;
     if (login_works(db, conn.server, *c.standby, c.database, opts.timeouts)) return false;
     if (!record.pending_password.empty() &&
         login_works(db, conn.server, login{c.standby->user, record.pending_password}, c.database, opts.timeouts))
@@ -169,10 +209,18 @@ struct run {
     fresh.standby->password = generate_password(opts.password_length);
     auto notes = without_lockout(stored.annotations);
     remove_annotation(notes, annotations::rotation);
-    const auto version = store.replace(to_data(fresh, opts.ca_file), notes, stored.version);
-    if (!version) return false;
-    result.store_written = true;
     const std::string& user = fresh.standby->user;
+    const auto version = store_replace(to_data(fresh, opts.ca_file), notes, stored.version,
+                                       "a fresh password for the locked-out standby " + user + " (masked)");
+    if (!version) return false;
+    if (opts.dry_run) {
+      end_sessions_of(user);
+      admin->set_password(user, fresh.standby->password);
+      end_sessions_of(user);
+      result.repairs.push_back("would reset locked-out standby account " + user);
+      return true;
+    }
+    result.store_written = true;
     log::warn(
         "the standby account logs in with none of its stored passwords: someone changed its password; "
         "setting a fresh one and ending its sessions (the active account is untouched)",
@@ -224,8 +272,15 @@ struct run {
       // Annotations as before (none named: kept), except that a lockout record ends.
       annotation_map notes;
       if (stored && !locked_out_account(*stored).empty()) notes[annotations::lockout] = "";
-      const auto version = stored ? store.replace(data, notes, stored->version) : store.create(data, {});
+      const std::string what = "new credentials for " + fresh.active.user +
+                               (fresh.standby ? " and " + fresh.standby->user : std::string()) + " (passwords masked)";
+      const auto version = stored ? store_replace(data, notes, stored->version, what) : store_create(data, what);
       if (!version) return false;
+      if (opts.dry_run) {
+        if (!apply_and_confirm(fresh, *version)) return false;
+        result.data = data;
+        return true;
+      }
       result.store_written = true;
       log::info(stored ? "replaced unusable stored credentials" : "stored new credentials",
                 {{"store", store.describe()}});
@@ -237,7 +292,19 @@ struct run {
     }
 
     ensure_accounts(*creds);
-    if (!login_works(db, conn.server, creds->active, creds->database, opts.timeouts)) {
+    if (opts.dry_run && is_planned(creds->active.user)) {
+      // The accounts exist in the plan only, with the stored passwords.
+    } else if (!login_works(db, conn.server, creds->active, creds->database, opts.timeouts)) {
+      if (opts.dry_run) {
+        credentials fresh = *creds;
+        fresh.active.password = generate_password(opts.password_length);
+        store_replace(to_data(fresh, opts.ca_file), without_lockout(stored->annotations), stored->version,
+                      "a fresh password for " + fresh.active.user + " (masked)");
+        admin->set_password(fresh.active.user, fresh.active.password);
+        result.repairs.push_back("would set a fresh password for " + fresh.active.user);
+        result.data = to_data(fresh, opts.ca_file);
+        return true;
+      }
       // Another run may have claimed the store and not yet set the password: give it a
       // moment, and go round again if the store moved on.
       std::this_thread::sleep_for(settle_time);
@@ -248,8 +315,8 @@ struct run {
       // password replaces it, claimed in the store before the database is touched.
       credentials fresh = *creds;
       fresh.active.password = generate_password(opts.password_length);
-      const auto version =
-          store.replace(to_data(fresh, opts.ca_file), without_lockout(stored->annotations), stored->version);
+      const auto version = store_replace(to_data(fresh, opts.ca_file), without_lockout(stored->annotations),
+                                         stored->version, "a fresh password for " + fresh.active.user + " (masked)");
       if (!version) return false;
       result.store_written = true;
       log::warn("stored password no longer worked; set a fresh one", {{"user", fresh.active.user}});
@@ -278,14 +345,21 @@ struct run {
     if (!record.pending_password.empty()) desired[keys::pending_password] = record.pending_password;
     const std::string stale_lockout = locked_out_account(*stored);
     if (!same_data(desired, stored->data) || !stale_lockout.empty()) {
-      if (!store.replace(desired, without_lockout(stored->annotations), stored->version)) return false;
+      if (!store_replace(desired, without_lockout(stored->annotations), stored->version,
+                         stale_lockout.empty() ? "what it says changed (server, CA or CA path; passwords kept)"
+                                               : "the lockout record of " + stale_lockout + " removed"))
+        return false;
+      if (opts.dry_run) {
+        result.data = std::move(desired);
+        return true;
+      }
       result.store_written = true;
       if (!stale_lockout.empty())
         log::info("every account logs in with its stored password; removed the lockout record",
                   {{"user", stale_lockout}, {"store", store.describe()}});
       log::info("updated stored credentials", {{"store", store.describe()}});
       reached(points::store_updated);
-    } else {
+    } else if (!opts.dry_run) {
       // Report only what the store still holds: a racer may have replaced it meanwhile.
       const auto now = store.load();
       if (!now || now->version != stored->version) return false;
@@ -301,12 +375,33 @@ struct run {
     if (opts.strategy == rotation_strategy::dual) users.push_back(names.user_b);
     for (const auto& user : users) {
       const auto changes = admin->apply_limits(names, user, limits);
-      for (const auto& change : changes) log::info("set limit", {{"user", user}, {"change", change}});
+      if (!opts.dry_run)
+        for (const auto& change : changes) log::info("set limit", {{"user", user}, {"change", change}});
     }
   }
 
+  bool is_planned(const std::string& user) const {
+    return std::find(planned_accounts.begin(), planned_accounts.end(), user) != planned_accounts.end();
+  }
+
   void once() {
+    result.plan.clear();
+    statements.clear();
+    planned_accounts.clear();
     admin = db.connect_admin(conn.server, login{conn.admin_user, conn.admin_password}, opts.timeouts);
+    // Every statement is listed; a dry run runs none that changes anything.
+    admin->plan_into(&statements, !opts.dry_run);
+    try {
+      steps();
+    } catch (...) {
+      admin->plan_into(nullptr);
+      throw;
+    }
+    flush_statements();
+    admin->plan_into(nullptr);
+  }
+
+  void steps() {
     log::info("connected as admin", {{"engine", engine_name(conn.server)},
                                      {"host", conn.server.host},
                                      {"port", static_cast<int>(conn.server.port)},
@@ -319,10 +414,11 @@ struct run {
       }
     }
     admin->ensure_database(names, &owner);
+    flush_statements();
     // A tenant deprovisioned with the retain policy comes back: logins allowed again,
     // records live again (lifecycle.hpp).
     for (auto& change : restore_retained(*admin, names)) {
-      log::info("restored a retained tenant", {{"change", change}});
+      if (!opts.dry_run) log::info("restored a retained tenant", {{"change", change}});
       result.repairs.push_back(std::move(change));
     }
     reached(points::database_ensured);
@@ -377,12 +473,13 @@ provision_result provision(const connector& conn, engine& db, credential_store& 
       names = attached_names(*admin, conn.server.type, options.attach_database, us);
     });
   }
-  run r{conn, db, store, options, names, owner_of(options, names, store), limits_for(conn, options), nullptr, {}};
+  run r{conn, db, store, options, names, owner_of(options, names, store), limits_for(conn, options), nullptr, {}, {}, {}};
   r.result.names = r.names;
-  log::info("provisioning", {{"tenant", options.who.name},
-                             {"namespace", options.who.namespace_name},
-                             {"database", r.names.database},
-                             {"store", store.describe()}});
+  log::info(options.dry_run ? "planning provisioning (dry run: nothing is changed)" : "provisioning",
+            {{"tenant", options.who.name},
+             {"namespace", options.who.namespace_name},
+             {"database", r.names.database},
+             {"store", store.describe()}});
   warn_if_unverified(conn.server);
   retry_until(options.deadline, "provision tenant database", [&] {
     r.result.password_set = false;

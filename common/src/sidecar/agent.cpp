@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #pragma GCC diagnostic pop
 
+#include "sidecar/drift.hpp"
 #include "sidecar/endpoints.hpp"
 #include "sidecar/http_server.hpp"
 #include "sidecar/outcome.hpp"
@@ -113,6 +114,7 @@ struct agent::impl {
         rotate_backoff(rotation_backoff(options.sync_interval)) {
     if (proxy) status.watch_proxy(proxy.get());
     status.watch_rotator(&rot);
+    status.watch_drift(&drift);
     if (options.listen.enabled())
       main_server = bind(options.listen, "--listen",
                          [this](const http::request& r) { return sidecar::serve_probe(r, status, main_server.get()); });
@@ -335,6 +337,9 @@ struct agent::impl {
     const sidecar::login_check result = sidecar::check_login(files.published(), options.rotation.timeouts);
     status.login_checked(result);
     if (result.failed) status.count(*result.failed);
+    // Drift the tenant's own login sees (drift.hpp), at most every few minutes.
+    if (result.passed)
+      if (auto f = drift.after_login_check(files.published(), options.rotation.timeouts)) status.count(*f);
   }
 
   // --- run ------------------------------------------------------------------------------------------
@@ -375,6 +380,7 @@ struct agent::impl {
   sys_clock::time_point started;
   sidecar::file_publisher files;
   sidecar::sidecar_status status;
+  sidecar::drift_watch drift;
   sidecar::reload_hook hook;
   asio::steady_timer sync_timer;
   asio::steady_timer check_timer;

@@ -44,7 +44,10 @@ http::response serve_probe(const http::request& req, const sidecar_status& statu
   if (req.method != "GET" && req.method != "HEAD") return method_not_allowed("GET, HEAD");
   if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
   if (path == "/readyz") {
-    if (status.ready()) return {200, "text/plain; charset=utf-8", "ready\n", {}};
+    if (status.ready()) {
+      const std::string note = status.ready_note();
+      return {200, "text/plain; charset=utf-8", note.empty() ? "ready\n" : "ready (" + note + ")\n", {}};
+    }
     return {503, "text/plain; charset=utf-8", "not ready: " + status.reason() + "\n", {}};
   }
   std::string body = status.metrics();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "sidecar/drift.hpp"
 #include "sidecar/proxy_feed.hpp"
 #include "tenantdb/engine.hpp"
 #include "tenantdb/log.hpp"
@@ -237,7 +238,14 @@ std::string sidecar_status::metrics() const {
          "is locked out and the proxy (if enabled) serves.");
   sample("tenantdb_ready", ready() ? "1" : "0");
   if (proxy_ != nullptr) out += proxy_->metrics();
+  if (drift_ != nullptr) out += drift_->metrics();
   return out;
+}
+
+// Drift is reported, not enforced: the workload keeps its database (an unready sidecar
+// would take the pod out of its Service for something only an admin can undo).
+std::string sidecar_status::ready_note() const {
+  return drift_ != nullptr ? drift_->note() : std::string();
 }
 
 }  // namespace tenantdb::sidecar

@@ -18,6 +18,7 @@
 namespace tenantdb::sidecar {
 
 class proxy_feed;
+class drift_watch;
 
 /// What one login check with the published credentials found.
 struct login_check {
@@ -56,6 +57,11 @@ public:
   void watch_proxy(const proxy_feed* proxy) noexcept { proxy_ = proxy; }
   /// The rotator, whose drain (--retire-when-drained) metrics() reports. Not owned.
   void watch_rotator(const rotator* r) noexcept { rotator_ = r; }
+  /// The drift the tenant's own login sees (drift.hpp): metrics() adds its family and
+  /// ready_note() its note; it never makes the sidecar unready. Not owned; outlives this.
+  void watch_drift(const drift_watch* drift) noexcept { drift_ = drift; }
+  /// While ready: "" or a note from a fixed set ("drift: privileges") for /readyz.
+  std::string ready_note() const;
 
   /// The account the store records as locked out ("" if none).
   std::string locked_out() const;
@@ -74,6 +80,7 @@ private:
   std::chrono::system_clock::time_point started_;
   const proxy_feed* proxy_ = nullptr;
   const rotator* rotator_ = nullptr;
+  const drift_watch* drift_ = nullptr;
 
   bool check_ok_ = false;
   std::string check_reason_;
