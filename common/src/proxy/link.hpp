@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -27,11 +28,10 @@ namespace tenantdb::proxy {
 class plain_link {
 public:
   explicit plain_link(tcp::socket& s) : socket_(s) {}
-  /// Returns once the socket is readable (data, end of stream or an error).
-  asio::awaitable<void> wait_readable();
   /// Reads what is there now, at most n bytes; 0 when nothing is (the read would block).
   /// Throws boost::system::system_error at the end of the stream or on an error.
   std::size_t try_read(char* p, std::size_t n);
+  /// Waits for bytes (without a relay buffer) and reads at most n of them.
   asio::awaitable<std::size_t> read_some(char* p, std::size_t n);
   asio::awaitable<void> read_exact(char* p, std::size_t n);
   asio::awaitable<void> write_all(const char* p, std::size_t n);
@@ -52,10 +52,6 @@ public:
   /// The client handshake: "" on success, else why it failed (no secret in it: the
   /// certificate verification error or OpenSSL's reason).
   asio::awaitable<std::string> handshake();
-  /// Returns once decrypted bytes may be read: at once when OpenSSL holds some, else
-  /// when the socket is readable (which may turn out to be a partial record: try_read
-  /// then returns 0).
-  asio::awaitable<void> wait_readable();
   std::size_t try_read(char* p, std::size_t n);
   asio::awaitable<std::size_t> read_some(char* p, std::size_t n);
   asio::awaitable<void> read_exact(char* p, std::size_t n);
@@ -68,6 +64,9 @@ private:
   asio::awaitable<void> wait(int ssl_error);
   tcp::socket& socket_;
   SSL* ssl_;
+  /// Returns once decrypted bytes may be read: at once when OpenSSL holds some, else
+  /// when the socket is readable (which may turn out to be a partial record).
+  asio::awaitable<void> wait_readable();
   bool read_wants_write_ = false;  // the last SSL_read needs the socket writable
 };
 
@@ -95,18 +94,34 @@ private:
   std::unique_ptr<char[]> p_;
 };
 
-/// Moves bytes from `from` to `to` until either ends or fails (it throws then). Each
-/// readable spell reads as much as is there, a buffer at a time, and writes each read
-/// at once.
+/// Bytes a pump reads before it takes a relay buffer: a typical query or short result
+/// fits, and needs no buffer from the free list at all.
+constexpr std::size_t first_read_size = 512;
+
+/// Moves bytes from `from` to `to` until either ends or fails (it throws then). The wait
+/// for the next bytes reads into a small array in the pump itself; only when that fills
+/// does the pump take a relay buffer and read, without waiting, as much as is there (a
+/// buffer's worth per write), giving the buffer back when a read would block.
 template <class From, class To>
 asio::awaitable<void> pump(From& from, To& to, metrics& stats) {
+  std::array<char, first_read_size> first;
   for (;;) {
-    co_await from.wait_readable();
+    const std::size_t n = co_await from.read_some(first.data(), first.size());
+    if (n < first.size()) {
+      co_await to.write_all(first.data(), n);
+      continue;
+    }
     const relay_buffer buf(stats);
+    std::memcpy(buf.data(), first.data(), n);
+    std::size_t have = n;
     for (;;) {
-      const std::size_t n = from.try_read(buf.data(), relay_buffer::size);
-      if (n == 0) break;
-      co_await to.write_all(buf.data(), n);
+      const std::size_t more = from.try_read(buf.data() + have, relay_buffer::size - have);
+      have += more;
+      if (more == 0 || have == relay_buffer::size) {
+        if (have > 0) co_await to.write_all(buf.data(), have);
+        if (more == 0) break;
+        have = 0;
+      }
     }
   }
 }

@@ -352,50 +352,59 @@ struct gated_client {
   }
 };
 
-/// Client -> server: forwards every packet, except refused commands (answered here). A
-/// relay buffer is held only while the client's bytes flow; a partial packet header
-/// (at most 4 bytes) waits in `carry` for the rest.
+/// Forwards the whole packets and commands in buf[0, end) and answers refused ones;
+/// returns the bytes left (a partial header, at most 4), moved to the front of buf.
+template <class Up>
+asio::awaitable<std::size_t> forward_commands(my::command_framer& framer, char* buf, std::size_t end, Up& up,
+                                              gated_client& to_client) {
+  std::size_t begin = 0;
+  for (;;) {
+    const my::command_framer::step s = framer.next(reinterpret_cast<const unsigned char*>(buf) + begin, end - begin);
+    if (s.consumed == 0) break;
+    if (s.forward) co_await up.write_all(buf + begin, s.consumed);
+    begin += s.consumed;
+    if (s.refuse) {
+      const std::string err =
+          my::frame(s.err_seq, my::err_payload(er_unknown_com_error, "08S01",
+                                               s.command == my::com_change_user
+                                                   ? "tenantdb proxy: COM_CHANGE_USER is not supported; the session "
+                                                     "stays the tenant's"
+                                                   : "tenantdb proxy: COM_MULTI is not supported"));
+      co_await to_client.write_all(err.data(), err.size());
+    }
+  }
+  if (begin > 0 && begin < end) std::memmove(buf, buf + begin, end - begin);
+  co_return end - begin;
+}
+
+/// Client -> server: forwards every packet, except refused commands (answered here).
+/// Like pump (link.hpp): the wait reads into a small array in the pump, and a relay
+/// buffer is held only while more than that flows. A partial packet header (at most 4
+/// bytes) waits at the front of that array for the rest.
 template <class Up>
 asio::awaitable<void> pump_up(plain_link& client, Up& up, gated_client& to_client, metrics& stats) {
   my::command_framer framer;
-  std::array<char, 8> carry{};
+  std::array<char, first_read_size> first;
   std::size_t carried = 0;
   for (;;) {
-    co_await client.wait_readable();
+    std::size_t end = carried + co_await client.read_some(first.data() + carried, first.size() - carried);
+    if (end < first.size()) {
+      carried = co_await forward_commands(framer, first.data(), end, up, to_client);
+      continue;
+    }
     const relay_buffer lease(stats);
     char* const buf = lease.data();
-    std::memcpy(buf, carry.data(), carried);
-    std::size_t end = carried;
-    carried = 0;
+    std::memcpy(buf, first.data(), end);
     for (;;) {
-      const std::size_t n = client.try_read(buf + end, relay_buffer::size - end);
-      if (n == 0) break;
-      end += n;
-      std::size_t begin = 0;
-      for (;;) {
-        const my::command_framer::step s =
-            framer.next(reinterpret_cast<const unsigned char*>(buf) + begin, end - begin);
-        if (s.consumed == 0) break;
-        if (s.forward) co_await up.write_all(buf + begin, s.consumed);
-        begin += s.consumed;
-        if (s.refuse) {
-          const std::string err = my::frame(
-              s.err_seq, my::err_payload(er_unknown_com_error, "08S01",
-                                         s.command == my::com_change_user
-                                             ? "tenantdb proxy: COM_CHANGE_USER is not supported; the session "
-                                               "stays the tenant's"
-                                             : "tenantdb proxy: COM_MULTI is not supported"));
-          co_await to_client.write_all(err.data(), err.size());
-        }
-      }
-      // What is left is a partial header: keep it at the front.
-      if (begin > 0) {
-        std::memmove(buf, buf + begin, end - begin);
-        end -= begin;
+      const std::size_t more = client.try_read(buf + end, relay_buffer::size - end);
+      end += more;
+      if (more == 0 || end == relay_buffer::size) {
+        end = co_await forward_commands(framer, buf, end, up, to_client);
+        if (more == 0) break;
       }
     }
-    if (end > carry.size()) throw my::protocol_error("a partial packet header longer than a header");
-    std::memcpy(carry.data(), buf, end);
+    if (end >= first.size()) throw my::protocol_error("a partial packet header longer than a header");
+    std::memcpy(first.data(), buf, end);
     carried = end;
   }
 }

@@ -99,10 +99,6 @@ using asio::use_awaitable;
 }
 }  // namespace
 
-asio::awaitable<void> plain_link::wait_readable() {
-  co_await socket_.async_wait(tcp::socket::wait_read, use_awaitable);
-}
-
 std::size_t plain_link::try_read(char* p, std::size_t n) {
   // native_handle() is -1 once the socket is closed: recv fails with EBADF, never
   // touching a reused fd number.
@@ -117,10 +113,8 @@ std::size_t plain_link::try_read(char* p, std::size_t n) {
 }
 
 asio::awaitable<std::size_t> plain_link::read_some(char* p, std::size_t n) {
-  for (;;) {
-    if (const std::size_t got = try_read(p, n)) co_return got;
-    co_await wait_readable();
-  }
+  // Asio's own read: it tries the socket first and waits without re-arming epoll.
+  co_return co_await socket_.async_read_some(asio::buffer(p, n), use_awaitable);
 }
 
 asio::awaitable<void> plain_link::read_exact(char* p, std::size_t n) {
