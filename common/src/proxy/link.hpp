@@ -68,6 +68,7 @@ private:
   /// when the socket is readable (which may turn out to be a partial record).
   asio::awaitable<void> wait_readable();
   bool read_wants_write_ = false;  // the last SSL_read needs the socket writable
+  bool drained_ = false;           // the last SSL_read returned less than it was asked for
 };
 
 using ssl_ptr = std::unique_ptr<SSL, decltype(&SSL_free)>;
