@@ -567,6 +567,32 @@ TEST_F(ProxyMysql, ThreeHundredConnectsAtOnceEachEndAndTheProxyServesAfterwards)
   EXPECT_EQ(current_user(c.conn.get()), user_);
 }
 
+// The relay holds a buffer only while bytes flow: one while a result waits on a client
+// that does not read, none once the client has read it and the session idles.
+TEST_F(ProxyMysql, ASessionHoldsRelayBuffersOnlyWhileBytesFlow) {
+  start();
+  auto c = connect_proxy(port());
+  ASSERT_TRUE(c.conn) << c.error << ": " << c.message;
+  MYSQL* m = c.conn.get();
+  EXPECT_EQ(value(m, "SELECT 1"), "1");
+  EXPECT_TRUE(test::eventually([&] { return proxy_->stats().relay_buffers() == 0; }, 30s));
+  // 64 MB of result, far more than the sockets between the proxy and the client buffer:
+  // the proxy's writer waits on the client, holding its buffer.
+  const std::string q = "SELECT REPEAT('x', 1000000) FROM seq_1_to_64";
+  ASSERT_EQ(mysql_send_query(m, q.data(), static_cast<unsigned long>(q.size())), 0) << mysql_error(m);
+  EXPECT_TRUE(test::eventually([&] { return proxy_->stats().relay_buffers() >= 1; }, 30s));
+  ASSERT_EQ(mysql_read_query_result(m), 0) << mysql_error(m);
+  std::unique_ptr<MYSQL_RES, decltype(&mysql_free_result)> res(mysql_use_result(m), &mysql_free_result);
+  ASSERT_TRUE(res) << mysql_error(m);
+  std::size_t rows = 0;
+  while (mysql_fetch_row(res.get()) != nullptr) ++rows;
+  res.reset();
+  EXPECT_EQ(rows, 64u);
+  EXPECT_TRUE(test::eventually([&] { return proxy_->stats().relay_buffers() == 0; }, 30s));
+  EXPECT_EQ(proxy_->stats().open(), 1u);
+  EXPECT_EQ(value(m, "SELECT 2"), "2");
+}
+
 TEST_F(ProxyMysql, MysqlslapRunsThroughTheProxy) {
   if (::access("/usr/bin/mysqlslap", X_OK) != 0) GTEST_SKIP() << "mysqlslap is not installed";
   start();
@@ -639,6 +665,8 @@ TEST_F(ProxyMysqlMany, AnIdleProxiedConnectionHoldsNoLargePerConnectionBuffers) 
     ASSERT_TRUE(idle.back()) << "session " << i;
   }
   ASSERT_TRUE(test::eventually([&] { return proxy_->stats().open() == n + warm.size(); }));
+  // Logged in and idle: no session holds a relay buffer.
+  EXPECT_TRUE(test::eventually([&] { return proxy_->stats().relay_buffers() == 0; }, 30s));
   const std::uint64_t after = rss_anon();
   const std::uint64_t per = after > before ? (after - before) / n : 0;
   std::printf("anonymous memory per idle proxied connection: %llu bytes\n", static_cast<unsigned long long>(per));

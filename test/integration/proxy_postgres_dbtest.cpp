@@ -320,6 +320,29 @@ TEST_F(ProxyPostgres, ClientLandsInTheTenantsDatabaseAsTheTenantWhateverItAsksFo
       << service_->stats().render();
 }
 
+// The relay holds a buffer only while bytes flow: one while a result waits on a client
+// that does not read, none once the client has read it and the session idles.
+TEST_F(ProxyPostgres, ASessionHoldsRelayBuffersOnlyWhileBytesFlow) {
+  start(defaults());
+  auto c = pq_connect(proxy_conninfo());
+  ASSERT_TRUE(ok(c)) << error_of(c);
+  EXPECT_EQ(one(c, "SELECT 1"), "1");
+  EXPECT_TRUE(test::eventually([&] { return service_->stats().relay_buffers() == 0; }, 30s));
+  // 64 MB of result, far more than the sockets between the proxy and the client buffer:
+  // the proxy's writer waits on the client, holding its buffer.
+  ASSERT_EQ(PQsendQuery(c.get(), "SELECT repeat('x', 1000000) FROM generate_series(1, 64)"), 1) << error_of(c);
+  EXPECT_TRUE(test::eventually([&] { return service_->stats().relay_buffers() >= 1; }, 30s));
+  std::size_t rows = 0;
+  while (PGresult* r = PQgetResult(c.get())) {
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) rows += static_cast<std::size_t>(PQntuples(r));
+    PQclear(r);
+  }
+  EXPECT_EQ(rows, 64u);
+  EXPECT_TRUE(test::eventually([&] { return service_->stats().relay_buffers() == 0; }, 30s));
+  EXPECT_EQ(service_->stats().open(), 1u);
+  EXPECT_EQ(one(c, "SELECT 2"), "2");
+}
+
 TEST_F(ProxyPostgres, SslAndGssEncRequestsAreDeclinedAndTheStartupThatFollowsIsServed) {
   start(defaults());
   raw_socket s(service_->port());

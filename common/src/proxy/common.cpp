@@ -69,6 +69,10 @@ std::string metrics::render() const {
       << "# HELP tenantdb_proxy_connections_total Client connections accepted.\n"
          "# TYPE tenantdb_proxy_connections_total counter\n"
       << "tenantdb_proxy_connections_total " << total() << "\n"
+      << "# HELP tenantdb_proxy_relay_buffers Relay buffers held now (sessions moving bytes; 0 when all are "
+         "idle).\n"
+         "# TYPE tenantdb_proxy_relay_buffers gauge\n"
+      << "tenantdb_proxy_relay_buffers " << relay_buffers() << "\n"
       << "# HELP tenantdb_proxy_failures_total Proxied connections that failed, by reason.\n"
          "# TYPE tenantdb_proxy_failures_total counter\n";
   for (std::size_t i = 0; i < static_cast<std::size_t>(failure::count_); ++i)

@@ -16,7 +16,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <array>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <utility>  // before Boost 1.74's awaitable.hpp
@@ -39,6 +41,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "proxy/link.hpp"
 #include "proxy/mysql_protocol.hpp"
 #include "proxy/proxy.hpp"
 #include "proxy/watchdog.hpp"
@@ -98,96 +101,17 @@ struct packet {
   std::string payload;
 };
 
-/// TLS on the upstream socket with OpenSSL directly (a socket BIO on the non-blocking
-/// fd, waiting on the socket when OpenSSL wants to read or write). asio::ssl::stream
-/// would keep four 17 KiB buffers per connection for its BIO pair and staging; this
-/// keeps none while idle (SSL_MODE_RELEASE_BUFFERS), which matters for the budget of an
-/// idle proxied connection. Never used after the socket is closed: the fd number could
-/// belong to another connection by then. OpenSSL's socket BIO writes with write(2), so
-/// the process must ignore SIGPIPE (tenantdb-sidecar's main does).
-class tls_link {
-public:
-  tls_link(tcp::socket& s, SSL* ssl) : socket_(s), ssl_(ssl) {}
-
-  asio::awaitable<std::size_t> read_some(asio::mutable_buffer b) {
-    for (;;) {
-      check_open();
-      ERR_clear_error();
-      const int n = SSL_read(ssl_, b.data(), static_cast<int>(std::min<std::size_t>(b.size(), 1 << 30)));
-      if (n > 0) co_return static_cast<std::size_t>(n);
-      co_await wait(SSL_get_error(ssl_, n));
-    }
-  }
-  asio::awaitable<std::size_t> write_some(asio::const_buffer b) {
-    for (;;) {
-      check_open();
-      ERR_clear_error();
-      const int n = SSL_write(ssl_, b.data(), static_cast<int>(std::min<std::size_t>(b.size(), 1 << 30)));
-      if (n > 0) co_return static_cast<std::size_t>(n);
-      co_await wait(SSL_get_error(ssl_, n));
-    }
-  }
-  /// Returns "" on success, else why the handshake failed (no secret in it).
-  asio::awaitable<std::string> handshake() {
-    for (;;) {
-      check_open();
-      ERR_clear_error();
-      const int rc = SSL_connect(ssl_);
-      if (rc == 1) co_return std::string();
-      const int e = SSL_get_error(ssl_, rc);
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        co_await wait(e);
-        continue;
-      }
-      const long verify = SSL_get_verify_result(ssl_);
-      if (verify != X509_V_OK) co_return std::string(X509_verify_cert_error_string(verify));
-      const unsigned long code = ERR_get_error();
-      if (code != 0) {
-        std::array<char, 256> text{};
-        ERR_error_string_n(code, text.data(), text.size());
-        co_return std::string(text.data());
-      }
-      co_return std::string("the server ended the TLS handshake");
-    }
-  }
-
-private:
-  void check_open() const {
-    if (!socket_.is_open()) throw boost::system::system_error(asio::error::bad_descriptor);
-  }
-  asio::awaitable<void> wait(int ssl_error) {
-    if (ssl_error == SSL_ERROR_WANT_READ) {
-      co_await socket_.async_wait(tcp::socket::wait_read, use_awaitable);
-    } else if (ssl_error == SSL_ERROR_WANT_WRITE) {
-      co_await socket_.async_wait(tcp::socket::wait_write, use_awaitable);
-    } else if (ssl_error == SSL_ERROR_ZERO_RETURN) {
-      throw boost::system::system_error(asio::error::eof);
-    } else {
-      ERR_clear_error();
-      throw boost::system::system_error(asio::error::connection_reset);
-    }
-  }
-  tcp::socket& socket_;
-  SSL* ssl_;
-};
-
 asio::awaitable<void> read_exact(tcp::socket& s, asio::mutable_buffer b) {
   co_await asio::async_read(s, b, use_awaitable);
 }
 asio::awaitable<void> read_exact(tls_link& s, asio::mutable_buffer b) {
-  while (b.size() > 0) b += co_await s.read_some(b);
+  co_await s.read_exact(static_cast<char*>(b.data()), b.size());
 }
 asio::awaitable<void> write_all(tcp::socket& s, asio::const_buffer b) {
   co_await asio::async_write(s, b, use_awaitable);
 }
 asio::awaitable<void> write_all(tls_link& s, asio::const_buffer b) {
-  while (b.size() > 0) b += co_await s.write_some(b);
-}
-asio::awaitable<std::size_t> read_some(tcp::socket& s, asio::mutable_buffer b) {
-  co_return co_await s.async_read_some(b, use_awaitable);
-}
-asio::awaitable<std::size_t> read_some(tls_link& s, asio::mutable_buffer b) {
-  co_return co_await s.read_some(b);
+  co_await s.write_all(static_cast<const char*>(b.data()), b.size());
 }
 
 /// One packet of at most `cap` bytes (the 3-byte length is checked before allocating).
@@ -216,7 +140,7 @@ asio::awaitable<void> write_packet(Stream& s, std::uint8_t seq, std::string_view
 struct upstream_conn {
   tcp::resolver resolver;
   tcp::socket sock;
-  std::unique_ptr<SSL, decltype(&SSL_free)> ssl{nullptr, &SSL_free};
+  ssl_ptr ssl{nullptr, &SSL_free};
   std::optional<tls_link> link;  // set once TLS is up
   my::greeting greeting;
 
@@ -365,13 +289,7 @@ asio::awaitable<std::string> login_upstream(upstream_conn& up, const upstream& u
     ssl.capabilities |= my::client_ssl;
     ssl.ssl_request = true;
     co_await write_packet(up.socket(), seq++, my::build_handshake_response(ssl));
-    up.ssl.reset(SSL_new(tls_ctx.native_handle()));
-    if (!up.ssl) throw std::runtime_error("cannot create a TLS session");
-    boost::system::error_code ec;
-    up.socket().non_blocking(true, ec);
-    if (ec || SSL_set_fd(up.ssl.get(), up.socket().native_handle()) != 1)
-      throw std::runtime_error("cannot set up TLS on the upstream socket");
-    prepare_tls(up.ssl.get(), u.server);
+    up.ssl = new_tls_session(tls_ctx, up.socket(), u.server);
     tls_link link(up.socket(), up.ssl.get());
     const std::string why = co_await link.handshake();
     if (!why.empty())
@@ -397,18 +315,18 @@ asio::awaitable<std::string> login_upstream(upstream_conn& up, const upstream& u
 }
 
 /// Only one writer on the client socket at a time: the server->client pump and the
-/// COM_CHANGE_USER answer never interleave their bytes.
+/// COM_CHANGE_USER answer never interleave their bytes. Free (no suspension) unless a
+/// write is waiting on the socket.
 struct write_gate {
   bool busy = false;
   asio::steady_timer wake;
   explicit write_gate(const asio::any_io_executor& ex) : wake(ex) {}
-  asio::awaitable<void> lock() {
+  asio::awaitable<void> wait() {
     while (busy) {
       wake.expires_at(asio::steady_timer::time_point::max());
       boost::system::error_code ec;
       co_await wake.async_wait(asio::redirect_error(use_awaitable, ec));
     }
-    busy = true;
   }
   void unlock() {
     busy = false;
@@ -416,28 +334,35 @@ struct write_gate {
   }
 };
 
-/// Client -> server: forwards every packet, except refused commands (answered here).
-template <class Stream>
-asio::awaitable<void> pump_up(tcp::socket& client, Stream& up, write_gate& gate) {
-  constexpr std::size_t cap = 8 * 1024;
-  auto buf = std::make_unique<unsigned char[]>(cap);
-  std::size_t begin = 0;
-  std::size_t end = 0;
-  my::command_framer framer;
-  for (;;) {
-    my::command_framer::step s = framer.next(buf.get() + begin, end - begin);
-    if (s.consumed == 0) {  // more input needed: keep a partial header at the front
-      if (begin > 0) {
-        std::memmove(buf.get(), buf.get() + begin, end - begin);
-        end -= begin;
-        begin = 0;
-      }
-      end += co_await client.async_read_some(asio::buffer(buf.get() + end, cap - end), use_awaitable);
-      continue;
+/// The client's link for writers that share it through the gate.
+struct gated_client {
+  plain_link& link;
+  write_gate& gate;
+  asio::awaitable<void> write_all(const char* p, std::size_t n) {
+    if (gate.busy) co_await gate.wait();
+    gate.busy = true;
+    std::exception_ptr failed;
+    try {
+      co_await link.write_all(p, n);
+    } catch (...) {
+      failed = std::current_exception();
     }
-    if (s.forward) co_await write_all(up, asio::buffer(buf.get() + begin, s.consumed));
+    gate.unlock();
+    if (failed) std::rethrow_exception(failed);
+  }
+};
+
+/// Forwards the whole packets and commands in buf[0, end) and answers refused ones;
+/// returns the bytes left (a partial header, at most 4), moved to the front of buf.
+template <class Up>
+asio::awaitable<std::size_t> forward_commands(my::command_framer& framer, char* buf, std::size_t end, Up& up,
+                                              gated_client& to_client) {
+  std::size_t begin = 0;
+  for (;;) {
+    const my::command_framer::step s = framer.next(reinterpret_cast<const unsigned char*>(buf) + begin, end - begin);
+    if (s.consumed == 0) break;
+    if (s.forward) co_await up.write_all(buf + begin, s.consumed);
     begin += s.consumed;
-    if (begin == end) begin = end = 0;
     if (s.refuse) {
       const std::string err =
           my::frame(s.err_seq, my::err_payload(er_unknown_com_error, "08S01",
@@ -445,54 +370,71 @@ asio::awaitable<void> pump_up(tcp::socket& client, Stream& up, write_gate& gate)
                                                    ? "tenantdb proxy: COM_CHANGE_USER is not supported; the session "
                                                      "stays the tenant's"
                                                    : "tenantdb proxy: COM_MULTI is not supported"));
-      co_await gate.lock();
-      boost::system::error_code ec;
-      co_await asio::async_write(client, asio::buffer(err), asio::redirect_error(use_awaitable, ec));
-      gate.unlock();
-      if (ec) throw boost::system::system_error(ec);
+      co_await to_client.write_all(err.data(), err.size());
     }
   }
+  if (begin > 0 && begin < end) std::memmove(buf, buf + begin, end - begin);
+  co_return end - begin;
 }
 
-/// Server -> client: bytes as they come.
-template <class Stream>
-asio::awaitable<void> pump_down(tcp::socket& client, Stream& up, write_gate& gate) {
-  constexpr std::size_t cap = 16 * 1024;
-  auto buf = std::make_unique<unsigned char[]>(cap);
+/// Client -> server: forwards every packet, except refused commands (answered here).
+/// Like pump (link.hpp): the wait reads into a small array in the pump, and a relay
+/// buffer is held only while more than that flows. A partial packet header (at most 4
+/// bytes) waits at the front of that array for the rest.
+template <class Up>
+asio::awaitable<void> pump_up(plain_link& client, Up& up, gated_client& to_client, metrics& stats) {
+  my::command_framer framer;
+  std::array<char, first_read_size> first;
+  std::size_t carried = 0;
   for (;;) {
-    const std::size_t n = co_await read_some(up, asio::buffer(buf.get(), cap));
-    co_await gate.lock();
-    boost::system::error_code ec;
-    co_await asio::async_write(client, asio::buffer(buf.get(), n), asio::redirect_error(use_awaitable, ec));
-    gate.unlock();
-    if (ec) co_return;
+    std::size_t end = carried + co_await client.read_some(first.data() + carried, first.size() - carried);
+    if (end < first.size()) {
+      carried = co_await forward_commands(framer, first.data(), end, up, to_client);
+      continue;
+    }
+    const relay_buffer lease(stats);
+    char* const buf = lease.data();
+    std::memcpy(buf, first.data(), end);
+    for (;;) {
+      const std::size_t more = client.try_read(buf + end, relay_buffer::size - end);
+      end += more;
+      if (more == 0 || end == relay_buffer::size) {
+        end = co_await forward_commands(framer, buf, end, up, to_client);
+        if (more == 0) break;
+      }
+    }
+    if (end >= first.size()) throw my::protocol_error("a partial packet header longer than a header");
+    std::memcpy(first.data(), buf, end);
+    carried = end;
   }
 }
 
-template <class Stream>
-asio::awaitable<void> relay(tcp::socket& client, Stream& up, upstream_conn& conn) {
+template <class Up>
+asio::awaitable<void> relay(tcp::socket& client_socket, Up& up, upstream_conn& conn, metrics& stats) {
   const auto ex = co_await asio::this_coro::executor;
+  plain_link client(client_socket);
   write_gate gate(ex);
+  gated_client to_client{client, gate};
   asio::steady_timer down_done(ex, asio::steady_timer::time_point::max());
   bool down_finished = false;
   asio::co_spawn(
       ex,
       [&]() -> asio::awaitable<void> {
         try {
-          co_await pump_down(client, up, gate);
+          co_await pump(up, to_client, stats);
         } catch (const std::exception&) {
         }
         down_finished = true;
-        set_close(client);
+        set_close(client_socket);
         conn.close();
         down_done.cancel();
       },
       asio::detached);
   try {
-    co_await pump_up(client, up, gate);
+    co_await pump_up(client, up, to_client, stats);
   } catch (const std::exception&) {
   }
-  set_close(client);
+  set_close(client_socket);
   conn.close();
   while (!down_finished) {
     boost::system::error_code ec;
@@ -662,10 +604,12 @@ asio::awaitable<void> serve(tcp::socket& client, context& ctx) {
     const open_session counted(ctx.stats, logged_in->account.user);
     at = phase::relay;
     log::debug("proxy: mysql session logged in", {{"account", counted.account}});
-    if (up->link)
-      co_await relay(client, *up->link, *up);
-    else
-      co_await relay(client, up->socket(), *up);
+    if (up->link) {
+      co_await relay(client, *up->link, *up, ctx.stats);
+    } else {
+      plain_link upstream_link(up->socket());
+      co_await relay(client, upstream_link, *up, ctx.stats);
+    }
     co_return;
   } catch (const refusal& r) {
     failed = r;

@@ -32,6 +32,7 @@
 #include <boost/asio/write.hpp>
 #pragma GCC diagnostic pop
 
+#include "proxy/link.hpp"
 #include "proxy/postgres_protocol.hpp"
 #include "proxy/proxy.hpp"
 #include "proxy/watchdog.hpp"
@@ -46,7 +47,6 @@ namespace tenantdb::proxy {
 namespace {
 
 using clock = std::chrono::steady_clock;
-constexpr std::size_t relay_buffer_size = 8192;   // per direction, per session
 constexpr std::size_t max_login_backlog = 65536;  // upstream messages held until ReadyForQuery
 
 /// Why this session ends early. Thrown inside the session, answered in one place.
@@ -99,36 +99,37 @@ const pg::scram_verifier& local_verifier(const secret& password) {
 
 struct upstream_conn {
   std::shared_ptr<asio::ssl::context> tls_ctx;
-  asio::ssl::stream<tcp::socket> stream;
-  bool tls = false;
+  tcp::socket sock;
+  ssl_ptr ssl{nullptr, &SSL_free};
+  std::optional<tls_link> secure;  // set once TLS is up
+  plain_link clear{sock};
 
   upstream_conn(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::context> c)
-      : tls_ctx(std::move(c)), stream(ex, *tls_ctx) {}
-  tcp::socket& socket() { return stream.next_layer(); }
-  void close() { proxy::close(stream.next_layer()); }
+      : tls_ctx(std::move(c)), sock(ex) {}
+  tcp::socket& socket() { return sock; }
+  bool tls() const { return secure.has_value(); }
+  void close() { proxy::close(sock); }
 
   asio::awaitable<void> read_exact(char* p, std::size_t n) {
-    if (tls)
-      co_await asio::async_read(stream, asio::buffer(p, n), asio::use_awaitable);
+    if (secure)
+      co_await secure->read_exact(p, n);
     else
-      co_await asio::async_read(socket(), asio::buffer(p, n), asio::use_awaitable);
+      co_await clear.read_exact(p, n);
   }
   asio::awaitable<void> write(std::string_view data) {
-    if (tls)
-      co_await asio::async_write(stream, asio::buffer(data.data(), data.size()), asio::use_awaitable);
+    if (secure)
+      co_await secure->write_all(data.data(), data.size());
     else
-      co_await asio::async_write(socket(), asio::buffer(data.data(), data.size()), asio::use_awaitable);
+      co_await clear.write_all(data.data(), data.size());
   }
   asio::awaitable<std::size_t> read_some(char* p, std::size_t n, boost::system::error_code& ec) {
-    if (tls)
-      co_return co_await stream.async_read_some(asio::buffer(p, n), asio::redirect_error(asio::use_awaitable, ec));
-    co_return co_await socket().async_read_some(asio::buffer(p, n), asio::redirect_error(asio::use_awaitable, ec));
-  }
-  asio::awaitable<void> write(const char* p, std::size_t n, boost::system::error_code& ec) {
-    if (tls)
-      co_await asio::async_write(stream, asio::buffer(p, n), asio::redirect_error(asio::use_awaitable, ec));
-    else
-      co_await asio::async_write(socket(), asio::buffer(p, n), asio::redirect_error(asio::use_awaitable, ec));
+    try {
+      if (secure) co_return co_await secure->read_some(p, n);
+      co_return co_await clear.read_some(p, n);
+    } catch (const boost::system::system_error& e) {
+      ec = e.code();
+    }
+    co_return 0;
   }
 };
 
@@ -276,8 +277,8 @@ private:
                     " (check the connector's host and port and the network)"};
       case phase::upstream_tls: {
         std::string detail = err;
-        if (up_) {
-          const long verify = SSL_get_verify_result(up_->stream.native_handle());
+        if (up_ && up_->ssl) {
+          const long verify = SSL_get_verify_result(up_->ssl.get());
           if (verify != X509_V_OK) detail = X509_verify_cert_error_string(verify);
         }
         if (upstream_dog_ && upstream_dog_->fired()) detail = "timed out after " + ms_text(ctx_.opts.connect_timeout);
@@ -487,9 +488,17 @@ private:
     char answer = 0;
     co_await up_->read_exact(&answer, 1);  // exactly one byte: nothing read past it in clear
     if (answer == 'S') {
-      prepare_tls(up_->stream, server);
-      co_await up_->stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
-      up_->tls = true;
+      up_->ssl = new_tls_session(*up_->tls_ctx, up_->socket(), server);
+      tls_link link(up_->socket(), up_->ssl.get());
+      const std::string why = co_await link.handshake();
+      if (!why.empty())
+        throw session_failure{
+            failure::upstream_tls, "08006",
+            "tenantdb proxy: TLS with the server " + where(server) + " failed: " +
+                (upstream_dog_ && upstream_dog_->fired() ? "timed out after " + ms_text(ctx_.opts.connect_timeout)
+                                                         : why) +
+                " (check caCert and sslMode in the connector)"};
+      up_->secure.emplace(link);
       co_return;
     }
     if (answer == 'N' && (server.tls == tls_mode::allow || server.tls == tls_mode::prefer)) co_return;
@@ -589,8 +598,8 @@ private:
             return false;
           };
           std::string mech, gs2, binding;
-          if (up_->tls && offers("SCRAM-SHA-256-PLUS")) {
-            binding = tls_server_end_point(up_->stream.native_handle());
+          if (up_->tls() && offers("SCRAM-SHA-256-PLUS")) {
+            binding = tls_server_end_point(up_->ssl.get());
             if (binding.empty())
               throw session_failure{failure::upstream_tls, "08006",
                                     "tenantdb proxy: the server " + where(server) +
@@ -601,7 +610,7 @@ private:
             refuse_unverified("SCRAM-SHA-256 without channel binding");
           } else if (offers("SCRAM-SHA-256")) {
             mech = "SCRAM-SHA-256";
-            gs2 = up_->tls ? "y,," : "n,,";
+            gs2 = up_->tls() ? "y,," : "n,,";
           } else {
             throw session_failure{failure::upstream_auth, "28000",
                                   "tenantdb proxy: the server " + where(server) +
@@ -683,51 +692,28 @@ private:
   }
 
   // -------------------------------------------------------------------------------------
-  // Relay: both directions at once, each with its own small buffer, until either ends. A
-  // buffer is held only while bytes flow: once a socket has nothing more to read, it is
-  // given back and the direction waits for readability without one, so an idle session
-  // holds no relay buffer (except upstream over TLS, where decrypted bytes may wait inside
-  // the TLS stream and socket readability says nothing).
+  // Relay: both directions at once until either ends, each holding a relay buffer only
+  // while its bytes flow (link.hpp's pump), so an idle session holds none.
 
   asio::awaitable<void> client_to_upstream() {
-    std::unique_ptr<char[]> buf;
-    boost::system::error_code ec;
-    for (;;) {
-      if (!buf) {
-        co_await client_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) break;
-        buf = std::make_unique<char[]>(relay_buffer_size);
-      }
-      const std::size_t n = co_await client_.async_read_some(asio::buffer(buf.get(), relay_buffer_size),
-                                                             asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;
-      co_await up_->write(buf.get(), n, ec);
-      if (ec) break;
-      boost::system::error_code ignored;
-      if (client_.available(ignored) == 0) buf.reset();
+    plain_link client(client_);
+    try {
+      if (up_->secure)
+        co_await pump(client, *up_->secure, ctx_.stats);
+      else
+        co_await pump(client, up_->clear, ctx_.stats);
+    } catch (const boost::system::system_error&) {  // either side ended: the relay ends
     }
   }
 
   asio::awaitable<void> upstream_to_client() {
-    std::unique_ptr<char[]> buf;
-    boost::system::error_code ec;
-    for (;;) {
-      if (!buf) {
-        if (!up_->tls) {
-          co_await up_->socket().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-          if (ec) break;
-        }
-        buf = std::make_unique<char[]>(relay_buffer_size);
-      }
-      const std::size_t n = co_await up_->read_some(buf.get(), relay_buffer_size, ec);
-      if (n > 0) {
-        boost::system::error_code wec;
-        co_await asio::async_write(client_, asio::buffer(buf.get(), n), asio::redirect_error(asio::use_awaitable, wec));
-        if (wec) break;
-      }
-      if (ec) break;
-      boost::system::error_code ignored;
-      if (!up_->tls && up_->socket().available(ignored) == 0) buf.reset();
+    plain_link client(client_);
+    try {
+      if (up_->secure)
+        co_await pump(*up_->secure, client, ctx_.stats);
+      else
+        co_await pump(up_->clear, client, ctx_.stats);
+    } catch (const boost::system::system_error&) {
     }
   }
 

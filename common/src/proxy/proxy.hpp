@@ -31,7 +31,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #pragma GCC diagnostic pop
 
 #include "tenantdb/connector.hpp"
@@ -101,9 +100,14 @@ public:
   void failed(failure f) { ++failures_[static_cast<std::size_t>(f)]; }
   /// Time from the client's startup to the upstream's login completing.
   void observe_connect(std::chrono::microseconds took);
+  /// A relay took a buffer (bytes are flowing) / gave it back (a read would block).
+  void relay_buffer_taken() { ++relay_buffers_; }
+  void relay_buffer_returned() { --relay_buffers_; }
 
   std::uint64_t open() const { return open_.load(); }
   std::uint64_t total() const { return total_.load(); }
+  /// Relay buffers held now: 0 when every session is idle.
+  std::uint64_t relay_buffers() const { return relay_buffers_.load(); }
   std::uint64_t failures(failure f) const { return failures_[static_cast<std::size_t>(f)].load(); }
   /// Open sessions per account (accounts with none are listed once seen, with 0).
   std::map<std::string, std::uint64_t> sessions_by_account() const;
@@ -114,6 +118,7 @@ public:
 private:
   std::atomic<std::uint64_t> open_{0};
   std::atomic<std::uint64_t> total_{0};
+  std::atomic<std::uint64_t> relay_buffers_{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(failure::count_)> failures_{};
   mutable std::mutex mu_;  // guards the two below
   std::map<std::string, std::uint64_t> by_account_;
@@ -188,11 +193,8 @@ void tune_socket(tcp::socket& s, const options& opts);
 /// CA that does not parse.
 std::shared_ptr<asio::ssl::context> make_tls_context(const server_address& server);
 
-/// Prepares `stream` for its handshake with `server`: SNI (for a host name), and with
-/// verify_full the host name (or IP address) check.
-void prepare_tls(asio::ssl::stream<tcp::socket>& stream, const server_address& server);
-/// The same for an SSL object used without asio::ssl::stream (the MySQL session's
-/// leaner TLS link).
+/// Prepares `ssl` for its handshake with `server`: SNI (for a host name), and with
+/// verify_full the host name (or IP address) check. See also new_tls_session (link.hpp).
 void prepare_tls(SSL* ssl, const server_address& server);
 
 /// True when the server's certificate is verified (verify_ca, verify_full). The unverified
