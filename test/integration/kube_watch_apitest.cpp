@@ -308,6 +308,32 @@ TEST_F(WatchTest, WatchedStoreReadsFromTheWatchAndGetsOnlyToResync) {
   EXPECT_EQ(api_.request_count("GET", "/secrets/vc-db-watched"), 2u);
 }
 
+// A watch from the current resourceVersion may send nothing for a long time (no change,
+// no bookmark yet): it is live, and the store reads from it, once the API accepted it.
+TEST(WatchIdle, AWatchIsLiveFromItsAnswerNotFromItsFirstEvent) {
+  test::KubeStandinOptions o;
+  o.bookmark_interval = std::chrono::hours(1);
+  test::KubeStandin api(o);
+  api.add_token(token, user);
+  api.allow(user, "get", ns, "secrets", name);
+  api.allow(user, "watch", ns, "secrets", name);
+  put_secret(api, name, "first");
+  kube_config c;
+  c.server = api.url();
+  c.ca_pem = api.ca_pem();
+  c.token = secret(token);
+  kube_client client(c);
+  secret_watcher w(c, ns, name, {}, {});
+  w.start();
+  auto store = make_watched_secret_store(client, ns, name, {}, w, std::chrono::hours(1));
+  ASSERT_TRUE(store->load());
+  ASSERT_TRUE(eventually([&] { return api.active_watches() == 1; }, 30s));
+  EXPECT_TRUE(eventually([&] { return w.state() == watch_state::live; }, 30s)) << to_string(w.state());
+  api.clear_requests();
+  ASSERT_TRUE(store->load());
+  EXPECT_EQ(api.request_count("GET"), 0u) << "an idle watch was not taken as live";
+}
+
 TEST(WatchVersions, NumericVersionsAreComparedAndOthersAreNot) {
   EXPECT_TRUE(not_older_version("10", "9"));
   EXPECT_TRUE(not_older_version("10", "10"));

@@ -147,6 +147,24 @@ extern "C" std::size_t write_body(char* data, std::size_t size, std::size_t coun
   return bytes;
 }
 
+/// Tells the line stream that the answer's headers are complete: a watch that streams
+/// may send no body byte for a long time, so it is "open" at its 200 header, not at its
+/// first event.
+extern "C" std::size_t watch_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* s = static_cast<line_stream*>(user);
+  const std::size_t bytes = size * count;
+  const bool end_of_headers = (bytes == 2 && data[0] == '\r' && data[1] == '\n') || (bytes == 1 && data[0] == '\n');
+  if (end_of_headers && s->status == 0) {
+    long status = 0;
+    curl_easy_getinfo(s->handle, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200) {  // not an interim 1xx answer
+      s->status = status;
+      if (status == 200 && s->on_open) s->on_open();
+    }
+  }
+  return bytes;
+}
+
 /// Aborts a watch's transfer once its stop flag is set (libcurl calls this about once
 /// a second while the stream is idle, more often while data flows).
 extern "C" int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
@@ -622,6 +640,8 @@ kube_response kube_client::perform(const std::string& method, const std::string&
       curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, &watch_progress);
       curl_easy_setopt(handle, CURLOPT_XFERINFODATA, static_cast<void*>(&stream->lines));
       curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, &watch_header);
+      curl_easy_setopt(handle, CURLOPT_HEADERDATA, static_cast<void*>(&stream->lines));
     }
     if (sends_body) {
       curl_easy_setopt(handle, CURLOPT_POST, 1L);
@@ -645,6 +665,8 @@ kube_response kube_client::perform(const std::string& method, const std::string&
     if (stream != nullptr) {
       curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 1L);
       curl_easy_setopt(handle, CURLOPT_XFERINFODATA, static_cast<void*>(nullptr));
+      curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, static_cast<curl_write_callback>(nullptr));
+      curl_easy_setopt(handle, CURLOPT_HEADERDATA, static_cast<void*>(nullptr));
       curl_easy_setopt(handle, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_response_bytes));
       wipe(stream->lines.line);
       if (stream->lines.failure) std::rethrow_exception(stream->lines.failure);
