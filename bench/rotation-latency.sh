@@ -9,12 +9,13 @@
 # "rotation requested" log line, ms resolution) to the new password being
 #   - in the Secret (a Kubernetes watch on it; the time the event arrives), and
 #   - in each replica's files (inotify on the output directory; the `..data` swap).
-# The leader publishes right after its write; the others learn from their next read of
-# the Secret, every --sync-interval (+-10% jitter). Runs with the default interval (5s)
+# The leader publishes right after its write; the others learn from their watch of the
+# Secret (the default; with WATCH=off, from their next read of it, every --sync-interval
+# +-10% jitter). Runs with the default interval (5s)
 # and a short one (1s); strategy dual with --grace 1s (the retire after it is not timed).
 # Prints Markdown tables headed by the machine and the binaries it ran.
 #   bench/rotation-latency.sh [ROTATIONS [ENGINES]]   (default 20, all: pg then mariadb)
-#   SYNC_INTERVALS="5s 1s" overrides the intervals.
+#   SYNC_INTERVALS="5s 1s" overrides the intervals; WATCH=off polls instead of watching.
 set -euo pipefail
 n=${1:-20}
 engines=${2:-all}
@@ -22,6 +23,7 @@ usage() { echo "usage: bench/rotation-latency.sh [ROTATIONS [pg|mariadb|all]]" >
 [[ $n =~ ^[1-9][0-9]*$ ]] || usage
 case $engines in pg | mariadb) ;; all) engines="pg mariadb" ;; *) usage ;; esac
 intervals=${SYNC_INTERVALS:-5s 1s}
+watch=${WATCH:-on}
 
 . "$(dirname "$0")/sidecar-env.sh"
 measure=$PWD/$bench_build/rotation_latency
@@ -41,7 +43,7 @@ for e in $engines; do
       out=$out_root/$e-$sync-$r log=$work/$e-$sync-$r.log
       "$sidecar" --tenant "$tenant" --namespace "$ns" --kubeconfig "$api_dir/kubeconfig" \
         --output-dir "$out" --pod-name "$r" --rotate-every never --grace 1s --sync-interval "$sync" \
-        --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" 2>"$log" &
+        --watch "$watch" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" 2>"$log" &
       pids+=($!)
       bench_pids+=($!)
       wait_ready "$port" "${pids[-1]}" "$log"
@@ -72,7 +74,7 @@ by_role() {
 echo
 machine_line
 echo
-echo "Sidecar binary: $binaries. Three replicas, Kubernetes mode against the API stand-in,"
+echo "Sidecar binary: $binaries. Three replicas, Kubernetes mode against the API stand-in, --watch $watch,"
 echo "strategy dual, rotation by POST /rotate on each replica in turn; ms from the leader's decision."
 for e in $engines; do
   for sync in $intervals; do

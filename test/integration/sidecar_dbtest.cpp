@@ -149,7 +149,7 @@ protected:
                                      "--pod-name",
                                      s.name,
                                      "--sync-interval",
-                                     "300ms",
+                                     sync_interval_,
                                      "--check-interval",
                                      "1s",
                                      "--log-level",
@@ -202,6 +202,7 @@ protected:
   test::pod_identity pod_;
   std::vector<std::unique_ptr<sidecar>> sidecars_;
   int launches_ = 0;
+  std::string sync_interval_ = "300ms";  ///< every sidecar's --sync-interval
 };
 
 class SidecarTest : public SidecarFixture, public ::testing::WithParamInterface<std::string> {
@@ -691,6 +692,60 @@ TEST_P(SidecarTest, LocalModeRotatesTheDirectoryStore) {
       start("pod-m", {"--local", "--store-dir", store.string(), "--rotate-every", "never", "--grace", "1s"}, {}, store);
   EXPECT_EQ(same.proc->wait(30s), 2) << same.proc->err();
   EXPECT_NE(same.proc->err().find("--store-dir"), std::string::npos) << same.proc->err();
+}
+
+// Issue 11, item 10: with `watch` in the Role a replica learns of another's rotation from
+// its watch of the Secret. The sync interval is an hour, so no poll can be what told it.
+TEST_P(SidecarTest, AFollowerLearnsOfARotationThroughItsWatchOfTheSecret) {
+  api_.allow(pod_.user, "watch", ns, "secrets", secret_name_);
+  sync_interval_ = "1h";
+  init();
+  const std::vector<std::string> args = {"--rotate-every", "never", "--grace", "1h", "--resync-interval", "1h"};
+  auto& leader = start("pod-leader", args);
+  auto& follower = start("pod-follower", args);
+  const std::string before = stored(keys::password);
+  for (auto* p : {&leader, &follower})
+    ASSERT_TRUE(eventually([&] { return value_of(files(*p), keys::password) == before; }, 30s)) << p->name;
+  ASSERT_TRUE(eventually([&] { return api_.active_watches() == 2; }, 30s)) << api_.active_watches();
+
+  EXPECT_EQ(http(leader.admin, "POST", "/rotate").status, 202);
+  ASSERT_TRUE(eventually([&] { return stored(keys::password) != before; }, 30s)) << "POST /rotate did nothing";
+  const std::string after = stored(keys::password);
+  EXPECT_TRUE(eventually([&] { return value_of(files(follower), keys::password) == after; }, 30s))
+      << "the follower did not learn of the rotation";
+  EXPECT_TRUE(logs_in(value_of(files(follower), keys::user), value_of(files(follower), keys::password)));
+  EXPECT_EQ(follower.proc->err().find("lacks the verb"), std::string::npos);
+}
+
+// Without `watch` in the Role (the Role before issue 11) the sidecar says which verb is
+// missing, once, and reads the Secret every --sync-interval as before.
+TEST_P(SidecarTest, WithoutWatchInTheRoleItSaysSoAndFallsBackToPolling) {
+  init();
+  const std::vector<std::string> args = {"--rotate-every", "never", "--grace", "1h"};
+  auto& leader = start("pod-leader", args);
+  auto& follower = start("pod-follower", args);
+  const std::string before = stored(keys::password);
+  ASSERT_TRUE(eventually([&] { return value_of(files(follower), keys::password) == before; }, 30s));
+  ASSERT_TRUE(eventually([&] { return follower.proc->err().find("lacks the verb") != std::string::npos; }, 30s))
+      << tail(follower.proc->err(), 20);
+  const std::string err = follower.proc->err();
+  EXPECT_NE(err.find(R"(lacks the verb \"watch\" on secrets for resourceNames [)" + secret_name_ + "]"),
+            std::string::npos)
+      << tail(err, 20);
+  EXPECT_EQ(api_.active_watches(), 0u);
+
+  // Polling: GETs keep coming, and the follower still learns of a rotation.
+  const auto gets = api_.request_count("GET", "/secrets/" + secret_name_);
+  ASSERT_TRUE(eventually([&] { return api_.request_count("GET", "/secrets/" + secret_name_) >= gets + 4; }, 30s));
+  EXPECT_EQ(http(leader.admin, "POST", "/rotate").status, 202);
+  ASSERT_TRUE(eventually([&] { return stored(keys::password) != before; }, 30s)) << "POST /rotate did nothing";
+  const std::string after = stored(keys::password);
+  EXPECT_TRUE(eventually([&] { return value_of(files(follower), keys::password) == after; }, 30s));
+  // One line per process, not one per sync.
+  const std::string log = follower.proc->err();
+  std::size_t lines = 0;
+  for (auto at = log.find("lacks the verb"); at != std::string::npos; at = log.find("lacks the verb", at + 1)) ++lines;
+  EXPECT_EQ(lines, 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, SidecarTest, ::testing::Values("pg", "mariadb"),

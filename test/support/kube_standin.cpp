@@ -8,12 +8,15 @@
 // header: a middle-end false positive, silenced for these includes only.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #pragma GCC diagnostic pop
 
+#include <functional>
+#include <future>
 #include <iostream>
 #include <list>
 #include <thread>
@@ -31,13 +34,18 @@ struct KubeStandin::Impl {
   explicit Impl(Options o);
   void accept();
   void shutdown();  // on the io thread
+  void listen();    // on `endpoint`; throws std::runtime_error
 
   si::State state;  // first: outlives every handler still queued in io
   si::Pki pki;
   asio::io_context io{1};
   asio::ssl::context ssl{asio::ssl::context::tls_server};
   tcp::acceptor acceptor{io};
+  // Keeps io.run() going while restart() has nothing listening and no connection;
+  // shutdown() lets it end.
+  asio::executor_work_guard<asio::io_context::executor_type> keep_running{io.get_executor()};
   std::uint16_t port = 0;
+  std::uint16_t configured_port = 0;
   std::thread thread;
   std::mutex stop_mu;
   bool stopped = false;
@@ -50,14 +58,22 @@ KubeStandin::Impl::Impl(Options o) : state(o), pki(si::make_pki(o)) {
   ssl.use_certificate_chain(asio::buffer(pki.server_cert_pem));
   ssl.use_private_key(asio::buffer(pki.server_key_pem), asio::ssl::context::pem);
   si::configure_client_auth(ssl.native_handle(), pki.ca_cert_pem, o.require_client_cert);
-  const tcp::endpoint endpoint(asio::ip::make_address_v4("127.0.0.1"), o.port);
+  configured_port = o.port;
+  listen();
+}
+
+void KubeStandin::Impl::listen() {
+  const std::uint16_t want = port != 0 ? port : configured_port;
+  const tcp::endpoint endpoint(asio::ip::make_address_v4("127.0.0.1"), want);
   try {
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
     acceptor.bind(endpoint);
     acceptor.listen(asio::socket_base::max_listen_connections);
   } catch (const boost::system::system_error& e) {
-    throw std::runtime_error("kube-standin: cannot listen on 127.0.0.1:" + std::to_string(o.port) + ": " +
+    error_code ignored;
+    acceptor.close(ignored);
+    throw std::runtime_error("kube-standin: cannot listen on 127.0.0.1:" + std::to_string(want) + ": " +
                              e.code().message());
   }
   port = acceptor.local_endpoint().port();
@@ -75,6 +91,7 @@ void KubeStandin::Impl::accept() {
 }
 
 void KubeStandin::Impl::shutdown() {
+  keep_running.reset();
   error_code ignored;
   acceptor.close(ignored);
   for (auto& weak : sessions)
@@ -110,6 +127,43 @@ void KubeStandin::stop() {
   impl_->stopped = true;
   asio::post(impl_->io, [impl = impl_.get()] { impl->shutdown(); });
   if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void KubeStandin::restart(const std::function<void()>& while_down) {
+  const std::lock_guard lock(impl_->stop_mu);
+  if (impl_->stopped) throw std::logic_error("kube-standin: restart() after stop()");
+  auto run_on_io = [this](std::function<void()> f) {
+    std::promise<void> done;
+    asio::post(impl_->io, [&] {
+      try {
+        f();
+        done.set_value();
+      } catch (...) {
+        done.set_exception(std::current_exception());
+      }
+    });
+    done.get_future().get();
+  };
+  run_on_io([impl = impl_.get()] {
+    error_code ignored;
+    impl->acceptor.close(ignored);
+    for (auto& weak : impl->sessions)
+      if (auto s = weak.lock()) s->abort();
+    impl->sessions.clear();
+  });
+  const auto listen_again = [&] {
+    run_on_io([impl = impl_.get()] {
+      impl->listen();
+      impl->accept();
+    });
+  };
+  try {
+    if (while_down) while_down();
+  } catch (...) {
+    listen_again();
+    throw;
+  }
+  listen_again();
 }
 
 std::uint16_t KubeStandin::port() const {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -122,6 +123,13 @@ public:
   /// Ends open watches with their terminating chunk, closes connections and joins the
   /// server thread. Idempotent; the object may still be inspected afterwards.
   void stop();
+  /// Restarts the server as kube-apiserver restarts in front of etcd: closes the listener
+  /// and drops every connection at once (an open watch ends without its terminating
+  /// chunk), runs `while_down` (connections are refused meanwhile; it may change objects
+  /// with put_object, as other clients of etcd would), then listens on the same port with
+  /// the same certificates. Stored objects, resourceVersions and the watch history
+  /// survive, as they do in etcd, so a watch resumes from where it was.
+  void restart(const std::function<void()>& while_down = {});
 
   /// Accepts `Authorization: Bearer <token>` as `user` from now on.
   void add_token(std::string token, std::string user);

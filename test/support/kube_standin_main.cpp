@@ -7,6 +7,8 @@
 // the port and the token, each mode 0600 and each written before "ready" is printed on
 // stdout. The token authenticates as --user (default kube-standin-admin), who may do
 // everything with --allow-all or what the --allow rules grant (see KubeStandin::allow).
+// On SIGUSR1 (with --dir) it writes DIR/requests: every request answered so far, one line
+// each, "METHOD TARGET STATUS" (the benchmarks count API requests with it).
 // Exits 0 on SIGTERM or SIGINT.
 
 #include <fcntl.h>
@@ -27,6 +29,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -142,6 +145,7 @@ int main(int argc, char** argv) {
   try {
     boost::asio::io_context signals_io;
     boost::asio::signal_set signals(signals_io, SIGTERM, SIGINT);
+    boost::asio::signal_set dump(signals_io, SIGUSR1);  // before the port file says ready
     tenantdb::test::KubeStandin standin(options);
     const std::string token = random_token();
     standin.add_token(token, user);
@@ -187,8 +191,22 @@ int main(int argc, char** argv) {
     }
 
     int got = 0;
-    signals.async_wait([&got](const boost::system::error_code& ec, int signal) {
+    std::function<void()> wait_dump = [&] {
+      dump.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        if (!dir.empty()) {
+          std::string lines;
+          for (const auto& r : standin.requests())
+            lines += r.method + " " + r.target + " " + std::to_string(r.status) + "\n";
+          write_private(dir / "requests", lines);
+        }
+        wait_dump();
+      });
+    };
+    wait_dump();
+    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
       if (!ec) got = signal;
+      dump.cancel();
     });
     std::cout << "ready" << std::endl;
     signals_io.run();

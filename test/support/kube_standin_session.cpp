@@ -74,6 +74,11 @@ public:
     }
   }
 
+  void abort() override {
+    closing_ = true;
+    close();
+  }
+
 private:
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
 

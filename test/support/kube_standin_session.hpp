@@ -29,6 +29,9 @@ public:
 
   /// Ends a watch with its terminating chunk, drops a held answer, closes; on the io thread.
   virtual void shutdown() = 0;
+  /// Closes the connection at once, mid-watch or mid-answer, as a server that dies does
+  /// (no terminating chunk); on the io thread.
+  virtual void abort() = 0;
 };
 
 /// Starts serving an accepted connection (TLS handshake first) on the socket's executor.

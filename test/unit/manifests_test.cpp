@@ -11,8 +11,9 @@
 //     connector keys the parser knows;
 //   * connector example Secrets parse with tenantdb::parse_connector (and with the
 //     file reader), their caCert is valid PEM;
-//   * RBAC grants nothing but get/update by name and create on Secrets -- no list, watch,
-//     delete or "*" -- and the bindings the workloads need exist; manifests/ grants no
+//   * RBAC grants nothing but get/update/watch by name and create on Secrets -- no list,
+//     delete or "*"; watch only on the credentials Secret -- and the bindings the
+//     workloads need exist; manifests/ grants no
 //     create at all: it pre-creates each workload's credentials Secret, empty and Opaque;
 //   * the vCluster values use only the keys README.md documents as verified, carry no
 //     credentials, and name the database tenantdb derives for the example tenant;
@@ -863,9 +864,12 @@ TEST(Rbac, RolesGrantOnlyNamedSecretAccessAndCreate) {
         EXPECT_TRUE(r.names.empty()) << doc.where() << ": resourceNames never match a create";
         continue;
       }
-      for (const char* bad :
-           {"*", "list", "watch", "delete", "deletecollection", "patch", "escalate", "bind", "impersonate"})
+      for (const char* bad : {"*", "list", "delete", "deletecollection", "patch", "escalate", "bind", "impersonate"})
         EXPECT_FALSE(r.verbs.count(bad)) << doc.where() << ": verb " << bad;
+      // The sidecar watches its credentials Secret (the one it also updates), nothing else.
+      if (r.verbs.count("watch")) {
+        EXPECT_TRUE(r.verbs.count("update")) << doc.where() << ": watch on a Secret tenantdb does not write";
+      }
       EXPECT_FALSE(r.resources.count("*")) << doc.where();
       EXPECT_FALSE(r.groups.count("*")) << doc.where();
       EXPECT_EQ(r.resources, std::set<std::string>{"secrets"}) << doc.where() << ": Secrets only";
@@ -963,6 +967,11 @@ TEST(Rbac, WorkloadsHaveThePermissionsTheyUse) {
         for (const char* verb : {"get", "update"})
           EXPECT_TRUE(allowed(p.namespace_name, p.namespace_name, p.service_account, verb, secret))
               << p.where() << ": " << p.service_account << " may not " << verb << " " << secret;
+        // The sidecar watches the Secret (issue 11); without it, it polls every 5 s.
+        if (p.find(role::sidecar) != nullptr) {
+          EXPECT_TRUE(allowed(p.namespace_name, p.namespace_name, p.service_account, "watch", secret))
+              << p.where() << ": " << p.service_account << " may not watch " << secret;
+        }
         // The init creates the Secret only if nobody pre-created it.
         EXPECT_TRUE(precreated_secret(p.namespace_name, secret) != nullptr ||
                     allowed(p.namespace_name, p.namespace_name, p.service_account, "create", secret))

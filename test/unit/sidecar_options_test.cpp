@@ -91,6 +91,8 @@ TEST_F(SidecarOptions, EveryFlagHasItsDocumentedDefault) {
   EXPECT_EQ(o.secret_name, "vc-db-t1");
   EXPECT_EQ(o.namespace_name, "");
   EXPECT_EQ(o.kubeconfig, "");
+  EXPECT_TRUE(o.watch) << "the Secret is watched by default";
+  EXPECT_EQ(o.resync_interval, 1h);
   const agent_options& a = o.agent;
   EXPECT_EQ(a.output_dir, fs::path("/creds"));
   EXPECT_EQ(a.ca_file, "/creds/caCert");
@@ -190,6 +192,12 @@ TEST_F(SidecarOptions, EveryFlagIsRead) {
   EXPECT_EQ(a.rotation.password_length, 40u);
 }
 
+TEST_F(SidecarOptions, WatchCanBeTurnedOffAndTheResyncSet) {
+  EXPECT_FALSE(options(minimal({"--watch", "off"})).watch);
+  EXPECT_TRUE(options(minimal({"--watch", "on"})).watch);
+  EXPECT_EQ(options(minimal({"--resync-interval", "10m"})).resync_interval, 10min);
+}
+
 TEST_F(SidecarOptions, RotationCanBeTurnedOff) {
   for (const char* off : {"0", "never", "off"})
     EXPECT_FALSE(options(minimal({"--rotate-every", off})).agent.rotate_every.has_value()) << off;
@@ -275,6 +283,8 @@ TEST_F(SidecarOptions, EveryBadValueIsRefusedNamingItsFlagWithExitTwo) {
       {minimal({"--jitter", "-0.1"}), {}, "--jitter"},
       {minimal({"--sync-interval", "50ms"}), {}, "--sync-interval"},
       {minimal({"--check-interval", "99ms"}), {}, "--check-interval"},
+      {minimal({"--watch", "sometimes"}), {}, "--watch"},
+      {minimal({"--resync-interval", "500ms"}), {}, "--resync-interval"},
       {minimal({"--listen", "localhost:8080"}), {}, "--listen"},
       {minimal({"--listen", "0.0.0.0:70000"}), {}, "--listen"},
       {minimal({"--admin-listen", "0.0.0.0:8081"}), {}, "--admin-listen"},

@@ -170,6 +170,10 @@ public:
   /// Asks the loop to stop as SIGTERM does; safe to call from any thread.
   void stop();
 
+  /// Asks the loop to sync now, as SIGHUP does (without its log line); safe to call from
+  /// any thread. The Secret's watch calls it when the Secret changed.
+  void sync_now();
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -1,13 +1,14 @@
 #pragma once
 /// \file
-/// A small Kubernetes API client over HTTPS with libcurl: it reads, creates and
-/// conditionally updates Secrets, and creates Events (events.hpp), nothing else. Replicas coordinate through the
-/// credentials Secret itself (resourceVersion-conditional writes of its rotation
-/// annotation: see rotation.hpp), not through Leases; `request` is the raw call for
-/// tests and tools.
+/// A small Kubernetes API client over HTTPS with libcurl: it reads, creates,
+/// conditionally updates and watches Secrets, and creates Events (events.hpp), nothing else. Replicas coordinate
+/// through the credentials Secret itself (resourceVersion-conditional writes of its rotation annotation: see
+/// rotation.hpp), not through Leases; `request` is the raw call for tests and tools.
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -68,6 +69,21 @@ struct event_object {
   std::string action;           ///< what was done, e.g. "Provision"
 };
 
+/// One event of a watch (watch_secret). `resource_version` is where a resumed watch
+/// starts: the object's for ADDED/MODIFIED/DELETED, the bookmark's for BOOKMARK; empty
+/// for ERROR.
+struct secret_watch_event {
+  enum class kind { added, modified, deleted, bookmark, error };
+  kind type = kind::error;
+  std::string resource_version;
+  /// ADDED, MODIFIED, DELETED: the Secret (after the change; DELETED: its last state).
+  std::optional<secret_object> object;
+  /// ERROR: the Status's code (410 when the resourceVersion is too old), reason, message.
+  long code = 0;
+  std::string reason;
+  std::string message;
+};
+
 /// Raw HTTP answer.
 struct kube_response {
   long status = 0;
@@ -98,6 +114,21 @@ public:
   /// fail on Events use event_recorder (events.hpp).
   void create_event(const event_object& event, std::chrono::milliseconds timeout = {});
 
+  /// Watches one Secret: GET .../secrets?watch=1&fieldSelector=metadata.name=NAME
+  /// &resourceVersion=RV&allowWatchBookmarks=true&timeoutSeconds=N, streamed. Calls
+  /// `on_open` once the API accepted the watch (HTTP 200), then `on_event` for each event
+  /// line (lines above 8 MiB are refused) until the server ends the watch (its
+  /// timeoutSeconds: returns normally), `on_event` returns false (returns normally), or
+  /// `*stop` becomes true (checked at least once a second; returns normally). An empty
+  /// `resource_version` starts "at the most recent" with a synthetic ADDED for the Secret
+  /// if it exists. A refused watch throws like get_secret (http_status 403, 410, ...);
+  /// a broken stream or a client-side timeout (timeoutSeconds plus a minute) throws
+  /// kind unavailable, retryable. Blocks: give a watch its own client and thread, since
+  /// the client serialises its calls. The token file is re-read for each watch.
+  void watch_secret(const std::string& ns, const std::string& name, const std::string& resource_version,
+                    std::chrono::seconds timeout, const std::function<void()>& on_open,
+                    const std::function<bool(secret_watch_event&)>& on_event, const std::atomic<bool>* stop = nullptr);
+
   /// One request; throws only for transport failures (and an unreadable token file).
   /// For tests and tools that need a raw answer; the library itself calls only the
   /// Secret methods above.
@@ -106,9 +137,10 @@ public:
                         const std::string& content_type = "application/json");
 
 private:
+  struct stream_sink;
   kube_response perform(const std::string& method, const std::string& path, const std::string& body,
                         const std::string& content_type, const std::string& what,
-                        std::chrono::milliseconds timeout = {});
+                        std::chrono::milliseconds timeout = {}, stream_sink* stream = nullptr);
 
   struct impl;
   kube_config config_;

@@ -3,6 +3,7 @@
 /// tenantdb-sidecar's command line: its flags and environment, parsed and checked into
 /// the options the sidecar runs with, before any file is read or network call made.
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -34,6 +35,11 @@ struct sidecar_options {
   std::string secret_name;
   std::string namespace_name;
   std::string kubeconfig;
+  /// --watch (on|off, default on): without --local, follow the Secret with a watch and
+  /// read it from the watch's copy; off: GET it every --sync-interval.
+  bool watch = true;
+  /// --resync-interval: while watching, a GET of the Secret this often all the same.
+  std::chrono::milliseconds resync_interval{std::chrono::hours(1)};
 };
 
 /// Parses --proxy-listen: "off", or ADDRESS[:PORT] with ADDRESS an IP literal (IPv6 in

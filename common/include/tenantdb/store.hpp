@@ -4,6 +4,7 @@
 /// or a directory in local mode. Writes are conditional, so concurrent inits and
 /// sidecar replicas agree on one set of credentials without relying on timing.
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 namespace tenantdb {
 
 class kube_client;
+class secret_watcher;
 
 /// Store annotations: metadata beside the credentials, never secret. The rotation
 /// protocol (rotation.hpp) writes them; provisioning ends a lockout and a rotation it
@@ -105,6 +107,15 @@ public:
 /// resourceVersion-conditional update.
 std::unique_ptr<credential_store> make_secret_store(kube_client& client, std::string namespace_name, std::string name,
                                                     std::map<std::string, std::string> labels);
+
+/// The credentials Secret as make_secret_store, read through `watch` (secret_watch.hpp):
+/// load() answers from the watch's copy while the watch streams, with no request, and
+/// GETs the Secret while it does not (starting, reconnecting, forbidden) and whenever the
+/// last GET is `resync` old, even while it streams. Every GET and every write of this
+/// store updates the watch's copy. `watch` outlives the store.
+std::unique_ptr<credential_store> make_watched_secret_store(kube_client& client, std::string namespace_name,
+                                                            std::string name, std::map<std::string, std::string> labels,
+                                                            secret_watcher& watch, std::chrono::milliseconds resync);
 
 /// A directory in publish_directory's layout, for local mode. Writers serialise on a
 /// lock file beside it; the version is the name of the data directory ..data points at.

@@ -1,6 +1,7 @@
 #include "tenantdb/store.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -10,6 +11,7 @@
 #include "base/unique_fd.hpp"
 #include "tenantdb/error.hpp"
 #include "tenantdb/kube.hpp"
+#include "tenantdb/secret_watch.hpp"
 
 namespace tenantdb {
 namespace {
@@ -29,12 +31,25 @@ bool opaque(const std::string& type) {
 
 class secret_store final : public credential_store {
 public:
-  secret_store(kube_client& client, std::string ns, std::string name, std::map<std::string, std::string> labels)
-      : client_(client), ns_(std::move(ns)), name_(std::move(name)), labels_(std::move(labels)) {}
+  secret_store(kube_client& client, std::string ns, std::string name, std::map<std::string, std::string> labels,
+               secret_watcher* watch = nullptr, std::chrono::milliseconds resync = {})
+      : client_(client),
+        ns_(std::move(ns)),
+        name_(std::move(name)),
+        labels_(std::move(labels)),
+        watch_(watch),
+        resync_(resync) {}
 
   std::optional<stored_credentials> load() override {
-    auto object = client_.get_secret(ns_, name_);
-    if (!object) return std::nullopt;
+    std::optional<secret_object> object;
+    if (answer_from_watch(object)) {
+      if (!object) return std::nullopt;
+    } else {
+      object = client_.get_secret(ns_, name_);
+      last_get_ = std::chrono::steady_clock::now();
+      if (watch_ != nullptr) watch_->observe(object);
+      if (!object) return std::nullopt;
+    }
     refuse_foreign(*object);
     stored_credentials out{object->data, object->resource_version, object->annotations};
     last_ = std::move(object);
@@ -52,6 +67,7 @@ public:
     object.data = data;
     try {
       last_ = client_.create_secret(object);
+      if (watch_ != nullptr) watch_->observe(last_);
       return last_->resource_version;
     } catch (const error& e) {
       if (e.http_status() == http_conflict) return std::nullopt;  // AlreadyExists: another writer won
@@ -76,6 +92,7 @@ public:
     object.data = data;
     try {
       last_ = client_.update_secret(object);
+      if (watch_ != nullptr) watch_->observe(last_);
       return last_->resource_version;
     } catch (const error& e) {
       if (e.http_status() == http_conflict) return std::nullopt;  // Conflict: changed since `version`
@@ -110,11 +127,25 @@ private:
     throw e;  // by value of its own type: about() returns error&, which would slice
   }
 
+  // While the watch streams, the Secret as it last saw it, without a request; a GET
+  // (false) while it does not, and once every `resync_` even while it does.
+  bool answer_from_watch(std::optional<secret_object>& object) const {
+    if (watch_ == nullptr) return false;
+    if (!last_get_ || std::chrono::steady_clock::now() - *last_get_ >= resync_) return false;
+    secret_watcher::snapshot snap = watch_->current();
+    if (!snap.live || !snap.known) return false;
+    object = std::move(snap.object);
+    return true;
+  }
+
   kube_client& client_;
   std::string ns_;
   std::string name_;
   std::map<std::string, std::string> labels_;
   std::optional<secret_object> last_;
+  secret_watcher* watch_ = nullptr;
+  std::chrono::milliseconds resync_{};
+  std::optional<std::chrono::steady_clock::time_point> last_get_;
 };
 
 // Annotations ride along as a hidden file (readers of Secret volumes skip dotfiles) so
@@ -227,6 +258,13 @@ void remove_annotation(annotation_map& annotations, std::string_view key) {
 std::unique_ptr<credential_store> make_secret_store(kube_client& client, std::string namespace_name, std::string name,
                                                     std::map<std::string, std::string> labels) {
   return std::make_unique<secret_store>(client, std::move(namespace_name), std::move(name), std::move(labels));
+}
+
+std::unique_ptr<credential_store> make_watched_secret_store(kube_client& client, std::string namespace_name,
+                                                            std::string name, std::map<std::string, std::string> labels,
+                                                            secret_watcher& watch, std::chrono::milliseconds resync) {
+  return std::make_unique<secret_store>(client, std::move(namespace_name), std::move(name), std::move(labels), &watch,
+                                        resync);
 }
 
 std::unique_ptr<credential_store> make_directory_store(std::filesystem::path dir, directory_options options) {

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <mutex>
 #include <string_view>
 #include <system_error>
@@ -74,20 +76,104 @@ private:
   std::string& out_;
 };
 
+/// A watch's stream: the body of a 200 answer is cut into lines, each handed to
+/// `on_line`; any other answer is kept whole in the response body (a Status).
+struct line_stream {
+  CURL* handle = nullptr;
+  std::function<void()> on_open;
+  std::function<bool(std::string&)> on_line;  ///< false: stop the transfer
+  const std::atomic<bool>* stop = nullptr;
+  std::string line;  ///< the unfinished line; may hold Secret data
+  long status = 0;   ///< of the answer, once its body starts
+  bool line_too_long = false;
+  bool stopped = false;        ///< on_line or *stop ended the transfer
+  std::exception_ptr failure;  ///< thrown by a callback, rethrown after the transfer
+};
+
+/// Event lines longer than this are refused: a Secret is at most 1 MiB.
+constexpr std::size_t max_line_bytes = std::size_t{8} << 20;
+
 struct write_target {
   std::string* body;
   bool too_large = false;
+  line_stream* stream = nullptr;
 };
+
+/// Feeds a 200 answer's bytes to the line stream; false stops the transfer.
+bool feed_lines(line_stream& s, const char* data, std::size_t bytes) {
+  try {
+    std::size_t at = 0;
+    while (at < bytes) {
+      const char* newline = static_cast<const char*>(std::memchr(data + at, '\n', bytes - at));
+      const std::size_t take = newline == nullptr ? bytes - at : static_cast<std::size_t>(newline - (data + at));
+      if (s.line.size() + take > max_line_bytes) {
+        s.line_too_long = true;
+        return false;
+      }
+      append_wiping(s.line, data + at, take);
+      at += take;
+      if (newline == nullptr) break;
+      ++at;  // the newline
+      if (!s.line.empty() && !s.on_line(s.line)) {
+        wipe(s.line);
+        s.stopped = true;
+        return false;
+      }
+      wipe(s.line);
+    }
+    return true;
+  } catch (...) {
+    s.failure = std::current_exception();
+    wipe(s.line);
+    return false;
+  }
+}
 
 extern "C" std::size_t write_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* target = static_cast<write_target*>(user);
   const std::size_t bytes = size * count;
+  if (line_stream* s = target->stream) {
+    if (s->status == 0) {
+      curl_easy_getinfo(s->handle, CURLINFO_RESPONSE_CODE, &s->status);
+      if (s->status == 200 && s->on_open) s->on_open();
+    }
+    if (s->status == 200) return feed_lines(*s, data, bytes) ? bytes : 0;
+  }
   if (target->body->size() + bytes > max_response_bytes) {
     target->too_large = true;
     return 0;  // makes libcurl stop with CURLE_WRITE_ERROR
   }
   append_wiping(*target->body, data, bytes);
   return bytes;
+}
+
+/// Tells the line stream that the answer's headers are complete: a watch that streams
+/// may send no body byte for a long time, so it is "open" at its 200 header, not at its
+/// first event.
+extern "C" std::size_t watch_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* s = static_cast<line_stream*>(user);
+  const std::size_t bytes = size * count;
+  const bool end_of_headers = (bytes == 2 && data[0] == '\r' && data[1] == '\n') || (bytes == 1 && data[0] == '\n');
+  if (end_of_headers && s->status == 0) {
+    long status = 0;
+    curl_easy_getinfo(s->handle, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200) {  // not an interim 1xx answer
+      s->status = status;
+      if (status == 200 && s->on_open) s->on_open();
+    }
+  }
+  return bytes;
+}
+
+/// Aborts a watch's transfer once its stop flag is set (libcurl calls this about once
+/// a second while the stream is idle, more often while data flows).
+extern "C" int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* s = static_cast<line_stream*>(user);
+  if (s->stop != nullptr && s->stop->load()) {
+    s->stopped = true;
+    return 1;
+  }
+  return 0;
 }
 
 std::string errno_text(int code) {
@@ -235,10 +321,8 @@ std::map<std::string, std::string> member_string_map(const rapidjson::Value& obj
 
 /// Parses a Secret from `body` in place (decoded strings stay inside `body`, which the
 /// caller wipes), so the Secret's data is not copied into parser-owned memory.
-secret_object secret_from_json(std::string& body, const std::string& what) {
-  rapidjson::Document doc;
-  doc.ParseInsitu(body.data());
-  if (doc.HasParseError() || !doc.IsObject()) throw_bad_answer(what, "not a JSON object");
+secret_object secret_from_value(const rapidjson::Value& doc, const std::string& what) {
+  if (!doc.IsObject()) throw_bad_answer(what, "not a JSON object");
   if (member_string(doc, "kind", what) != "Secret") throw_bad_answer(what, "kind is not Secret");
   const auto metadata = doc.FindMember("metadata");
   if (metadata == doc.MemberEnd() || !metadata->value.IsObject()) throw_bad_answer(what, "no metadata");
@@ -266,6 +350,13 @@ secret_object secret_from_json(std::string& body, const std::string& what) {
     }
   }
   return out;
+}
+
+secret_object secret_from_json(std::string& body, const std::string& what) {
+  rapidjson::Document doc;
+  doc.ParseInsitu(body.data());
+  if (doc.HasParseError() || !doc.IsObject()) throw_bad_answer(what, "not a JSON object");
+  return secret_from_value(doc, what);
 }
 
 struct status_fields {
@@ -471,9 +562,13 @@ kube_response kube_client::request(const std::string& method, const std::string&
   return perform(method, path, body, content_type, method + " " + path);
 }
 
+struct kube_client::stream_sink {
+  line_stream lines;
+};
+
 kube_response kube_client::perform(const std::string& method, const std::string& path, const std::string& body,
                                    const std::string& content_type, const std::string& what,
-                                   std::chrono::milliseconds timeout) {
+                                   std::chrono::milliseconds timeout, stream_sink* stream) {
   // Re-read for every request: projected service-account tokens rotate.
   std::string token;
   const wipe_on_exit token_guard{token};
@@ -523,7 +618,7 @@ kube_response kube_client::perform(const std::string& method, const std::string&
 
   const std::string url = impl_->base_url + path;
   kube_response response;
-  write_target target{&response.body};
+  write_target target{&response.body, false, stream != nullptr ? &stream->lines : nullptr};
   CURLcode rc = CURLE_OK;
   const auto started = std::chrono::steady_clock::now();
   {
@@ -537,6 +632,17 @@ kube_response kube_client::perform(const std::string& method, const std::string&
     curl_easy_setopt(handle, CURLOPT_NOBODY, 0L);
     const bool own_timeout = timeout.count() > 0;
     if (own_timeout) curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    if (stream != nullptr) {
+      // A watch streams for as long as it lasts: no size cap on the whole (each line has
+      // one), and the stop flag is polled from the progress callback.
+      stream->lines.handle = handle;
+      curl_easy_setopt(handle, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
+      curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, &watch_progress);
+      curl_easy_setopt(handle, CURLOPT_XFERINFODATA, static_cast<void*>(&stream->lines));
+      curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, &watch_header);
+      curl_easy_setopt(handle, CURLOPT_HEADERDATA, static_cast<void*>(&stream->lines));
+    }
     if (sends_body) {
       curl_easy_setopt(handle, CURLOPT_POST, 1L);
       curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
@@ -556,6 +662,22 @@ kube_response kube_client::perform(const std::string& method, const std::string&
     curl_easy_setopt(handle, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
     curl_easy_setopt(handle, CURLOPT_POSTFIELDS, static_cast<const char*>(nullptr));
     curl_easy_setopt(handle, CURLOPT_WRITEDATA, static_cast<void*>(nullptr));
+    if (stream != nullptr) {
+      curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 1L);
+      curl_easy_setopt(handle, CURLOPT_XFERINFODATA, static_cast<void*>(nullptr));
+      curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, static_cast<curl_write_callback>(nullptr));
+      curl_easy_setopt(handle, CURLOPT_HEADERDATA, static_cast<void*>(nullptr));
+      curl_easy_setopt(handle, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_response_bytes));
+      wipe(stream->lines.line);
+      if (stream->lines.failure) std::rethrow_exception(stream->lines.failure);
+      if (stream->lines.line_too_long)
+        throw error(error_kind::kubernetes,
+                    what + ": a watch event is larger than " + std::to_string(max_line_bytes >> 20) + " MiB; refused");
+      if (stream->lines.stopped && (rc == CURLE_WRITE_ERROR || rc == CURLE_ABORTED_BY_CALLBACK)) {
+        rc = CURLE_OK;
+        curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
+      }
+    }
     if (rc != CURLE_OK) {
       const std::string detail(impl_->error_buffer);
       wipe(response.body);
@@ -702,6 +824,77 @@ void kube_client::create_event(const event_object& event, std::chrono::milliseco
   kube_response response = perform("POST", path, event_to_json(event), "application/json", what, timeout);
   if (response.status >= 200 && response.status < 300) return;
   throw_api_error(response, what);
+}
+
+namespace {
+
+/// One watch event line, parsed in place (the Secret's decoded data stays in `line`,
+/// which the caller wipes).
+secret_watch_event parse_watch_event(std::string& line, const std::string& what) {
+  rapidjson::Document doc;
+  doc.ParseInsitu(line.data());
+  if (doc.HasParseError() || !doc.IsObject())
+    throw error(error_kind::kubernetes, what + ": a watch event is not a JSON object");
+  const std::string type = member_string(doc, "type", what);
+  const auto object = doc.FindMember("object");
+  if (object == doc.MemberEnd() || !object->value.IsObject())
+    throw error(error_kind::kubernetes, what + ": a watch event (" + clean_message(type) + ") has no object");
+  const rapidjson::Value& o = object->value;
+  secret_watch_event event;
+  if (type == "ERROR") {
+    event.type = secret_watch_event::kind::error;
+    event.message = clean_message(member_string(o, "message", what));
+    event.reason = clean_message(member_string(o, "reason", what));
+    if (const auto code = o.FindMember("code"); code != o.MemberEnd() && code->value.IsInt64())
+      event.code = static_cast<long>(code->value.GetInt64());
+    return event;
+  }
+  if (type == "BOOKMARK") {
+    // Only metadata.resourceVersion is meaningful in a bookmark's object.
+    event.type = secret_watch_event::kind::bookmark;
+    const auto metadata = o.FindMember("metadata");
+    if (metadata != o.MemberEnd() && metadata->value.IsObject())
+      event.resource_version = member_string(metadata->value, "resourceVersion", what);
+    if (event.resource_version.empty())
+      throw error(error_kind::kubernetes, what + ": a BOOKMARK event has no resourceVersion");
+    return event;
+  }
+  if (type == "ADDED")
+    event.type = secret_watch_event::kind::added;
+  else if (type == "MODIFIED")
+    event.type = secret_watch_event::kind::modified;
+  else if (type == "DELETED")
+    event.type = secret_watch_event::kind::deleted;
+  else
+    throw error(error_kind::kubernetes, what + ": unknown watch event type \"" + clean_message(type) + "\"");
+  event.object = secret_from_value(o, what);
+  event.resource_version = event.object->resource_version;
+  return event;
+}
+
+}  // namespace
+
+void kube_client::watch_secret(const std::string& ns, const std::string& name, const std::string& resource_version,
+                               std::chrono::seconds timeout, const std::function<void()>& on_open,
+                               const std::function<bool(secret_watch_event&)>& on_event,
+                               const std::atomic<bool>* stop) {
+  const std::string what = "watch " + secret_label(ns, name);
+  std::string path = secret_path(ns, {}) + "?watch=1&fieldSelector=" + percent_encode("metadata.name=" + name);
+  if (!resource_version.empty()) path += "&resourceVersion=" + percent_encode(resource_version);
+  path += "&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout.count());
+  stream_sink sink;
+  sink.lines.on_open = on_open;
+  sink.lines.stop = stop;
+  sink.lines.on_line = [&](std::string& line) {
+    secret_watch_event event = parse_watch_event(line, what);
+    return on_event(event);
+  };
+  // The server ends the watch after timeoutSeconds; our own deadline is a minute later,
+  // for a server that never does.
+  const auto deadline = std::chrono::duration_cast<std::chrono::milliseconds>(timeout + std::chrono::minutes(1));
+  kube_response response = perform("GET", path, {}, "application/json", what, deadline, &sink);
+  if (response.status >= 200 && response.status < 300) return;
+  throw_api_error_wiping(response, what);
 }
 
 void throw_api_error(const kube_response& response, const std::string& what) {

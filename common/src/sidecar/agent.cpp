@@ -418,4 +418,8 @@ void agent::stop() {
   asio::post(impl_->io, [this] { impl_->shutdown(); });
 }
 
+void agent::sync_now() {
+  asio::post(impl_->io, [this] { impl_->schedule_sync(milliseconds(0)); });
+}
+
 }  // namespace tenantdb

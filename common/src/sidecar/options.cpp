@@ -203,6 +203,8 @@ struct flags {
   std::string retire_when_drained = "0";
   std::string strategy = "dual";
   std::string sync_interval = "5s";
+  std::string watch = "on";
+  std::string resync_interval = "1h";
   std::string check_interval = "60s";
   std::string listen = "0.0.0.0:8080";
   std::string admin_listen = "127.0.0.1:8081";
@@ -265,7 +267,16 @@ void add_flags(CLI::App& app, flags& f) {
                  "most this long; 0: retire when --grace ends")
       ->capture_default_str();
   app.add_option("--strategy", f.strategy, "dual or in-place (as the init provisioned)")->capture_default_str();
-  app.add_option("--sync-interval", f.sync_interval, "How often the store is read")->capture_default_str();
+  app.add_option("--sync-interval", f.sync_interval,
+                 "How often the sidecar syncs: reads the store (a GET of the Secret unless it is watched), "
+                 "runs due rotation steps")
+      ->capture_default_str();
+  app.add_option("--watch", f.watch,
+                 "on: follow the credentials Secret with a Kubernetes watch and read it from the watch; off: a GET "
+                 "every --sync-interval")
+      ->capture_default_str();
+  app.add_option("--resync-interval", f.resync_interval, "While watching, a GET of the Secret this often all the same")
+      ->capture_default_str();
   app.add_option("--check-interval", f.check_interval, "How often the credentials' login is checked")
       ->capture_default_str();
   app.add_option("--listen", f.listen, "Address of /healthz, /readyz and /metrics, or off")->capture_default_str();
@@ -344,6 +355,13 @@ sidecar_options to_options(const flags& f) {
   opts.jitter = f.jitter;
   opts.sync_interval = parse_period(f.sync_interval, "--sync-interval", std::chrono::milliseconds(100));
   opts.check_interval = parse_period(f.check_interval, "--check-interval", std::chrono::milliseconds(100));
+  if (f.watch == "on" || f.watch == "true")
+    out.watch = true;
+  else if (f.watch == "off" || f.watch == "false")
+    out.watch = false;
+  else
+    usage("--watch", "must be on or off");
+  out.resync_interval = parse_period(f.resync_interval, "--resync-interval", std::chrono::seconds(1));
   opts.listen = parse_listen_address(f.listen, "--listen");
   opts.admin_listen = parse_listen_address(f.admin_listen, "--admin-listen");
   if (opts.admin_listen.enabled() && !is_loopback(opts.admin_listen))
