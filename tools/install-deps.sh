@@ -31,6 +31,9 @@ packages=(
   # The Kine-like test client (test/clients/kinelike), built offline in GOPATH mode with
   # the drivers Kine uses: the Go toolchain, pgx v4 and go-sql-driver/mysql.
   golang-go golang-github-jackc-pgx-v4-dev golang-github-go-sql-driver-mysql-dev
+  # The Node test client (test/clients/node): Node.js (and npm, added below when missing);
+  # its two drivers (pg, mysql2) come from npm, at the versions its package-lock.json pins.
+  nodejs
   iproute2 util-linux procps
   libnss-systemd   # the static smoke test's NSS crash case (issue 12, finding 7)
 )
@@ -43,6 +46,9 @@ bench_packages=(
 if [ "$bench" -eq 1 ]; then
   packages+=("${bench_packages[@]}")
 fi
+# Debian's nodejs leaves npm to its own package; NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm package, so ask for it only when there is no npm at all.
+command -v npm >/dev/null || packages+=(npm)
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -54,16 +60,36 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # The package servers must not start system-wide database services: tests run their own.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${sudo[@]}" chmod 755 /usr/sbin/policy-rc.d
+    trap '"${sudo[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-# The package servers must not start system-wide database services: tests run their own.
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-  "${sudo[@]}" chmod 755 /usr/sbin/policy-rc.d
-  trap '"${sudo[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
+
+# Node's pg and mysql2 for test/clients/node, into its node_modules (ignored by git), at
+# the versions its package-lock.json pins (`npm ci` never rewrites the lock file). Skipped
+# when they are there already. npm needs its registry: without it this says so in one line
+# and goes on; node_clients_dbtest then skips, naming what is missing.
+node_client="$(cd "$(dirname "$0")/.." && pwd)/test/clients/node"
+node_modules_current() {
+  node -e '
+    const lock = require(process.argv[1] + "/package-lock.json").packages;
+    for (const p of ["pg", "mysql2"]) {
+      const want = lock["node_modules/" + p].version;
+      if (require(process.argv[1] + "/node_modules/" + p + "/package.json").version !== want) process.exit(1);
+    }' "$node_client" 2>/dev/null
+}
+if ! node_modules_current; then
+  if npm ci --prefix "$node_client" --no-audit --no-fund --loglevel=error >/dev/null 2>&1 && node_modules_current; then
+    echo "install-deps: installed pg and mysql2 (npm) into $node_client/node_modules"
+  else
+    echo "install-deps: npm could not install pg and mysql2 into $node_client/node_modules (is its registry reachable?): node_clients_dbtest will skip" >&2
+  fi
 fi
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
