@@ -473,7 +473,8 @@ provision_result provision(const connector& conn, engine& db, credential_store& 
       names = attached_names(*admin, conn.server.type, options.attach_database, us);
     });
   }
-  run r{conn, db, store, options, names, owner_of(options, names, store), limits_for(conn, options), nullptr, {}, {}, {}};
+  run r{conn,    db, store, options, names, owner_of(options, names, store), limits_for(conn, options),
+        nullptr, {}, {},    {}};
   r.result.names = r.names;
   log::info(options.dry_run ? "planning provisioning (dry run: nothing is changed)" : "provisioning",
             {{"tenant", options.who.name},
